@@ -1,0 +1,186 @@
+"""The small contracts that cross package boundaries.
+
+``search/`` owns these; ``models/`` and ``verifiers/`` implement them and import only this
+module of ``search/``. Nothing here imports torch, vLLM, transformers or sympy, and no
+vendor type (OpenAI, vLLM, torch) ever crosses these boundaries: convert at the edge.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Sequence
+from typing import Any, Literal, Protocol, runtime_checkable
+
+FinishReason = Literal["stop", "eos", "length", "error"]
+"""Why a step ended: a stop string (step delimiter), end of sequence, max tokens, a failure."""
+
+
+class PonderError(Exception):
+    """Root of every error this project raises on purpose."""
+
+
+class ConfigError(PonderError, ValueError):
+    """An invalid setting. The message names the field and the offending value."""
+
+    def __init__(self, field: str, value: Any, reason: str) -> None:
+        self.field, self.value, self.reason = field, value, reason
+        super().__init__(f"invalid {field}={value!r}: {reason}")
+
+
+class ModelServerError(PonderError):
+    """A model endpoint failed. ``retryable`` says whether trying again may help."""
+
+    def __init__(self, endpoint: str, cause: str, *, retryable: bool) -> None:
+        self.endpoint, self.cause, self.retryable = endpoint, cause, retryable
+        kind = "transient" if retryable else "permanent"
+        super().__init__(f"{endpoint}: {cause} ({kind})")
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """What a search receives. The gold answer is deliberately NOT a field."""
+
+    id: str
+    question: str
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampling:
+    """Sampling options, with vLLM's names."""
+
+    n: int = 1
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_tokens: int = 128
+    stop: tuple[str, ...] = ()
+    include_stop_str_in_output: bool = True
+    logprobs: int | None = 0
+    """Number of top logprobs per token; 0 returns only the sampled token's logprob; None none."""
+    seed: int | None = None
+
+
+@dataclasses.dataclass
+class Usage:
+    """Compute spent. Tokens are counts; ``wall_seconds`` is elapsed time in seconds."""
+
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    reward_tokens: int = 0
+    calls: int = 0
+    reward_calls: int = 0
+    wall_seconds: float = 0.0
+
+    def add(self, other: Usage) -> Usage:
+        """Adds ``other`` into ``self`` in place and returns ``self``."""
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        return self
+
+    def to_dict(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepProposal:
+    """One sampled continuation (a candidate next step)."""
+
+    text: str
+    token_ids: tuple[int, ...]
+    logprobs: tuple[float, ...]
+    """Log-probability of each sampled token (same length as ``token_ids``; may be empty)."""
+    finish_reason: FinishReason
+    stop_reason: str | None = None
+    """The stop string that ended the step, when ``finish_reason == "stop"``."""
+
+    @property
+    def mean_logprob(self) -> float:
+        return sum(self.logprobs) / len(self.logprobs) if self.logprobs else 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Generation:
+    """The result of one policy request: ``sampling.n`` proposals and what it cost."""
+
+    proposals: tuple[StepProposal, ...]
+    usage: Usage
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """The policy checkpoint's tokenizer."""
+
+    eos_token_id: int | None
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` with no special tokens added."""
+        ...
+
+    def decode(self, token_ids: Sequence[int]) -> str: ...
+
+    def chat_prompt(self, user: str, system: str | None = None) -> list[int]:
+        """Token ids of the chat template applied to one user turn, ready for the reply."""
+        ...
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """Proposes next steps. A prefix is token ids: root prompt + steps so far."""
+
+    async def propose(self, prefix: Sequence[int], sampling: Sampling) -> Generation: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class StepScores:
+    """Scores in [0, 1] for every step of every scored path, and what they cost."""
+
+    scores: tuple[tuple[float, ...], ...]
+    usage: Usage
+
+
+@runtime_checkable
+class RewardModel(Protocol):
+    """Scores every step of many partial paths in one call (PRM, self-eval, value model)."""
+
+    async def score(self, problem: Problem, paths: Sequence[Sequence[str]]) -> StepScores:
+        """Returns, for each path (a list of step texts), one score in [0, 1] per step."""
+        ...
+
+
+class VerdictStatus(str, enum.Enum):
+    CORRECT = "correct"
+    INCORRECT = "incorrect"
+    UNPARSEABLE = "unparseable"
+    TIMEOUT = "timeout"
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """The outcome of checking one candidate answer. Never a bare bool."""
+
+    status: VerdictStatus
+    extracted: str | None = None
+    """The answer found in the candidate text, if any."""
+    detail: str = ""
+
+    @property
+    def correct(self) -> bool:
+        return self.status is VerdictStatus.CORRECT
+
+    @property
+    def reward(self) -> float:
+        """1.0 if correct else 0.0 (unparseable and timeout count as not correct)."""
+        return 1.0 if self.correct else 0.0
+
+
+@runtime_checkable
+class Verifier(Protocol):
+    """Checks a candidate (free model text) against a gold answer. Blocking, bounded in time."""
+
+    def extract(self, text: str) -> str | None:
+        """The final answer stated in ``text`` (no gold needed), or None."""
+        ...
+
+    def verify(self, gold: Any, candidate: str) -> Verdict: ...
