@@ -1,0 +1,57 @@
+"""Pieces the algorithm files share: the config base and how a beam outcome becomes a result."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from search.aggregate import best_node, vote_path
+from search.beam import BeamOutcome
+from search.context import SearchContext
+from search.evaluators import PrmAggregation, ValueFn, make_value_fn
+from search.trace import SearchResult
+
+AnswerBy = Literal["first", "best", "vote", "majority"]
+ScoreSource = Literal["auto", "reward_model", "prior"]
+
+
+class ConfigBase(BaseModel):
+    """Base of every algorithm config: frozen, unknown fields rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def score_fn_for(ctx: SearchContext, source: ScoreSource, aggregation: PrmAggregation) -> ValueFn:
+    """The candidate scorer: the reward model (``auto`` when one is configured) or the
+    path prior exp(mean token logprob)."""
+    use_model = source == "reward_model" or (source == "auto" and ctx.reward_model is not None)
+    return make_value_fn(ctx, "reward_model" if use_model else "prior", aggregation=aggregation)
+
+
+def finish_beam(ctx: SearchContext, algorithm: str, outcome: BeamOutcome, answer_by: AnswerBy, **extra: object) -> SearchResult:
+    """The result of a beam-family search.
+
+    Args:
+        ctx: The search context.
+        algorithm: Name recorded in the result.
+        outcome: What the beam search produced.
+        answer_by: ``first`` finished path, ``best`` score, score-weighted ``vote``
+            (PRM-weighted vote) or unweighted ``majority`` vote over finished paths.
+            With none finished, the best-scored unfinished beam is returned.
+        **extra: Extra fields for ``SearchResult.extra``.
+    """
+    finished, scores = outcome.finished, outcome.scores
+    with ctx.bookkeeping():
+        match answer_by:
+            case "first":
+                node = finished[0] if finished else None
+            case "best":
+                node = best_node(finished, lambda i: scores.get(i, 0.0))
+            case "vote":
+                node = vote_path(ctx.tree, finished, [scores.get(i, 0.0) for i in finished])
+            case "majority":
+                node = vote_path(ctx.tree, finished, [1.0] * len(finished))
+        if node is None:
+            node = best_node(outcome.active, lambda i: scores.get(i, 0.0))
+    return ctx.result(algorithm, node, finished=finished, **extra)

@@ -1,0 +1,56 @@
+"""Diverse verifier tree search (search-and-learn DVTS): N/M independent greedy subtrees."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from search.algorithms.common import ConfigBase, ScoreSource, finish_beam, score_fn_for
+from search.beam import BeamOutcome, beam_search
+from search.context import SearchContext
+from search.evaluators import PrmAggregation
+from search.trace import SearchResult
+
+
+class DvtsConfig(ConfigBase):
+    """Split N candidates into N/M subtrees; each is a width-1 beam over M candidates per
+    step, kept by the verifier's (reward model's) score."""
+
+    algorithm: Literal["dvts"] = Field("dvts", description="Discriminator.")
+    num_samples: int = Field(16, ge=1, description="N: candidates per step over all subtrees.")
+    subtree_width: int = Field(4, ge=1, description="M: candidates per subtree and step.")
+    score: ScoreSource = Field("auto", description="Candidate score: reward_model, prior, or auto.")
+    aggregation: PrmAggregation = Field("last", description="Per-step reward scores -> path score.")
+    answer_by: Literal["best", "vote"] = Field("vote", description="Over the subtrees' answers: best score or weighted vote.")
+    temperature: float | None = Field(None, ge=0.0, description="Sampling temperature; None = the context default.")
+
+    @model_validator(mode="after")
+    def _m_divides_n(self) -> DvtsConfig:
+        if self.num_samples % self.subtree_width:
+            raise ValueError(f"subtree_width={self.subtree_width} must divide num_samples={self.num_samples}")
+        return self
+
+
+async def dvts_search(ctx: SearchContext, config: DvtsConfig) -> SearchResult:
+    """Runs the N/M subtrees concurrently from the root and aggregates their answers.
+
+    ``extra["subtrees"]`` holds each subtree's final node id (finished, last beam or dropped node).
+    """
+    score_fn = score_fn_for(ctx, config.score, config.aggregation)
+    m = config.subtree_width
+    outcomes = await asyncio.gather(
+        *(
+            beam_search(ctx, 0, width=1, num_children=m, score_fn=score_fn, temperature=config.temperature)
+            for _ in range(config.num_samples // m)
+        )
+    )
+    merged = BeamOutcome(active=[])
+    for o in outcomes:
+        merged.finished += o.finished
+        merged.dropped += o.dropped
+        merged.active += o.active
+        merged.scores |= o.scores
+    ends = [(o.finished or o.active or o.dropped or [None])[0] for o in outcomes]
+    return finish_beam(ctx, config.algorithm, merged, config.answer_by, subtrees=ends)

@@ -1,0 +1,229 @@
+"""Everything one search of one problem needs, its meter, and the shared expand step.
+
+The CLI builds a ``SearchContext`` per problem. It holds no gold answer: in solve mode
+``oracle`` is None and nothing reachable from the context knows the answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from search.protocols import (
+    Generation,
+    Policy,
+    PonderError,
+    Problem,
+    RewardModel,
+    Sampling,
+    StepScores,
+    Usage,
+    Verdict,
+)
+from search.steps import StepFormat
+from search.trace import SearchResult
+from search.tree import Tree
+
+
+class Budget(BaseModel):
+    """Compute limits for one problem; None means unlimited.
+
+    Limits are checked before every model call, so calls already in flight may overshoot
+    a token limit by at most their own output.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_generated_tokens: int | None = Field(None, ge=1, description="Policy tokens generated, summed over calls.")
+    max_calls: int | None = Field(None, ge=1, description="Policy requests (reward-model calls not counted).")
+    max_wall_seconds: float | None = Field(None, gt=0, description="Elapsed seconds for the problem's search.")
+
+
+class SamplingDefaults(BaseModel):
+    """Default sampling options; algorithms may override the temperature."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    temperature: float = Field(0.7, ge=0.0, description="Sampling temperature (0 = greedy).")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass in (0, 1].")
+    seed: int | None = Field(
+        None, description="Base seed; each request gets one derived from it and its prefix. None = unseeded."
+    )
+
+
+@dataclasses.dataclass(eq=False)
+class SearchContext:
+    """One problem's search: models, prompt, step format, budget, meter and tree.
+
+    Attributes:
+        policy: Proposes next steps from token-id prefixes.
+        root_prefix: Chat-template token ids of the problem (the prompt).
+        problem: The problem (no gold answer on it).
+        steps: How steps are cut and when paths end.
+        extract_fn: Final answer found in a solution text, or None (needs no gold).
+        reward_model: Step scorer (PRM, self-eval, value model), or None.
+        oracle: Verifier against the gold answer. LABEL MODE ONLY; None when solving.
+        budget: Compute limits.
+        sampling: Default sampling options.
+        reward_key: Name under which reward-model step scores are stored on nodes.
+        usage: Compute spent so far (filled by the context; not an argument).
+        tree: The search tree (created from ``root_prefix``; not an argument).
+    """
+
+    policy: Policy
+    root_prefix: list[int]
+    problem: Problem
+    steps: StepFormat
+    extract_fn: Callable[[str], str | None]
+    reward_model: RewardModel | None = None
+    oracle: Callable[[str], Awaitable[Verdict]] | None = None
+    budget: Budget = dataclasses.field(default_factory=Budget)
+    sampling: SamplingDefaults = dataclasses.field(default_factory=SamplingDefaults)
+    reward_key: str = "prm"
+    usage: Usage = dataclasses.field(default_factory=Usage, init=False)
+    tree: Tree = dataclasses.field(init=False)
+    bookkeeping_seconds: float = dataclasses.field(default=0.0, init=False)
+    model_wait_seconds: float = dataclasses.field(default=0.0, init=False)
+    started_at: float = dataclasses.field(default_factory=time.perf_counter, init=False)
+    _requests: dict[int, int] = dataclasses.field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.tree = Tree(self.root_prefix)
+
+    def elapsed(self) -> float:
+        """Seconds since the search started."""
+        return time.perf_counter() - self.started_at
+
+    def exhausted(self) -> bool:
+        """Whether any budget limit is reached."""
+        b = self.budget
+        return (
+            (b.max_generated_tokens is not None and self.usage.generated_tokens >= b.max_generated_tokens)
+            or (b.max_calls is not None and self.usage.calls >= b.max_calls)
+            or (b.max_wall_seconds is not None and self.elapsed() >= b.max_wall_seconds)
+        )
+
+    @contextlib.contextmanager
+    def bookkeeping(self) -> Iterator[None]:
+        """Times a block of search code (no awaits inside) into ``bookkeeping_seconds``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.bookkeeping_seconds += time.perf_counter() - start
+
+    async def propose(self, prefix: Sequence[int], sampling: Sampling) -> Generation:
+        """Calls the policy and meters the call (at least one call is counted)."""
+        start = time.perf_counter()
+        try:
+            generation = await self.policy.propose(prefix, sampling)
+        finally:
+            self.model_wait_seconds += time.perf_counter() - start
+        self.usage.add(dataclasses.replace(generation.usage, calls=max(generation.usage.calls, 1), wall_seconds=0.0))
+        return generation
+
+    async def score(self, paths: Sequence[Sequence[str]]) -> StepScores:
+        """Calls the reward model on step-text paths and meters the call."""
+        if self.reward_model is None:
+            raise PonderError("no reward model configured")
+        start = time.perf_counter()
+        try:
+            scores = await self.reward_model.score(self.problem, paths)
+        finally:
+            self.model_wait_seconds += time.perf_counter() - start
+        u = scores.usage
+        self.usage.add(dataclasses.replace(u, reward_calls=max(u.reward_calls, 1), wall_seconds=0.0))
+        return scores
+
+    def step_sampling(
+        self, node_id: int, prefix: Sequence[int], n: int, temperature: float | None = None
+    ) -> Sampling:
+        """Sampling for the next request from ``node_id`` (whose token path is ``prefix``).
+
+        With a base seed, each request gets a seed derived from the base seed, the prefix
+        and how many requests the node already made (expansions and rollouts), so repeated
+        requests differ while whole runs repeat.
+        """
+        seed = self.sampling.seed
+        count = self._requests.get(node_id, 0)
+        self._requests[node_id] = count + 1
+        if seed is not None:
+            seed = hash((seed, count, *prefix)) & 0x7FFFFFFF
+        temp = self.sampling.temperature if temperature is None else temperature
+        return self.steps.sampling(n, temperature=temp, top_p=self.sampling.top_p, seed=seed)
+
+    async def expand(
+        self, node_id: int, n: int, *, temperature: float | None = None, dedupe: bool = False
+    ) -> list[int]:
+        """Samples ``n`` next steps of ``node_id`` and appends them as children.
+
+        The prompt is the node's path token ids (root prefix + step tokens, never
+        re-tokenised text), so the server's prefix cache hits. Children get priors,
+        terminal flags and, when terminal, the answer extracted from the path text.
+
+        Args:
+            node_id: Node to expand; must be neither terminal nor errored.
+            n: Number of steps to sample (>= 1).
+            temperature: Overrides the default temperature (0 = greedy).
+            dedupe: Drop proposals whose text equals a sibling's.
+
+        Returns:
+            Ids of the new children; empty when the budget is exhausted, the call failed
+            (the node's ``error`` is then set) or every proposal was a duplicate.
+        """
+        if self.exhausted():
+            return []
+        prefix = self.tree.path_token_ids(node_id)
+        sampling = self.step_sampling(node_id, prefix, n, temperature)
+        try:
+            generation = await self.propose(prefix, sampling)
+        except PonderError as exc:
+            self.tree.nodes[node_id].error = f"{type(exc).__name__}: {exc}"
+            return []
+        with self.bookkeeping():
+            return self._add_children(node_id, generation, dedupe)
+
+    def _add_children(self, node_id: int, generation: Generation, dedupe: bool) -> list[int]:
+        tree = self.tree
+        seen = {tree.nodes[c].text for c in tree.nodes[node_id].children} if dedupe else set()
+        depth = tree.nodes[node_id].depth + 1
+        new = []
+        for proposal in generation.proposals:
+            if dedupe and proposal.text in seen:
+                continue
+            seen.add(proposal.text)
+            failed = proposal.finish_reason == "error"
+            child = tree.add_child(node_id, proposal, terminal=not failed and self.steps.is_terminal(proposal, depth))
+            if failed:
+                child.error = "the policy returned an errored proposal"
+                continue
+            if child.terminal:
+                child.answer = self.extract_fn(tree.path_text(child.id))
+            new.append(child.id)
+        return new
+
+    def answer_of(self, node_id: int) -> str | None:
+        """The node's answer, or one extracted from its (possibly unfinished) path text."""
+        node = self.tree.nodes[node_id]
+        if node.answer is not None or node_id == 0:
+            return node.answer
+        return self.extract_fn(self.tree.path_text(node_id))
+
+    def result(self, algorithm: str, node_id: int | None, *, answer: str | None = None, **extra: object) -> SearchResult:
+        """The ``SearchResult`` choosing ``node_id`` (its answer unless ``answer`` is given)."""
+        if answer is None and node_id is not None:
+            answer = self.answer_of(node_id)
+        info = {
+            "num_nodes": len(self.tree),
+            "budget_exhausted": self.exhausted(),
+            "bookkeeping_seconds": self.bookkeeping_seconds,
+            "model_wait_seconds": self.model_wait_seconds,
+            **extra,
+        }
+        usage = dataclasses.replace(self.usage, wall_seconds=self.elapsed())
+        path = self.tree.path(node_id) if node_id is not None else []
+        return SearchResult(answer, path, self.tree, usage, algorithm, info)

@@ -1,0 +1,127 @@
+"""The generic tree-search loop (mctx-style): select -> expand -> evaluate -> backup.
+
+An MCTS-like algorithm is this loop plus four small callables. One simulation:
+
+1. **select**: from the root, repeatedly pick a live child with ``select_fn`` until an
+   unexpanded node (the leaf). Terminal and errored nodes are dead, and so is a node
+   whose children are all dead (AlphaMath marks it terminal); dead nodes are skipped.
+2. **expand**: ``expand_fn(leaf)`` adds children (a failed expansion kills the leaf).
+3. **evaluate**: ``evaluate_fn(children)`` gives each new child a value in [0, 1],
+   stored as its ``first_value``.
+4. **backup**: ``backup_fn(tree, child, value)`` for each new child, so every child is
+   created with one visit (x1) and terminal children are backed up at creation
+   (AlphaMath).
+
+``num_parallel`` simulations run at once (asyncio). Nodes on the path of an in-flight
+simulation carry virtual loss, which the select function sees; a simulation that
+reaches a leaf already being expanded waits for it and descends again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable
+
+from search.backup import BackupFn
+from search.context import SearchContext
+from search.evaluators import ValueFn
+from search.selection import SelectFn, add_virtual_loss
+from search.tree import Tree
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopFns:
+    """The four pieces an MCTS-like algorithm plugs into the loop."""
+
+    select_fn: SelectFn
+    expand_fn: Callable[[int], Awaitable[list[int]]]
+    evaluate_fn: ValueFn
+    backup_fn: BackupFn
+
+
+@dataclasses.dataclass
+class _LoopState:
+    dead: set[int] = dataclasses.field(default_factory=set)
+    pending: dict[int, asyncio.Event] = dataclasses.field(default_factory=dict)
+    started: int = 0
+
+
+def descend(tree: Tree, select_fn: SelectFn, dead: set[int]) -> list[int] | None:
+    """The path (root first) to an unexpanded live node, or None when the tree is exhausted.
+
+    Nodes whose children are all dead are added to ``dead`` on the way.
+    """
+    path = [0]
+    while 0 not in dead:
+        node = tree.nodes[path[-1]]
+        if not node.children:
+            return path
+        live = [c for c in node.children if c not in dead]
+        if live:
+            path.append(select_fn(tree, node.id, live))
+        else:
+            dead.add(node.id)
+            path = [0]
+    return None
+
+
+async def _simulate(ctx: SearchContext, fns: LoopFns, state: _LoopState) -> bool:
+    tree = ctx.tree
+    while True:
+        with ctx.bookkeeping():
+            path = descend(tree, fns.select_fn, state.dead)
+        if path is None:
+            return False
+        in_flight = state.pending.get(path[-1])
+        if in_flight is None:
+            break
+        await in_flight.wait()
+    leaf = path[-1]
+    state.pending[leaf] = done = asyncio.Event()
+    add_virtual_loss(tree, path, 1)
+    try:
+        children = await fns.expand_fn(leaf)
+        values = await fns.evaluate_fn(children) if children else []
+    finally:
+        add_virtual_loss(tree, path, -1)
+        del state.pending[leaf]
+        done.set()
+    with ctx.bookkeeping():
+        if not children:
+            state.dead.add(leaf)
+        for child, value in zip(children, values, strict=True):
+            node = tree.nodes[child]
+            if node.first_value is None:
+                node.first_value = value
+            fns.backup_fn(tree, child, value)
+            if node.terminal or node.error is not None:
+                state.dead.add(child)
+    return True
+
+
+async def run_simulations(ctx: SearchContext, fns: LoopFns, num_simulations: int, num_parallel: int = 1) -> int:
+    """Runs up to ``num_simulations`` simulations on ``ctx.tree``.
+
+    Stops early only when the budget is exhausted or no live node is left; never
+    because of what an answer is.
+
+    Args:
+        ctx: The search context (its tree is grown in place).
+        fns: The select / expand / evaluate / backup pieces.
+        num_simulations: Maximum number of simulations (>= 1).
+        num_parallel: Simulations in flight at once (>= 1), with virtual loss.
+
+    Returns:
+        The number of simulations started.
+    """
+    state = _LoopState()
+
+    async def worker() -> None:
+        while state.started < num_simulations and not ctx.exhausted():
+            state.started += 1
+            if not await _simulate(ctx, fns, state):
+                return
+
+    await asyncio.gather(*(worker() for _ in range(num_parallel)))
+    return state.started

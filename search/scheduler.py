@@ -1,0 +1,159 @@
+"""Many problems, one engine: bounded model pipes and the per-problem coroutine runner.
+
+Every problem runs as its own coroutine (at most ``max_concurrent_problems`` at once) and
+every node expansion is an independent request. Wrapping the policy (and reward model)
+in ``BoundedPolicy`` / ``BoundedRewardModel`` once and sharing the wrapper across all
+problems' contexts keeps at most ``max_in_flight`` requests at the engine, which
+batches them continuously.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+
+from search.aggregate import answered_terminals, vote_path
+from search.algorithms import AlgorithmConfig, run_search
+from search.context import SearchContext
+from search.protocols import ConfigError, Generation, Policy, Problem, RewardModel, Sampling, StepScores
+from search.trace import SearchResult
+
+Outcome = SearchResult | Exception
+OnResult = Callable[[Problem, Outcome], Awaitable[None] | None]
+
+
+class _Gate:
+    """At most ``max_in_flight`` requests at once; counts the peak for tests and reports."""
+
+    def __init__(self, max_in_flight: int) -> None:
+        if max_in_flight < 1:
+            raise ConfigError("max_in_flight", max_in_flight, "must be >= 1")
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self._slots = asyncio.Semaphore(max_in_flight)
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        async with self._slots:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            try:
+                yield
+            finally:
+                self.in_flight -= 1
+
+
+class BoundedPolicy(_Gate):
+    """A ``Policy`` that lets at most ``max_in_flight`` requests reach ``policy`` at once.
+
+    Args:
+        policy: The engine client.
+        max_in_flight: Concurrent requests allowed (size it to the server's batch).
+    """
+
+    def __init__(self, policy: Policy, max_in_flight: int) -> None:
+        super().__init__(max_in_flight)
+        self.policy = policy
+
+    async def propose(self, prefix: Sequence[int], sampling: Sampling) -> Generation:
+        async with self._slot():
+            return await self.policy.propose(prefix, sampling)
+
+
+class BoundedRewardModel(_Gate):
+    """A ``RewardModel`` that lets at most ``max_in_flight`` calls reach ``reward_model``."""
+
+    def __init__(self, reward_model: RewardModel, max_in_flight: int) -> None:
+        super().__init__(max_in_flight)
+        self.reward_model = reward_model
+
+    async def score(self, problem: Problem, paths: Sequence[Sequence[str]]) -> StepScores:
+        async with self._slot():
+            return await self.reward_model.score(problem, paths)
+
+
+def partial_result(ctx: SearchContext, config: AlgorithmConfig) -> SearchResult:
+    """The result of a search cut off by its wall-clock limit: a majority vote over the
+    answered terminals found so far (``extra["timed_out"]`` is True)."""
+    found = answered_terminals(ctx.tree)
+    result = ctx.result(config.algorithm, vote_path(ctx.tree, found, [1.0] * len(found)), timed_out=True)
+    result.config = config.model_dump(mode="json")
+    return result
+
+
+async def solve_one(ctx: SearchContext, config: AlgorithmConfig, grace_seconds: float = 2.0) -> SearchResult:
+    """``run_search`` with the wall-clock budget enforced.
+
+    Searches stop themselves once ``ctx.budget.max_wall_seconds`` has passed (checked
+    before each model call); a search still running ``grace_seconds`` later (a stuck
+    call) is cancelled and ``partial_result`` is returned.
+    """
+    limit = ctx.budget.max_wall_seconds
+    if limit is None:
+        return await run_search(ctx, config)
+    deadline = asyncio.timeout(limit + grace_seconds)
+    try:
+        async with deadline:
+            return await run_search(ctx, config)
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        return partial_result(ctx, config)
+
+
+async def solve_all(
+    problems: Iterable[Problem],
+    make_ctx: Callable[[Problem], SearchContext | Awaitable[SearchContext]],
+    config: AlgorithmConfig,
+    max_concurrent_problems: int,
+    on_result: OnResult | None = None,
+    *,
+    grace_seconds: float = 2.0,
+) -> list[Outcome]:
+    """Solves every problem, each as its own coroutine, ``max_concurrent_problems`` at once.
+
+    An exception while building a context or searching is recorded as that problem's
+    outcome and the run goes on; an exception from ``on_result`` stops the run.
+
+    Args:
+        problems: The problems (consumed lazily, in order).
+        make_ctx: Builds a problem's context (sync or async); called when its turn comes.
+        config: The algorithm config, shared by all problems.
+        max_concurrent_problems: Problems in progress at once (>= 1).
+        on_result: Called as ``on_result(problem, result_or_exception)`` as each problem
+            finishes (sync or async), e.g. to append a line to ``results.jsonl``.
+        grace_seconds: Extra seconds past a problem's wall budget before it is cancelled.
+
+    Returns:
+        One ``SearchResult`` or exception per problem, in input order.
+    """
+    if max_concurrent_problems < 1:
+        raise ConfigError("max_concurrent_problems", max_concurrent_problems, "must be >= 1")
+    queue = iter(enumerate(problems))
+    outcomes: dict[int, Outcome] = {}
+
+    async def worker() -> None:
+        for index, problem in queue:
+            try:
+                ctx = make_ctx(problem)
+                if inspect.isawaitable(ctx):
+                    ctx = await ctx
+                outcome: Outcome = await solve_one(ctx, config, grace_seconds)
+            except Exception as exc:  # one problem's failure is recorded, not fatal
+                outcome = exc
+            outcomes[index] = outcome
+            if on_result is not None:
+                done = on_result(problem, outcome)
+                if inspect.isawaitable(done):
+                    await done
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(max_concurrent_problems):
+                group.create_task(worker())
+    except ExceptionGroup as failed:  # on_result raised: surface its own exception
+        raise failed.exceptions[0] from failed
+    return [outcomes[i] for i in sorted(outcomes)]

@@ -1,0 +1,168 @@
+"""Scripted fakes of the search protocols: a char-level tokenizer, a policy scripted by
+path, a reward model with known step scores, and a context builder."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+from search.context import Budget, SamplingDefaults, SearchContext
+from search.protocols import Generation, ModelServerError, Problem, Sampling, StepProposal, StepScores, Usage
+from search.steps import StepFormat
+
+OFFSET = 10
+BOS, SEP = 1, 2
+
+
+def encode(text: str) -> list[int]:
+    """Char-level fake tokenizer: one token per character."""
+    return [ord(c) + OFFSET for c in text]
+
+
+def decode(ids: Sequence[int]) -> str:
+    return "".join(chr(i - OFFSET) for i in ids)
+
+
+def chat_prompt(question: str) -> list[int]:
+    """The fake chat template: BOS + question + SEP."""
+    return [BOS, *encode(question), SEP]
+
+
+@dataclasses.dataclass(frozen=True)
+class Cand:
+    """A scripted candidate step: text, mean token logprob, finish reason."""
+
+    text: str
+    logprob: float = -0.1
+    finish: str = "stop"
+
+
+Script = Callable[[tuple[str, ...]], Sequence[Cand]]
+
+
+def answer_of(text: str) -> str | None:
+    """Fake extract_fn: the text after the last 'ANSWER:' up to whitespace."""
+    found = re.findall(r"ANSWER:(\S+)", text)
+    return found[-1] if found else None
+
+
+class ScriptedPolicy:
+    """A policy whose candidates depend only on the path of step texts so far.
+
+    Sample i of the j-th request for a prefix is candidate ``(j * n + i) % len(cands)``;
+    at temperature 0 every sample is candidate 0. Records every request.
+    """
+
+    def __init__(
+        self,
+        script: Script | dict[tuple[str, ...], Sequence[Cand]],
+        root_prefix: Sequence[int] | None,
+        *,
+        fail_on: Callable[[tuple[str, ...]], bool] = lambda steps: False,
+        latency: float = 0.0,
+    ) -> None:
+        self.script = script if callable(script) else script.__getitem__
+        self.root_prefix = None if root_prefix is None else list(root_prefix)
+        self.fail_on = fail_on
+        self.latency = latency
+        self.requests: list[tuple[list[int], Sampling]] = []
+        self._seen: dict[tuple[int, ...], int] = defaultdict(int)
+        self.in_flight = 0
+        self.peak_in_flight = 0
+
+    def steps_of(self, prefix: Sequence[int]) -> tuple[str, ...]:
+        if self.root_prefix is None:  # shared by many problems: the prompt ends at SEP
+            start = list(prefix).index(SEP) + 1
+        else:
+            assert list(prefix[: len(self.root_prefix)]) == self.root_prefix, "prefix does not start with the prompt"
+            start = len(self.root_prefix)
+        return tuple(re.findall(r".*?\n\n", decode(prefix[start:]), flags=re.S))
+
+    async def propose(self, prefix: Sequence[int], sampling: Sampling) -> Generation:
+        self.requests.append((list(prefix), sampling))
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.latency)
+        finally:
+            self.in_flight -= 1
+        steps = self.steps_of(prefix)
+        if self.fail_on(steps):
+            raise ModelServerError("fake", "scripted failure", retryable=False)
+        cands = list(self.script(steps))
+        j = self._seen[tuple(prefix)]
+        self._seen[tuple(prefix)] += 1
+        picks = [cands[0]] * sampling.n if sampling.temperature == 0 else [
+            cands[(j * sampling.n + i) % len(cands)] for i in range(sampling.n)
+        ]
+        if not sampling.stop:  # a rollout: continue each pick greedily to EOS in one completion
+            picks = [self._complete(steps, c) for c in picks]
+        proposals = tuple(
+            StepProposal(c.text, tuple(encode(c.text)), (c.logprob,) * len(c.text), c.finish, "\n\n" if c.finish == "stop" else None)
+            for c in picks
+        )
+        generated = sum(len(p.token_ids) for p in proposals)
+        return Generation(proposals, Usage(prompt_tokens=len(prefix), generated_tokens=generated, calls=1))
+
+
+    def _complete(self, steps: tuple[str, ...], first: Cand) -> Cand:
+        text, current = first.text, first
+        while current.finish != "eos" and len(steps) < 12:
+            steps = (*steps, current.text)
+            try:
+                current = list(self.script(steps))[0]
+            except KeyError:  # unscripted: the completion runs out of tokens
+                return Cand(text, first.logprob, "length")
+            text += current.text
+        return Cand(text, first.logprob, current.finish)
+
+
+class ScriptedRewardModel:
+    """Scores each step by its text (``scores`` dict, else ``default``); can fail on demand."""
+
+    def __init__(self, scores: dict[str, float] | Callable[[str], float] | None = None, default: float = 0.5, fail: bool = False) -> None:
+        table = scores or {}
+        self.score_of = scores if callable(scores) else (lambda t: table.get(t, default))
+        self.fail = fail
+        self.calls: list[list[list[str]]] = []
+
+    async def score(self, problem: Problem, paths: Sequence[Sequence[str]]) -> StepScores:
+        self.calls.append([list(p) for p in paths])
+        await asyncio.sleep(0)
+        if self.fail:
+            raise ModelServerError("fake-prm", "scripted failure", retryable=True)
+        scores = tuple(tuple(self.score_of(t) for t in p) for p in paths)
+        return StepScores(scores, Usage(reward_tokens=sum(len(t) for p in paths for t in p), reward_calls=1))
+
+
+def make_ctx(
+    script: Script | dict,
+    *,
+    question: str = "What is 2+2?",
+    problem_id: str = "p0",
+    reward_model: ScriptedRewardModel | None = None,
+    oracle=None,
+    budget: Budget | None = None,
+    steps: StepFormat | None = None,
+    temperature: float = 0.7,
+    seed: int | None = None,
+    policy_kwargs: dict | None = None,
+    policy=None,
+) -> SearchContext:
+    """A context for one problem over ``policy`` (default: a ``ScriptedPolicy`` of ``script``)."""
+    root = chat_prompt(question)
+    policy = policy or ScriptedPolicy(script, root, **(policy_kwargs or {}))
+    return SearchContext(
+        policy=policy,
+        root_prefix=root,
+        problem=Problem(id=problem_id, question=question),
+        steps=steps or StepFormat(max_depth=6),
+        extract_fn=answer_of,
+        reward_model=reward_model,
+        oracle=oracle,
+        budget=budget or Budget(),
+        sampling=SamplingDefaults(temperature=temperature, seed=seed),
+    )
