@@ -1,0 +1,120 @@
+"""Answer extraction from free model text (verifiers.extract)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from verifiers.extract import (
+    MAX_SCAN_CHARS,
+    extract_answer,
+    extract_boxed,
+    extract_gsm8k,
+    extract_tagged,
+)
+from verifiers.reasoning_gym import extract_rg_answer
+
+EXTRACTION_TABLE = [
+    # boxed: the last complete one, balanced braces, delimiters stripped
+    (r"so $x = \boxed{\frac{1}{2}}$.", r"\frac{1}{2}"),
+    (r"first \boxed{3}, finally \boxed{4}", "4"),
+    (r"\boxed{\frac{a}{b^{2}}} wait \boxed{7", r"\frac{a}{b^{2}}"),
+    (r"\boxed{\{1, 2\}}", r"\{1, 2\}"),
+    (r"\fbox{12}", "12"),
+    (r"\boxed 5", "5"),
+    # GSM8K marker
+    ("She has 3 + 4 = 7 apples.\n#### 7", "7"),
+    ("#### 1,234\n", "1,234"),
+    # boxed wins over ####, #### wins over "the answer is"
+    ("#### 5\nactually \\boxed{6}", "6"),
+    ("The answer is 3.\n#### 4", "4"),
+    # "the answer is" / "answer:" phrases, last occurrence, case-insensitive
+    ("The answer is 42.", "42"),
+    ("the answer is $\\frac{3}{4}$. Done.", r"\frac{3}{4}"),
+    ("Answer: 17", "17"),
+    ("THE FINAL ANSWER IS -2.5.", "-2.5"),
+    ("The answer is 1. No wait, the answer is 2.", "2"),
+    ("answer is: 7. Then we check 9 more cases", "7"),
+    # bare math, not prose
+    (r"\frac{1}{2}", r"\frac{1}{2}"),
+    ("x + 1", "x + 1"),
+    ("$3\\sqrt{2}$", "3\\sqrt{2}"),
+    # last number
+    ("I counted 3 cats and then 12 dogs", "12"),
+    ("It costs $1,000,000 in total", "1000000"),
+    ("the ratio is 3/4 overall", "3/4"),
+    ("x = -3 so we are done", "-3"),
+    ("pages 5-10 of the book", "10"),
+    ("temperature was 2.75 degrees today", "2.75"),
+    # nothing
+    ("I have no idea what this is", None),
+    ("", None),
+    ("__import__('os').system('touch /tmp/pwned')", None),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), EXTRACTION_TABLE)
+def test_extract_answer_table(text: str, expected: str | None) -> None:
+    assert extract_answer(text) == expected
+
+
+def test_extract_answer_looks_only_at_the_tail() -> None:
+    early = r"\boxed{1}" + "word " * (MAX_SCAN_CHARS // 5 + 10)
+    assert extract_boxed(early) is None
+    assert extract_answer(early + " finally 9") == "9"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\\boxed{" * 50_000,
+        "{" * 100_000 + "\\boxed{1",
+        "1 " * 100_000,
+        "#### " * 30_000,
+        "the answer is " * 20_000,
+    ],
+)
+def test_extract_answer_is_fast_on_huge_adversarial_text(text: str) -> None:
+    start = time.perf_counter()
+    extract_answer(text)
+    assert time.perf_counter() - start < 0.5
+
+
+def test_gsm8k_takes_the_last_marker() -> None:
+    assert extract_gsm8k("#### 1\n#### 2") == "2"
+    assert extract_gsm8k("no marker") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<think>hmm</think><answer> -14282 </answer>", "-14282"),
+        ("<answer>1</answer> then <answer>2</answer>", "2"),
+        ("<answer>\nline one\nline two\n</answer>", "line one\nline two"),
+        ("<answer></answer>", None),
+        ("<answer>unclosed", None),
+    ],
+)
+def test_extract_tagged(text: str, expected: str | None) -> None:
+    assert extract_tagged(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("reasoning...\n<answer>apple, banana</answer>", "apple, banana"),
+        ("blah \\boxed{12}", "12"),
+        ("True", "True"),
+        ("long reasoning\nover lines with 3 and then 8", "8"),
+    ],
+)
+def test_reasoning_gym_extraction(text: str, expected: str) -> None:
+    assert extract_rg_answer(text) == expected
+
+
+def test_long_tagged_answers_are_found_within_the_given_bound() -> None:
+    grid = "\n".join(" ".join("0" for _ in range(60)) for _ in range(60))  # 7,259 chars
+    text = f"thinking...\n<answer>{grid}</answer>"
+    assert extract_tagged(text) is None  # default bound: the last 4,000 characters
+    assert extract_rg_answer(text, max_chars=8000) == grid
