@@ -1,0 +1,170 @@
+"""The `ponder` command line: solve, run, serve, model, bench."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from ponder.bench import bench_app  # noqa: E402
+from search.protocols import PonderError  # noqa: E402
+
+app = typer.Typer(help="ponder: tree-search reasoning engine for language models.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+app.add_typer(bench_app, name="bench")
+console = Console()
+
+
+def _fail(err: Exception) -> None:
+    console.print(f"[bold red]error:[/] {err}")
+    raise typer.Exit(2)
+
+
+@app.command()
+def model() -> None:
+    """Prepare the embedded model (convert the packaged GGUF once) and print its path."""
+    from models.embedded import embedded_checkpoint
+
+    try:
+        start = time.perf_counter()
+        path = embedded_checkpoint()
+    except PonderError as err:
+        _fail(err)
+    console.print(f"embedded checkpoint: {path} ({time.perf_counter() - start:.1f} s)")
+
+
+@app.command()
+def serve(
+    checkpoint: Annotated[Optional[Path], typer.Argument(help="HF checkpoint dir; default: the embedded model.")] = None,
+    stop: Annotated[bool, typer.Option("--stop", help="Stop the recorded server.")] = False,
+    status: Annotated[bool, typer.Option("--status", help="Show the recorded server.")] = False,
+    port: Annotated[Optional[int], typer.Option(help="Port; default a free one.")] = None,
+    kv_cache_gib: Annotated[float, typer.Option(help="KV-cache size in GiB (VLLM_CPU_KVCACHE_SPACE).")] = 2.0,
+    omp_threads_bind: Annotated[str, typer.Option(help="Cores for the model's threads ('auto' = all).")] = "auto",
+    enforce_eager: Annotated[bool, typer.Option(help="Skip compilation: ~25 s start instead of ~90 s.")] = True,
+    max_model_len: Annotated[int, typer.Option(help="Context length in tokens.")] = 2048,
+) -> None:
+    """Start a local vLLM server (recorded, reused by later commands), or --status / --stop it."""
+    from models.server import ServerSettings, server_status, start_server, stop_server
+
+    try:
+        if stop:
+            console.print("stopped" if stop_server() else "no recorded server")
+            return
+        if status:
+            st = server_status()
+            if st is None:
+                console.print("no recorded server")
+                raise typer.Exit(1)
+            r = st.record
+            console.print(f"pid {r.pid}  {r.endpoint}  model {r.model}  healthy={st.healthy}  since {r.started_at}\n"
+                          f"checkpoint {r.checkpoint}\nlog {r.log_path}")
+            return
+        settings = ServerSettings(checkpoint=checkpoint, port=port, kv_cache_gib=kv_cache_gib,
+                                  omp_threads_bind=omp_threads_bind, enforce_eager=enforce_eager,
+                                  max_model_len=max_model_len)
+        rec = start_server(settings)
+    except PonderError as err:
+        _fail(err)
+    console.print(f"serving {rec.model} on {rec.endpoint} (pid {rec.pid}, ready in {rec.startup_seconds:.1f} s)")
+
+
+@app.command()
+def solve(
+    question: Annotated[str, typer.Argument(help="The problem to solve.")],
+    config: Annotated[Optional[Path], typer.Option(help="A run-config YAML whose search/model/budget to use.")] = None,
+    gold: Annotated[Optional[str], typer.Option(help="Gold answer, checked only after the search.")] = None,
+    depth: Annotated[int, typer.Option(help="Tree view depth.")] = 6,
+) -> None:
+    """Solve one question with search: the answer, a compact tree, usage."""
+    from ponder.config import RunConfig, load_run_config
+    from ponder.engine import make_context, open_engine
+    from ponder.views import tree_view, usage_table
+    from search.algorithms import run_search
+    from search.protocols import Problem
+    from verifiers.math import MathVerifier
+
+    try:
+        cfg = load_run_config(config, {"mode": "solve"}) if config else RunConfig()
+    except PonderError as err:
+        _fail(err)
+    problem = Problem(id="cli", question=question)
+
+    async def go():
+        async with open_engine(cfg.model, cfg.reward) as engine:
+            ctx = make_context(cfg, engine, problem, None, 0)
+            return await run_search(ctx, cfg.search)
+
+    try:
+        result = asyncio.run(go())
+    except PonderError as err:
+        _fail(err)
+    console.print(tree_view(result, max_depth=depth))
+    console.print(usage_table(result.usage.to_dict()))
+    console.print(f"[bold]answer:[/] {result.answer}   ({cfg.search.algorithm})")
+    if gold is not None:
+        verifier = MathVerifier()
+        verdict = verifier.verify(gold, result.answer or "")
+        console.print(f"[bold]verdict:[/] {verdict.status.value} (gold {gold!r})")
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="Run-config YAML (see configs/).")],
+    run_dir: Annotated[Optional[str], typer.Option(help="Override the run directory.")] = None,
+) -> None:
+    """Search a task set; results.jsonl and traces in the run dir; a summary table at the end.
+
+    Re-running the same command resumes: finished problems are skipped.
+    """
+    from ponder.config import load_run_config
+    from ponder.engine import run_config, summarize
+    from ponder.views import summary_table
+    from search.protocols import ConfigError
+    from verifiers.tasks import load_tasks
+
+    try:
+        cfg = load_run_config(config, {"run_dir": run_dir} if run_dir else None)
+        if cfg.tasks is None:
+            raise ConfigError("tasks", None, "ponder run needs a task source")
+        tasks = load_tasks(cfg.tasks)
+    except PonderError as err:
+        _fail(err)
+    console.print(f"{cfg.name}: {len(tasks)} problems, {cfg.search.algorithm}, mode={cfg.mode} -> {cfg.resolved_run_dir}")
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("acc {task.fields[acc]}"), TimeElapsedColumn(), console=console)
+    with progress:
+        bar = progress.add_task(cfg.name, total=len(tasks), acc="-")
+        seen = {"n": 0, "ok": 0}
+
+        def on_row(row: dict) -> None:
+            seen["n"] += 1
+            seen["ok"] += bool(row["correct"])
+            answer = row.get("answer")
+            mark = "[green]✓[/]" if row["correct"] else "[red]✗[/]"
+            progress.console.print(f"{mark} {row['id']}: answer={answer!r} status={row['status']} "
+                                   f"tokens={row['usage']['generated_tokens']} calls={row['usage']['calls']}")
+            progress.update(bar, advance=1, acc=f"{seen['ok'] / seen['n']:.2f}")
+
+        try:
+            outcome = asyncio.run(run_config(cfg, on_row, tasks))
+        except PonderError as err:
+            _fail(err)
+        progress.update(bar, completed=len(tasks))
+    if outcome.skipped:
+        console.print(f"resumed: {outcome.skipped} problems were already done")
+    console.print(summary_table(summarize(outcome.rows, outcome.wall_seconds), f"{cfg.name} ({cfg.search.algorithm})"))
+    console.print(f"results: {cfg.resolved_run_dir / 'results.jsonl'}   traces: {cfg.resolved_run_dir / 'traces'}")
+
+
+if __name__ == "__main__":
+    app()

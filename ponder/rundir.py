@@ -1,0 +1,110 @@
+"""A run directory: resolved config, append-only results, traces, and a lock.
+
+Layout::
+
+    RUN_DIR/
+      config.yaml        the resolved run config (written once; a resume must match it)
+      results.jsonl      one line per finished problem, appended and flushed as each ends
+      traces/ID.json     the full search tree of each problem (versioned trace schema)
+      .lock              held while a run uses the directory
+
+A killed run resumes by re-running the same command: problems whose result line exists are
+skipped. A trace is written before its result line, so a result line always has its trace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import filelock
+import yaml
+
+from search.protocols import PonderError
+
+
+class RunDirError(PonderError):
+    """The run directory cannot be used (locked by another run, or holds another config)."""
+
+
+def _safe_name(problem_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", problem_id)[:200]
+
+
+class RunDir:
+    """Owns one run directory for the lifetime of a ``with`` block."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = filelock.FileLock(str(self.path / ".lock"), timeout=0)
+
+    def __enter__(self) -> RunDir:
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / "traces").mkdir(exist_ok=True)
+        try:
+            self._lock.acquire()
+        except filelock.Timeout:
+            raise RunDirError(f"{self.path} is in use by another run (lock {self.path / '.lock'})") from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    @property
+    def results_path(self) -> Path:
+        return self.path / "results.jsonl"
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        """Writes the resolved config, or checks it matches the one already there (resume)."""
+        target = self.path / "config.yaml"
+        if target.exists():
+            previous = yaml.safe_load(target.read_text())
+            if previous != config:
+                raise RunDirError(
+                    f"{self.path} holds a run with a different config; use another run_dir "
+                    f"or delete {target}"
+                )
+            return
+        target.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def finished(self) -> dict[str, dict[str, Any]]:
+        """Results already recorded, by problem id. A torn last line (a kill mid-write) is dropped."""
+        if not self.results_path.exists():
+            return {}
+        done: dict[str, dict[str, Any]] = {}
+        for line in self.results_path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            done[row["id"]] = row
+        return done
+
+    def trace_path(self, problem_id: str) -> Path:
+        return self.path / "traces" / f"{_safe_name(problem_id)}.json"
+
+    def record(self, row: dict[str, Any], trace: dict[str, Any] | None) -> None:
+        """Writes the trace (atomically), then appends and flushes the result line."""
+        if trace is not None:
+            target = self.trace_path(row["id"])
+            tmp = target.with_suffix(".tmp")
+            tmp.write_text(json.dumps(trace))
+            os.replace(tmp, target)
+        self._repair_tail()
+        with self.results_path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _repair_tail(self) -> None:
+        """Terminates a torn last line left by a killed writer so the next row starts clean."""
+        p = self.results_path
+        if not p.exists() or p.stat().st_size == 0:
+            return
+        with p.open("rb+") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                f.write(b"\n")

@@ -1,0 +1,73 @@
+"""Terminal views: a compact tree, usage, the run summary table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rich.table import Table
+from rich.tree import Tree as RichTree
+
+from search.trace import SearchResult
+from search.tree import Tree
+
+
+def _label(tree: Tree, node_id: int, chosen: set[int], width: int) -> str:
+    node = tree[node_id]
+    text = " ".join(node.text.split())
+    if len(text) > width:
+        text = text[: width - 1] + "…"
+    bits = [f"#{node.id}", f"n={node.visits}"]
+    if node.visits:
+        bits.append(f"v={node.value:.2f}")
+    bits.append(f"p={node.prior:.2f}")
+    for key, score in node.scores.items():
+        bits.append(f"{key}={score:.2f}")
+    if node.answer is not None:
+        bits.append(f"ans={node.answer}")
+    if node.error:
+        bits.append("ERROR")
+    mark = "[bold green]" if node_id in chosen else ""
+    end = "[/]" if mark else ""
+    return f"{mark}[{' '.join(bits)}] {text!r}{end}"
+
+
+def tree_view(result: SearchResult, *, max_children: int = 4, max_depth: int = 6, width: int = 60) -> RichTree:
+    """The search tree, the chosen path in green; wide levels are elided."""
+    tree, chosen = result.tree, set(result.path)
+    root = RichTree(f"[bold]root[/] ({len(tree)} nodes)")
+
+    def add(parent_view: RichTree, node_id: int, depth: int) -> None:
+        kids = tree[node_id].children
+        if depth >= max_depth and kids:
+            parent_view.add(f"… {len(tree.subtree(node_id)) - 1} more below")
+            return
+        ranked = sorted(kids, key=lambda c: (c not in chosen, -tree[c].visits, c))
+        for c in ranked[:max_children]:
+            add(parent_view.add(_label(tree, c, chosen, width)), c, depth + 1)
+        if len(kids) > max_children:
+            parent_view.add(f"… {len(kids) - max_children} more siblings")
+
+    add(root, 0, 0)
+    return root
+
+
+def usage_table(usage: Mapping[str, Any], title: str = "usage") -> Table:
+    table = Table(title=title, show_header=False)
+    for key, value in usage.items():
+        table.add_row(key, f"{value:.2f}" if isinstance(value, float) else str(value))
+    return table
+
+
+def summary_table(summary: Mapping[str, Any], title: str) -> Table:
+    """One row: accuracy, tokens, cached-token share, calls, wall, tok/s."""
+    cols = [
+        ("problems", "{:d}"), ("accuracy", "{:.3f}"), ("errors", "{:d}"),
+        ("generated_tokens", "{:d}"), ("prompt_tokens", "{:d}"), ("cached_share", "{:.2f}"),
+        ("reward_tokens", "{:d}"), ("calls", "{:d}"), ("wall_seconds", "{:.1f}"), ("tok_per_s", "{:.1f}"),
+    ]
+    table = Table(title=title)
+    for name, _ in cols:
+        table.add_column(name.replace("_", " "), justify="right")
+    table.add_row(*(fmt.format(summary[name]) for name, fmt in cols))
+    return table

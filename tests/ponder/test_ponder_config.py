@@ -1,0 +1,46 @@
+"""Run configs: invalid input names the field and the value."""
+
+import pytest
+
+from ponder.config import load_run_config, parse_run_config
+from search.protocols import ConfigError
+
+
+@pytest.mark.parametrize(
+    "data, field, value",
+    [
+        ({"search": {"algorithm": "mcts", "num_simulations": -1}}, "search.mcts.num_simulations", -1),
+        ({"budget": {"max_calls": 0}}, "budget.max_calls", 0),
+        ({"bogus": 1}, "bogus", 1),
+        ({"mode": "cheat"}, "mode", "cheat"),
+        ({"steps": {"max_depth": "deep"}}, "steps.max_depth", "deep"),
+        ({"tasks": {"source": "reasoning_gym", "name": "chain_sum", "size": 0}}, "tasks.reasoning_gym.size", 0),
+    ],
+)
+def test_invalid_config_names_field_and_value(data, field, value):
+    with pytest.raises(ConfigError) as info:
+        parse_run_config(data)
+    assert info.value.field == field
+    assert info.value.value == value
+    assert field in str(info.value) and repr(value) in str(info.value)
+
+
+def test_every_preset_validates():
+    from pathlib import Path
+
+    presets = sorted(Path(__file__).parents[2].joinpath("configs").glob("*.yaml"))
+    assert len(presets) >= 7
+    algorithms = {load_run_config(p).search.algorithm for p in presets}
+    assert {"cot", "self_consistency", "best_of_n", "step_beam", "dvts", "best_first", "mcts"} <= algorithms
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_run_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("search: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_run_config(bad)
+    bad.write_text("- a list")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_run_config(bad)

@@ -1,0 +1,117 @@
+"""Runs: resume after a kill, the run-dir lock, and no gold in solve mode (scripted engine)."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import ponder.engine as engine
+from ponder.config import parse_run_config
+from ponder.rundir import RunDir, RunDirError
+from ponder_fakes import CharTokenizer, ScriptedPolicy, fake_open_engine
+from search.protocols import Problem
+from verifiers.math import MathVerifier
+from verifiers.tasks import TaskSet, load_tasks
+
+HERE = Path(__file__).parent
+
+
+def _ids(results: Path) -> list[str]:
+    return [json.loads(line)["id"] for line in results.read_text().splitlines() if line.strip()]
+
+
+def test_killed_run_resumes_without_losing_or_duplicating(tmp_path):
+    run_dir = tmp_path / "run"
+    results = run_dir / "results.jsonl"
+    env = {**os.environ, "PYTHONPATH": f"{HERE}:{HERE.parents[1]}"}
+    proc = subprocess.Popen([sys.executable, str(HERE / "run_fake.py"), str(run_dir), "0.4"], env=env,
+                            start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and (not results.exists() or len(_ids(results)) < 3):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = _ids(results)
+    assert 3 <= len(first) < 12, "kill landed mid-run"
+    subprocess.run([sys.executable, str(HERE / "run_fake.py"), str(run_dir), "0.0"], env=env, check=True,
+                   timeout=120)
+    ids = _ids(results)
+    assert len(ids) == len(set(ids)) == 12
+    assert ids[: len(first)] == first
+    assert len(list((run_dir / "traces").glob("*.json"))) == 12
+
+
+def test_run_dir_lock_keeps_a_second_run_out(tmp_path):
+    with RunDir(tmp_path):
+        with pytest.raises(RunDirError, match="in use"):
+            with RunDir(tmp_path):
+                pass
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+    with RunDir(tmp_path) as rd:
+        rd.write_config({"a": 1})
+        rd.write_config({"a": 1})
+        with pytest.raises(RunDirError, match="different config"):
+            rd.write_config({"a": 2})
+
+
+def test_torn_last_line_is_dropped_and_repaired(tmp_path):
+    with RunDir(tmp_path) as rd:
+        rd.record({"id": "a", "x": 1}, None)
+        with rd.results_path.open("a") as f:
+            f.write('{"id": "b", "x"')  # killed mid-write
+        assert set(rd.finished()) == {"a"}
+        rd.record({"id": "b", "x": 2}, None)
+        assert rd.finished()["b"]["x"] == 2
+
+
+SENTINEL = "GOLD-SENTINEL-7391"
+
+
+def test_solve_mode_search_never_sees_the_gold(tmp_path, monkeypatch):
+    """The gold is a sentinel; no prompt, problem or context field of the search carries it."""
+    problem = Problem(id="p0", question="What is 2 + 2?")
+    tasks = TaskSet([problem], {"p0": SENTINEL}, MathVerifier())
+    policy = ScriptedPolicy(answer="4")
+    monkeypatch.setattr(engine, "open_engine", fake_open_engine(policy))
+    seen_ctx = []
+    real_make_context = engine.make_context
+
+    def spy(*args, **kwargs):
+        ctx = real_make_context(*args, **kwargs)
+        seen_ctx.append(ctx)
+        return ctx
+
+    monkeypatch.setattr(engine, "make_context", spy)
+    cfg = parse_run_config({"run_dir": str(tmp_path), "tasks": {"source": "reasoning_gym", "name": "chain_sum"},
+                            "search": {"algorithm": "mcts", "num_simulations": 3, "value": "prior"}})
+    asyncio.run(engine.run_config(cfg, tasks=tasks))
+    sentinel_ids = CharTokenizer().encode(SENTINEL)
+    assert policy.prompts, "the search ran"
+    for prompt in policy.prompts:
+        assert SENTINEL not in CharTokenizer().decode(prompt)
+        assert not any(prompt[i:i + len(sentinel_ids)] == sentinel_ids for i in range(len(prompt)))
+    (ctx,) = seen_ctx
+    assert ctx.oracle is None
+    assert SENTINEL not in repr(vars(ctx.problem))
+    row = json.loads((tmp_path / "results.jsonl").read_text())
+    assert row["id"] == "p0" and row["status"] in {"incorrect", "unparseable"}
+
+
+def test_label_mode_gives_the_search_an_oracle(tmp_path, monkeypatch):
+    problem = Problem(id="p0", question="What is 2 + 2?")
+    tasks = load_tasks({"source": "reasoning_gym", "name": "chain_sum", "size": 2})
+    cfg = parse_run_config({"mode": "label", "tasks": {"source": "reasoning_gym", "name": "chain_sum"}})
+    eng = engine.Engine(client=None, tokenizer=CharTokenizer(), policy=ScriptedPolicy(), reward_model=None,
+                        system_prompt=None)
+    ctx = engine.make_context(cfg, eng, tasks.problems[0], tasks, 0)
+    assert ctx.oracle is not None
+    solve_cfg = parse_run_config({"tasks": {"source": "reasoning_gym", "name": "chain_sum"}})
+    assert engine.make_context(solve_cfg, eng, problem, tasks, 0).oracle is None
