@@ -13,8 +13,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from models.client import VLLMClient, VLLMPolicy
-from models.bench import _served_model as served_model  # TODO: public in models.client
+from models.client import VLLMClient, VLLMPolicy, served_model
 from models.embedded import embedded_checkpoint
 from models.reward import GenerativePRM, PoolingPRM, SelfEvalReward
 from models.server import ensure_server
