@@ -129,7 +129,43 @@ def label_probability(
     return min(1.0, max(0.0, pos / (pos + neg)))
 
 
-class GenerativePRM:
+class _JudgedPrefixes:
+    """Shared by the judges that score each step prefix with one completion request.
+
+    Subclasses set ``template``, ``response_prefix``, ``tokenizer``, ``chat`` and ``_cache``,
+    and implement ``_score_prefix``; every distinct step prefix is scored once per call.
+    """
+
+    template: str
+    response_prefix: str
+    tokenizer: Tokenizer
+    chat: bool
+    _cache: _ScoreCache
+
+    def prompt(self, problem: Problem, steps: Sequence[str]) -> list[int]:
+        """Token ids of the judge prompt for the last of ``steps``."""
+        text = self.template.format(question=problem.question, steps=_format_steps(steps))
+        ids = self.tokenizer.chat_prompt(text) if self.chat else self.tokenizer.encode(text)
+        if self.response_prefix:
+            ids = ids + self.tokenizer.encode(self.response_prefix)
+        return ids
+
+    async def score(self, problem: Problem, paths: Sequence[Sequence[str]]) -> StepScores:
+        started = time.perf_counter()
+        usage = Usage()
+        todo = _unique_prefixes(problem, paths, self._cache)
+        values = await asyncio.gather(*(self._score_prefix(problem, p, usage) for p in todo))
+        fresh = dict(zip(todo, values, strict=True))
+        for prefix, value in fresh.items():
+            self._cache.put((problem.question, prefix), value)
+        usage.wall_seconds = time.perf_counter() - started
+        return StepScores(scores=_assemble(problem, paths, self._cache, fresh), usage=usage)
+
+    async def _score_prefix(self, problem: Problem, steps: tuple[str, ...], usage: Usage) -> float:
+        raise NotImplementedError
+
+
+class GenerativePRM(_JudgedPrefixes):
     """A generative process reward model (a judge LM emitting ``+`` / ``-``) served by vLLM.
 
     For step ``j`` of a path the prompt is the chat template applied to ``template``
@@ -193,25 +229,6 @@ class GenerativePRM:
         if not ids:
             raise ConfigError(field, label, "does not encode to a single token")
         return tuple(ids)
-
-    def prompt(self, problem: Problem, steps: Sequence[str]) -> list[int]:
-        """Token ids of the judge prompt for the last of ``steps``."""
-        text = self.template.format(question=problem.question, steps=_format_steps(steps))
-        ids = self.tokenizer.chat_prompt(text) if self.chat else self.tokenizer.encode(text)
-        if self.response_prefix:
-            ids = ids + self.tokenizer.encode(self.response_prefix)
-        return ids
-
-    async def score(self, problem: Problem, paths: Sequence[Sequence[str]]) -> StepScores:
-        started = time.perf_counter()
-        usage = Usage()
-        todo = _unique_prefixes(problem, paths, self._cache)
-        values = await asyncio.gather(*(self._score_prefix(problem, p, usage) for p in todo))
-        fresh = dict(zip(todo, values, strict=True))
-        for prefix, value in fresh.items():
-            self._cache.put((problem.question, prefix), value)
-        usage.wall_seconds = time.perf_counter() - started
-        return StepScores(scores=_assemble(problem, paths, self._cache, fresh), usage=usage)
 
     async def _score_prefix(self, problem: Problem, steps: tuple[str, ...], usage: Usage) -> float:
         prompt = self.prompt(problem, steps)
@@ -453,7 +470,7 @@ def parse_rating(text: str, max_score: float = 10.0) -> float | None:
     return None
 
 
-class SelfEvalReward:
+class SelfEvalReward(_JudgedPrefixes):
     """The policy rates its own partial solution (MCTSr / MC-NEST self-evaluation).
 
     For each step prefix, the policy model receives ``template`` (question and the steps so
@@ -500,6 +517,7 @@ class SelfEvalReward:
         self.tokenizer = tokenizer
         self.template = template
         self.response_prefix = response_prefix
+        self.chat = True
         self.max_score = max_score
         self.num_samples = num_samples
         self.temperature = temperature
@@ -511,25 +529,7 @@ class SelfEvalReward:
         self.rated = 0
         """Replies so far that were parsed into a rating."""
 
-    def prompt(self, problem: Problem, steps: Sequence[str]) -> list[int]:
-        text = self.template.format(question=problem.question, steps=_format_steps(steps))
-        ids = self.tokenizer.chat_prompt(text)
-        if self.response_prefix:
-            ids = ids + self.tokenizer.encode(self.response_prefix)
-        return ids
-
-    async def score(self, problem: Problem, paths: Sequence[Sequence[str]]) -> StepScores:
-        started = time.perf_counter()
-        usage = Usage()
-        todo = _unique_prefixes(problem, paths, self._cache)
-        values = await asyncio.gather(*(self._rate(problem, p, usage) for p in todo))
-        fresh = dict(zip(todo, values, strict=True))
-        for prefix, value in fresh.items():
-            self._cache.put((problem.question, prefix), value)
-        usage.wall_seconds = time.perf_counter() - started
-        return StepScores(scores=_assemble(problem, paths, self._cache, fresh), usage=usage)
-
-    async def _rate(self, problem: Problem, steps: tuple[str, ...], usage: Usage) -> float:
+    async def _score_prefix(self, problem: Problem, steps: tuple[str, ...], usage: Usage) -> float:
         completion = await self.client.complete(
             self.prompt(problem, steps), n=self.num_samples, max_tokens=self.max_tokens,
             temperature=self.temperature, stop=("\n",), logprobs=None, seed=self.seed,
