@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree as RichTree
 
@@ -27,9 +28,8 @@ def _label(tree: Tree, node_id: int, chosen: set[int], width: int) -> str:
         bits.append(f"ans={node.answer}")
     if node.error:
         bits.append("ERROR")
-    mark = "[bold green]" if node_id in chosen else ""
-    end = "[/]" if mark else ""
-    return f"{mark}[{' '.join(bits)}] {text!r}{end}"
+    label = escape(f"[{' '.join(bits)}] {text!r}")
+    return f"[bold green]{label}[/]" if node_id in chosen else label
 
 
 def tree_view(result: SearchResult, *, max_children: int = 4, max_depth: int = 6, width: int = 60) -> RichTree:

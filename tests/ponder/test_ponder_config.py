@@ -44,3 +44,22 @@ def test_bad_yaml_and_missing_file(tmp_path):
     bad.write_text("- a list")
     with pytest.raises(ConfigError, match="mapping"):
         load_run_config(bad)
+
+
+def test_tree_view_shows_stats_and_step_text_verbatim():
+    from rich.console import Console
+
+    from ponder.views import tree_view
+    from search.protocols import StepProposal, Usage
+    from search.trace import SearchResult
+    from search.tree import Tree
+
+    tree = Tree([1, 2])
+    a = tree.add_child(0, StepProposal("step [one]", (1,), (-0.1,), "stop"), terminal=False)
+    b = tree.add_child(a.id, StepProposal("The answer is 3.", (2,), (-0.2,), "eos"), terminal=True)
+    b.answer = "3"
+    console = Console(record=True, width=120)
+    console.print(tree_view(SearchResult(answer="3", path=[0, a.id, b.id], tree=tree, usage=Usage(), algorithm="x")))
+    text = console.export_text()
+    assert "[#1 n=0 p=0.90] 'step [one]'" in text
+    assert "ans=3" in text
