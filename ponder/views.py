@@ -60,14 +60,15 @@ def usage_table(usage: Mapping[str, Any], title: str = "usage") -> Table:
 
 
 def summary_table(summary: Mapping[str, Any], title: str) -> Table:
-    """One row: accuracy, tokens, cached-token share, calls, wall, tok/s."""
-    cols = [
-        ("problems", "{:d}"), ("accuracy", "{:.3f}"), ("errors", "{:d}"),
-        ("generated_tokens", "{:d}"), ("prompt_tokens", "{:d}"), ("cached_share", "{:.2f}"),
-        ("reward_tokens", "{:d}"), ("calls", "{:d}"), ("wall_seconds", "{:.1f}"), ("tok_per_s", "{:.1f}"),
-    ]
+    """Accuracy, tokens, cached-token share, calls, wall, tok/s: one metric per row."""
+    formats = {
+        "problems": "{:d}", "accuracy": "{:.3f}", "errors": "{:d}", "generated_tokens": "{:d}",
+        "prompt_tokens": "{:d}", "cached_share": "{:.2f}", "reward_tokens": "{:d}", "calls": "{:d}",
+        "wall_seconds": "{:.1f}", "tok_per_s": "{:.1f}",
+    }
     table = Table(title=title)
-    for name, _ in cols:
-        table.add_column(name.replace("_", " "), justify="right")
-    table.add_row(*(fmt.format(summary[name]) for name, fmt in cols))
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, fmt in formats.items():
+        table.add_row(name.replace("_", " "), fmt.format(summary[name]))
     return table

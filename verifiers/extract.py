@@ -116,7 +116,13 @@ def extract_bare(text: str) -> str | None:
         return None
     if not re.search(r"[0-9A-Za-z\\]", stripped):
         return None
-    return _clean(stripped)
+    return _clean(result_side(stripped))
+
+
+def result_side(line: str) -> str:
+    """For a one-line equation such as ``1 + 5 = 6``, the side after the last ``=``; else ``line``."""
+    head, sep, tail = line.rpartition("=")
+    return tail.strip() if sep and head.strip() and tail.strip() else line
 
 
 def extract_last_number(text: str) -> str | None:

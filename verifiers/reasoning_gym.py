@@ -33,6 +33,7 @@ from verifiers.extract import (
     extract_gsm8k,
     extract_last_number,
     extract_tagged,
+    result_side,
 )
 from verifiers.pool import WorkerPool
 
@@ -118,7 +119,7 @@ def extract_rg_answer(text: str, max_chars: int = MAX_SCAN_CHARS) -> str | None:
             return answer
     stripped = text.strip()
     if stripped and "\n" not in stripped and len(stripped) <= MAX_ANSWER_CHARS:
-        return stripped
+        return result_side(stripped)
     return extract_last_number(text)
 
 

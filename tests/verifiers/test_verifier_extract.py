@@ -118,3 +118,17 @@ def test_long_tagged_answers_are_found_within_the_given_bound() -> None:
     text = f"thinking...\n<answer>{grid}</answer>"
     assert extract_tagged(text) is None  # default bound: the last 4,000 characters
     assert extract_rg_answer(text, max_chars=8000) == grid
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("1 + 5 = 6", "6"),
+    ("x = -4", "-4"),
+    ("7", "7"),
+    ("= 3", "= 3"),
+])
+def test_one_line_equation_gives_its_result_side(text, expected):
+    from verifiers.extract import result_side
+    from verifiers.reasoning_gym import extract_rg_answer
+
+    assert result_side(text) == expected
+    assert extract_rg_answer(text) == expected
