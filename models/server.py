@@ -86,6 +86,13 @@ class ServerSettings(BaseModel):
         True, description="Skip graph compilation: ready in ~25 s instead of ~90 s on CPU."
     )
     kv_cache_gib: int = Field(2, ge=1, description="KV-cache size in GiB (VLLM_CPU_KVCACHE_SPACE).")
+    block_size: int | None = Field(
+        32,
+        ge=1,
+        description="KV-cache block size in tokens (--block-size); the prefix cache shares whole blocks "
+        "only. vLLM's CPU default (128) is longer than most search prompts on small tasks; 32 gave "
+        "a 68% vs 18% hit rate in `ponder bench throughput`. None: vLLM's default.",
+    )
     omp_threads_bind: str = Field(
         "auto",
         description="VLLM_CPU_OMP_THREADS_BIND: 'auto' = all usable cores (e.g. '0-1'), "
@@ -213,6 +220,8 @@ def server_command(settings: ServerSettings, checkpoint: Path, port: int) -> lis
     ]  # fmt: skip
     if settings.enforce_eager:
         cmd.append("--enforce-eager")
+    if settings.block_size is not None:
+        cmd += ["--block-size", str(settings.block_size)]
     if settings.runner != "auto":
         cmd += ["--runner", settings.runner]
     cmd += list(settings.extra_args)
