@@ -1,0 +1,212 @@
+"""Search benchmarks: one shared server, measured search runs, ratios from server counters.
+
+Used by ``ponder bench throughput | compare | accuracy`` (:mod:`ponder.bench`). A measured
+run is :func:`ponder.engine.run_config` on a throw-away run directory (so a rerun measures
+again), bracketed by snapshots of the server's Prometheus counters and sampled once per
+``interval_s`` while it runs. The arithmetic on counters is in :mod:`ponder.bench_metrics`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from models.bench import PREFIX_HITS, parse_metrics
+from models.client import VLLMClient
+from models.server import ServerSettings, ensure_server, server_status
+from ponder.bench_metrics import (GENERATED, PROMPT, RUNNING, WAITING, Sample, cache_hit_rate, counter_delta,
+                                  queued_rate, ratio, window_rate)
+from ponder.config import RunConfig, parse_run_config
+from ponder.engine import run_config, summarize
+from search.protocols import ModelServerError
+from verifiers.tasks import TaskSet
+
+
+def override(cfg: RunConfig, updates: Mapping[str, Any]) -> RunConfig:
+    """A validated copy of ``cfg`` with nested ``updates`` merged in (dicts merge, others replace)."""
+
+    def merge(base: dict[str, Any], upd: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(base)
+        for key, value in upd.items():
+            out[key] = merge(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), dict) else value
+        return out
+
+    return parse_run_config(merge(cfg.model_dump(mode="json"), updates))
+
+
+# -- the server ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def bench_endpoint(endpoint: str | None, settings: ServerSettings) -> Iterator[tuple[str, str]]:
+    """Yields ``(endpoint, description)``: ``endpoint`` as given, else a healthy recorded
+    server of the same checkpoint (reused as it is), else one started with ``settings`` and
+    stopped at the end. The description says which, for the printed settings."""
+    if endpoint:
+        yield endpoint, f"given endpoint {endpoint} (its own settings)"
+        return
+    before = server_status()
+    # A server started here inherits this environment: dev mode adds POST /reset_prefix_cache,
+    # so each measured run starts with a cold prefix cache (see reset_prefix_cache).
+    os.environ.setdefault("VLLM_SERVER_DEV_MODE", "1")
+    with ensure_server(settings=settings) as rec:
+        if before is not None and before.healthy and before.record.pid == rec.pid:
+            yield rec.endpoint, f"reused recorded server pid {rec.pid} at {rec.endpoint} (its own settings)"
+        else:
+            extra = " ".join(settings.extra_args) or "none"
+            yield rec.endpoint, (f"started vLLM pid {rec.pid} at {rec.endpoint}: {rec.model}, "
+                                 f"max_model_len={settings.max_model_len}, dtype={settings.dtype}, "
+                                 f"kv_cache_gib={settings.kv_cache_gib}, enforce_eager={settings.enforce_eager}, "
+                                 f"extra_args: {extra} (startup {rec.startup_seconds:.0f} s)")
+
+
+def machine_note() -> str:
+    """CPU count, load average and other vLLM servers running: context for the numbers."""
+    import psutil
+
+    others = [p.pid for p in psutil.process_iter(["cmdline"])
+              if "models.launcher" in " ".join(p.info["cmdline"] or []) and "serve" in (p.info["cmdline"] or [])]
+    load = os.getloadavg()
+    return (f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
+            f"vLLM servers running: {len(others)} (pids {others})")
+
+
+async def snapshot(client: VLLMClient) -> dict[str, float]:
+    """The server's ``vllm:*`` counters now."""
+    return parse_metrics(await client.metrics())
+
+
+async def reset_prefix_cache(client: VLLMClient) -> bool:
+    """Empties the server's prefix cache (``POST /reset_prefix_cache``, vLLM dev mode only), so
+    a run's hit rate is not inflated by an earlier run of the same prompts. False if refused."""
+    for _ in range(5):  # refused while blocks are held by requests still finishing
+        try:
+            body, _, _ = await client.request("POST", "/reset_prefix_cache", endpoint=client.endpoints[0])
+        except ModelServerError:
+            return False
+        if not isinstance(body, dict) or body.get("success", True):
+            return True
+        await asyncio.sleep(1.0)
+    return False
+
+
+# -- a measured run --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class RunMeasure:
+    """A search run and what the server and the client process did during it."""
+
+    label: str
+    cfg: RunConfig
+    rows: list[dict[str, Any]]
+    summary: dict[str, float]
+    wall_seconds: float
+    peak_in_flight: int
+    """Peak policy requests in flight at the client's gate (BoundedPolicy)."""
+    before: dict[str, float]
+    after: dict[str, float]
+    samples: list[Sample]
+    client_cpu_seconds: float
+    """CPU seconds of this process (event loop, HTTP, JSON, tokenizer, traces) during the run."""
+    cache_reset: bool = False
+    """Whether the server's prefix cache was emptied before the run."""
+
+    @property
+    def server_generated(self) -> float:
+        """Tokens the server generated during the run (policy steps and reward-model replies)."""
+        return counter_delta(self.before, self.after, GENERATED)
+
+    @property
+    def server_prompt(self) -> tuple[float, float]:
+        """Prompt tokens the server took in during the run (each of a request's ``n`` sequences
+        counts), and how many of them it computed (not prefix-cache hits)."""
+        queried = counter_delta(self.before, self.after, PROMPT)
+        return queried, queried - counter_delta(self.before, self.after, PREFIX_HITS)
+
+    @property
+    def tok_per_s(self) -> float:
+        return self.server_generated / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    @property
+    def sustained_tok_per_s(self) -> float | None:
+        return window_rate(self.samples)
+
+    @property
+    def queued_tok_per_s(self) -> float | None:
+        return queued_rate(self.samples)
+
+    @property
+    def hit_rate_metrics(self) -> float | None:
+        return cache_hit_rate(self.before, self.after)
+
+    @property
+    def hit_rate_usage(self) -> float | None:
+        """Policy requests only: cached prompt tokens / prompt tokens from the replies' usage."""
+        return ratio(sum(r["usage"]["cached_prompt_tokens"] for r in self.rows),
+                     sum(r["usage"]["prompt_tokens"] for r in self.rows))
+
+    @property
+    def bookkeeping_share(self) -> float | None:
+        """Sum over problems of search bookkeeping seconds / wall seconds of the run."""
+        return ratio(sum(float(r.get("bookkeeping_seconds", 0.0)) for r in self.rows), self.wall_seconds)
+
+    @property
+    def peak_server_requests(self) -> float:
+        """Peak running + waiting requests the server reported (policy and reward calls)."""
+        return max((s.running + s.waiting for s in self.samples), default=0.0)
+
+
+async def _poll(client: VLLMClient, base: Mapping[str, float], start: float,
+                samples: list[Sample], interval_s: float) -> None:
+    while True:
+        with contextlib.suppress(ModelServerError):
+            m = await snapshot(client)
+            samples.append(Sample(time.perf_counter() - start, counter_delta(base, m, GENERATED),
+                                  m.get(RUNNING, 0.0), m.get(WAITING, 0.0)))
+        await asyncio.sleep(interval_s)
+
+
+def _warm_tokenizer(cfg: RunConfig) -> None:
+    """Loads the tokenizer once (importing transformers takes seconds of CPU) so that the
+    run's client CPU time is the search's, not a one-off import's."""
+    from models.embedded import embedded_checkpoint
+    from models.tokenizer import HFTokenizer
+
+    HFTokenizer(cfg.model.checkpoint or embedded_checkpoint())
+
+
+async def measure_run(cfg: RunConfig, tasks: TaskSet, client: VLLMClient, label: str = "",
+                      *, interval_s: float = 1.0) -> RunMeasure:
+    """Runs ``cfg`` on ``tasks`` in a temporary run dir (deleted after), measuring the server.
+
+    ``client`` is only used to read ``/metrics`` of the first endpoint; the run opens its own.
+    """
+    with tempfile.TemporaryDirectory(prefix="ponder-bench-") as tmp:
+        cfg = override(cfg, {"run_dir": tmp})
+        _warm_tokenizer(cfg)
+        reset = await reset_prefix_cache(client)
+        before = await snapshot(client)
+        start = time.perf_counter()
+        samples = [Sample(0.0, 0.0, before.get(RUNNING, 0.0), before.get(WAITING, 0.0))]
+        poller = asyncio.create_task(_poll(client, before, start, samples, interval_s))
+        cpu0 = time.process_time()
+        try:
+            outcome = await run_config(cfg, tasks=tasks)
+        finally:
+            cpu = time.process_time() - cpu0
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+        after = await snapshot(client)
+        samples.append(Sample(time.perf_counter() - start, counter_delta(before, after, GENERATED),
+                              after.get(RUNNING, 0.0), after.get(WAITING, 0.0)))
+    return RunMeasure(label or cfg.search.algorithm, cfg, outcome.rows,
+                      summarize(outcome.rows, outcome.wall_seconds), outcome.wall_seconds,
+                      outcome.peak_in_flight, before, after, samples, cpu, reset)
