@@ -13,7 +13,7 @@ no vLLM, OpenAI, httpx or torch type crosses this package's boundary.
   and endpoint spreading (:class:`VLLMClient`), and :class:`VLLMPolicy`.
 - :mod:`models.tokenizer` — :class:`HFTokenizer` (the Tokenizer protocol).
 - :mod:`models.transformers_backend` — :class:`TransformersPolicy`, in-process.
-- :mod:`models.reward` — :class:`GenerativePRM`, :class:`PoolingPRM`, :class:`SelfEvalReward`.
+- :mod:`models.reward` — :class:`GenerativePRM`, :class:`SelfEvalReward`; :mod:`models.pooling_prm` — :class:`PoolingPRM`.
 - :mod:`models.bench` — :func:`bench_server`: tok/s by concurrency, prefix-cache hit rate.
 
 Submodules are imported explicitly (``from models.client import VLLMClient``); importing

@@ -15,7 +15,8 @@ from typing import Any
 
 from models.client import VLLMClient, VLLMPolicy, served_model
 from models.embedded import embedded_checkpoint
-from models.reward import GenerativePRM, PoolingPRM, SelfEvalReward
+from models.pooling_prm import PoolingPRM
+from models.reward import GenerativePRM, SelfEvalReward
 from models.server import ensure_server
 from models.tokenizer import HFTokenizer
 from ponder.config import ModelConfig, RewardConfig, RunConfig

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from models.client import VLLMClient
-from models.reward import PoolingPRM
+from models.pooling_prm import PoolingPRM
 from models.server import (
     ServerRecord,
     ServerSettings,

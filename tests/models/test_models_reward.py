@@ -9,13 +9,12 @@ import httpx
 import pytest
 
 from models.client import VLLMClient
+from models.pooling_prm import PoolingPRM, parse_pooling_rows
 from models.reward import (
     NEUTRAL_SCORE,
     GenerativePRM,
-    PoolingPRM,
     SelfEvalReward,
     label_probability,
-    parse_pooling_rows,
     parse_rating,
 )
 from search.protocols import ConfigError, ModelServerError, Problem, RewardModel
