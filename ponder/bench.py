@@ -240,7 +240,7 @@ def compare(
 
 @bench_app.command("accuracy")
 def accuracy(
-    problems: Annotated[int, typer.Option(help="Problems (chain_sum, 2-3 one-digit terms).")] = 24,
+    problems: Annotated[int, typer.Option(help="Problems (chain_sum, 2-3 one-digit terms).")] = 20,
     budget: Annotated[list[int], typer.Option(help="Per-problem generated-token budgets.")] = [160, 480],
     plot: Annotated[Path, typer.Option(help="Where the PNG goes.")] = Path("runs/bench/accuracy.png"),
     max_in_flight: MaxInFlight = 256,

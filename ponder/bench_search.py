@@ -67,14 +67,16 @@ def bench_endpoint(endpoint: str | None, settings: ServerSettings) -> Iterator[t
 
 
 def machine_note() -> str:
-    """CPU count, load average and other vLLM servers running: context for the numbers."""
-    import psutil
-
-    others = [p.pid for p in psutil.process_iter(["cmdline"])
-              if "models.launcher" in " ".join(p.info["cmdline"] or []) and "serve" in (p.info["cmdline"] or [])]
+    """CPU count, load average and vLLM servers running (the bench's own included)."""
     load = os.getloadavg()
-    return (f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
-            f"vLLM servers running: {len(others)} (pids {others})")
+    note = f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    try:
+        import psutil  # installed with vLLM; not a dependency of ponder itself
+    except ImportError:
+        return note
+    servers = [p.pid for p in psutil.process_iter(["cmdline"])
+               if "models.launcher" in (p.info["cmdline"] or []) and "serve" in (p.info["cmdline"] or [])]
+    return f"{note}, vLLM servers running (this bench's included): {len(servers)} (pids {servers})"
 
 
 async def snapshot(client: VLLMClient) -> dict[str, float]:

@@ -52,7 +52,7 @@ def compare_configs(num_problems: int = 32, num_samples: int = 8, budget: int = 
     return bon, beam
 
 
-def accuracy_tasks(num_problems: int = 24) -> dict[str, Any]:
+def accuracy_tasks(num_problems: int = 20) -> dict[str, Any]:
     """The edge tasks of the accuracy bench: chain_sum, 2-3 one-digit terms (as ``make demo``)."""
     return chain_sum(num_problems, 11, 1)
 
