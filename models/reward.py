@@ -136,11 +136,16 @@ class _JudgedPrefixes:
     and implement ``_score_prefix``; every distinct step prefix is scored once per call.
     """
 
-    template: str
-    response_prefix: str
-    tokenizer: Tokenizer
-    chat: bool
-    _cache: _ScoreCache
+    def __init__(self, client: VLLMClient, tokenizer: Tokenizer, *, template: str,
+                 response_prefix: str, chat: bool, cache_size: int) -> None:
+        if "{steps}" not in template or "{question}" not in template:
+            raise ConfigError("template", template, "must contain {question} and {steps}")
+        self.client = client
+        self.tokenizer = tokenizer
+        self.template = template
+        self.response_prefix = response_prefix
+        self.chat = chat
+        self._cache = _ScoreCache(cache_size)
 
     def prompt(self, problem: Problem, steps: Sequence[str]) -> list[int]:
         """Token ids of the judge prompt for the last of ``steps``."""
@@ -205,20 +210,14 @@ class GenerativePRM(_JudgedPrefixes):
         top_logprobs: int = 20,
         cache_size: int = 100_000,
     ) -> None:
-        if "{steps}" not in template or "{question}" not in template:
-            raise ConfigError("template", template, "must contain {question} and {steps}")
-        self.client = client
-        self.tokenizer = tokenizer
-        self.template = template
-        self.response_prefix = response_prefix
-        self.chat = chat
+        super().__init__(client, tokenizer, template=template, response_prefix=response_prefix,
+                         chat=chat, cache_size=cache_size)
         self.exact_label_logprobs = exact_label_logprobs
         self.top_logprobs = top_logprobs
         self.positive_ids = self._label_ids(positive, "positive")
         self.negative_ids = self._label_ids(negative, "negative")
         if set(self.positive_ids) & set(self.negative_ids):
             raise ConfigError("negative", negative, "shares a token with the positive label")
-        self._cache = _ScoreCache(cache_size)
 
     def _label_ids(self, label: str, field: str) -> tuple[int, ...]:
         ids: list[int] = []
@@ -321,23 +320,17 @@ class SelfEvalReward(_JudgedPrefixes):
         seed: int | None = None,
         cache_size: int = 0,
     ) -> None:
-        if "{steps}" not in template or "{question}" not in template:
-            raise ConfigError("template", template, "must contain {question} and {steps}")
+        super().__init__(client, tokenizer, template=template, response_prefix=response_prefix,
+                         chat=True, cache_size=cache_size)
         if max_score <= 0:
             raise ConfigError("max_score", max_score, "must be > 0")
         if num_samples < 1:
             raise ConfigError("num_samples", num_samples, "must be >= 1")
-        self.client = client
-        self.tokenizer = tokenizer
-        self.template = template
-        self.response_prefix = response_prefix
-        self.chat = True
         self.max_score = max_score
         self.num_samples = num_samples
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.seed = seed
-        self._cache = _ScoreCache(cache_size)
         self.unparseable = 0
         """Replies so far that held no valid rating."""
         self.rated = 0
