@@ -15,6 +15,7 @@ from models.client import VLLMClient
 from models.reward import (
     _assemble,
     _ScoreCache,
+    _starts,
     _unique_prefixes,
 )
 from search.protocols import ConfigError, ModelServerError, Problem, StepScores, Tokenizer, Usage
@@ -105,23 +106,25 @@ class PoolingPRM:
             self.step_joiner.join(s.strip() for s in steps)
         )
 
-    async def score(self, problem: Problem, paths: Sequence[Sequence[str]]) -> StepScores:
+    async def score(self, problem: Problem, paths: Sequence[Sequence[str]],
+                    first: Sequence[int] | None = None) -> StepScores:
         started = time.perf_counter()
         usage = Usage()
+        starts = _starts(paths, first)
         if self.mode == "token_classify":
-            fresh = await self._token_classify(problem, paths, usage)
+            fresh = await self._token_classify(problem, paths, starts, usage)
         else:
-            fresh = await self._classify(problem, paths, usage)
+            fresh = await self._classify(problem, paths, starts, usage)
         for prefix, value in fresh.items():
             self._cache.put((problem.question, prefix), value)
         usage.wall_seconds = time.perf_counter() - started
-        return StepScores(scores=_assemble(problem, paths, self._cache, fresh), usage=usage)
+        return StepScores(scores=_assemble(problem, paths, starts, self._cache, fresh), usage=usage)
 
-    async def _token_classify(self, problem: Problem, paths: Sequence[Sequence[str]],
+    async def _token_classify(self, problem: Problem, paths: Sequence[Sequence[str]], starts: Sequence[int],
                               usage: Usage) -> dict[tuple[str, ...], float]:
-        # A path needs a request if any of its prefixes is uncached; one input per path.
-        todo = [p for p in paths if p and any(
-            self._cache.get((problem.question, tuple(p[: j + 1]))) is None for j in range(len(p)))]
+        # A path needs a request if a prefix asked for is uncached; one input scores a whole path.
+        todo = [p for p, k in zip(paths, starts, strict=True) if any(
+            self._cache.get((problem.question, tuple(p[: j + 1]))) is None for j in range(k, len(p)))]
         if not todo:
             return {}
         inputs = [self.token_classify_input(problem, p) for p in todo]
@@ -142,9 +145,9 @@ class PoolingPRM:
         usage.reward_tokens += _prompt_tokens(body, sum(len(ids) for ids, _ in inputs))
         return fresh
 
-    async def _classify(self, problem: Problem, paths: Sequence[Sequence[str]],
+    async def _classify(self, problem: Problem, paths: Sequence[Sequence[str]], starts: Sequence[int],
                         usage: Usage) -> dict[tuple[str, ...], float]:
-        todo = _unique_prefixes(problem, paths, self._cache)
+        todo = _unique_prefixes(problem, paths, starts, self._cache)
         if not todo:
             return {}
         inputs = [self.classify_input(problem, p) for p in todo]

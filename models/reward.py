@@ -84,13 +84,23 @@ def _format_steps(steps: Sequence[str]) -> str:
     return "\n".join(s.strip() for s in steps)
 
 
+def _starts(paths: Sequence[Sequence[str]], first: Sequence[int] | None) -> list[int]:
+    """Per path, the first step index asked for (``RewardModel.score``'s ``first``), checked."""
+    if first is None:
+        return [0] * len(paths)
+    if len(first) != len(paths) or any(not 0 <= k <= len(p) for p, k in zip(paths, first)):
+        raise ValueError(f"first={list(first)} does not fit paths of lengths {[len(p) for p in paths]}")
+    return list(first)
+
+
 def _unique_prefixes(
-    problem: Problem, paths: Sequence[Sequence[str]], cache: _ScoreCache
+    problem: Problem, paths: Sequence[Sequence[str]], starts: Sequence[int], cache: _ScoreCache
 ) -> list[tuple[str, ...]]:
-    """The step prefixes of ``paths`` that are not cached, each once, in first-seen order."""
+    """The step prefixes of ``paths`` (from step ``starts[i]`` of path ``i`` on) that are not
+    cached, each once, in first-seen order."""
     todo: dict[tuple[str, ...], None] = {}
-    for path in paths:
-        for j in range(len(path)):
+    for path, start in zip(paths, starts, strict=True):
+        for j in range(start, len(path)):
             prefix = tuple(path[: j + 1])
             if prefix not in todo and cache.get((problem.question, prefix)) is None:
                 todo[prefix] = None
@@ -98,13 +108,13 @@ def _unique_prefixes(
 
 
 def _assemble(
-    problem: Problem, paths: Sequence[Sequence[str]], cache: _ScoreCache,
+    problem: Problem, paths: Sequence[Sequence[str]], starts: Sequence[int], cache: _ScoreCache,
     fresh: dict[tuple[str, ...], float],
 ) -> tuple[tuple[float, ...], ...]:
     out = []
-    for path in paths:
+    for path, start in zip(paths, starts, strict=True):
         row = []
-        for j in range(len(path)):
+        for j in range(start, len(path)):
             prefix = tuple(path[: j + 1])
             value = fresh.get(prefix)
             if value is None:
@@ -155,16 +165,18 @@ class _JudgedPrefixes:
             ids = ids + self.tokenizer.encode(self.response_prefix)
         return ids
 
-    async def score(self, problem: Problem, paths: Sequence[Sequence[str]]) -> StepScores:
+    async def score(self, problem: Problem, paths: Sequence[Sequence[str]],
+                    first: Sequence[int] | None = None) -> StepScores:
         started = time.perf_counter()
         usage = Usage()
-        todo = _unique_prefixes(problem, paths, self._cache)
+        starts = _starts(paths, first)
+        todo = _unique_prefixes(problem, paths, starts, self._cache)
         values = await asyncio.gather(*(self._score_prefix(problem, p, usage) for p in todo))
         fresh = dict(zip(todo, values, strict=True))
         for prefix, value in fresh.items():
             self._cache.put((problem.question, prefix), value)
         usage.wall_seconds = time.perf_counter() - started
-        return StepScores(scores=_assemble(problem, paths, self._cache, fresh), usage=usage)
+        return StepScores(scores=_assemble(problem, paths, starts, self._cache, fresh), usage=usage)
 
     async def _score_prefix(self, problem: Problem, steps: tuple[str, ...], usage: Usage) -> float:
         raise NotImplementedError

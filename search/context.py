@@ -126,13 +126,14 @@ class SearchContext:
         self.usage.add(dataclasses.replace(generation.usage, calls=max(generation.usage.calls, 1), wall_seconds=0.0))
         return generation
 
-    async def score(self, paths: Sequence[Sequence[str]]) -> StepScores:
-        """Calls the reward model on step-text paths and meters the call."""
+    async def score(self, paths: Sequence[Sequence[str]], first: Sequence[int] | None = None) -> StepScores:
+        """Calls the reward model on step-text paths (steps ``first[i]:`` of path ``i``) and
+        meters the call."""
         if self.reward_model is None:
             raise PonderError("no reward model configured")
         start = time.perf_counter()
         try:
-            scores = await self.reward_model.score(self.problem, paths)
+            scores = await self.reward_model.score(self.problem, paths, first)
         finally:
             self.model_wait_seconds += time.perf_counter() - start
         u = scores.usage

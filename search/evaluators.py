@@ -43,24 +43,27 @@ def prior_values(ctx: SearchContext, node_ids: Sequence[int]) -> list[float]:
 async def reward_values(ctx: SearchContext, node_ids: Sequence[int], how: PrmAggregation) -> list[float]:
     """Reward-model path values; per-step scores are cached on nodes under ``ctx.reward_key``.
 
-    Paths whose every step is already scored cost nothing; the rest go out in one call.
+    Paths whose every step is already scored cost nothing; the rest go out in one call,
+    asking only for the steps from each path's first unscored one.
     A failed call (``PonderError``) marks those nodes errored and gives them value 0.
     """
     if ctx.reward_model is None:
         raise ConfigError("reward_model", None, "this value source needs a reward model")
     tree, key = ctx.tree, ctx.reward_key
     paths = {i: tree.path(i)[1:] for i in node_ids}
-    missing = [i for i in dict.fromkeys(node_ids) if any(key not in tree.nodes[j].scores for j in paths[i])]
+    first = {i: next((k for k, j in enumerate(paths[i]) if key not in tree.nodes[j].scores), None)
+             for i in node_ids}
+    missing = [i for i in dict.fromkeys(node_ids) if first[i] is not None]
     if missing:
         try:
-            scored = await ctx.score([tree.path_texts(i) for i in missing])
+            scored = await ctx.score([tree.path_texts(i) for i in missing], [first[i] for i in missing])
         except PonderError as exc:
             for i in missing:
                 tree.nodes[i].error = f"{type(exc).__name__}: {exc}"
         else:
             with ctx.bookkeeping():
                 for i, step_scores in zip(missing, scored.scores, strict=True):
-                    for j, s in zip(paths[i], step_scores, strict=True):
+                    for j, s in zip(paths[i][first[i]:], step_scores, strict=True):
                         tree.nodes[j].scores.setdefault(key, float(s))
     return [
         aggregate_step_scores([tree.nodes[j].scores[key] for j in paths[i]], how)

@@ -144,8 +144,15 @@ class StepScores:
 class RewardModel(Protocol):
     """Scores every step of many partial paths in one call (PRM, self-eval, value model)."""
 
-    async def score(self, problem: Problem, paths: Sequence[Sequence[str]]) -> StepScores:
-        """Returns, for each path (a list of step texts), one score in [0, 1] per step."""
+    async def score(
+        self, problem: Problem, paths: Sequence[Sequence[str]], first: Sequence[int] | None = None
+    ) -> StepScores:
+        """Returns, for each path (a list of step texts), one score in [0, 1] per step.
+
+        ``first[i]`` (default 0) asks only for the steps of path ``i`` from that index on
+        (the earlier ones are already scored): its row then holds ``len(path) - first[i]``
+        scores. A judge that spends one request per step prefix saves the rest.
+        """
         ...
 
 

@@ -70,9 +70,11 @@ class BoundedRewardModel(_Gate):
         super().__init__(max_in_flight)
         self.reward_model = reward_model
 
-    async def score(self, problem: Problem, paths: Sequence[Sequence[str]]) -> StepScores:
+    async def score(
+        self, problem: Problem, paths: Sequence[Sequence[str]], first: Sequence[int] | None = None
+    ) -> StepScores:
         async with self._slot():
-            return await self.reward_model.score(problem, paths)
+            return await self.reward_model.score(problem, paths, first)
 
 
 def partial_result(ctx: SearchContext, config: AlgorithmConfig) -> SearchResult:

@@ -103,6 +103,25 @@ async def test_generative_prm_scores_every_step_and_caches():
     assert again.scores == (pytest.approx((0.25, 0.5)),) and again.usage.reward_calls == 0
 
 
+async def test_judges_score_only_the_steps_asked_for():
+    prompts = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        prompts.append("".join(chr(t) for t in json.loads(request.content)["prompt"]))
+        p = prompts[-1].count("STEP") / 4
+        return httpx.Response(200, json=completion_reply(
+            {f"token_id:{ord('+')}": math.log(p), f"token_id:{ord('-')}": math.log(1 - p)}))
+
+    prm = GenerativePRM(client_for(handler), CharTokenizer())
+    paths = [["STEP a", "STEP b", "STEP c"], ["STEP a", "STEP d"]]
+    out = await prm.score(PROBLEM, paths, first=[2, 1])
+    assert out.scores == (pytest.approx((0.75,)), pytest.approx((0.5,)))
+    assert len(prompts) == 2 and out.usage.reward_calls == 2  # no request for the known prefixes
+    assert (await prm.score(PROBLEM, paths, first=[3, 2])).scores == ((), ())
+    with pytest.raises(ValueError, match="first"):
+        await prm.score(PROBLEM, paths, first=[4, 0])
+
+
 async def test_generative_prm_falls_back_to_top_logprobs():
     bodies = []
 

@@ -128,13 +128,18 @@ class ScriptedRewardModel:
         self.score_of = scores if callable(scores) else (lambda t: table.get(t, default))
         self.fail = fail
         self.calls: list[list[list[str]]] = []
+        self.firsts: list[list[int]] = []
+        """Per call, the index of the first step asked for in each path."""
 
-    async def score(self, problem: Problem, paths: Sequence[Sequence[str]]) -> StepScores:
+    async def score(self, problem: Problem, paths: Sequence[Sequence[str]],
+                    first: Sequence[int] | None = None) -> StepScores:
         self.calls.append([list(p) for p in paths])
+        starts = list(first) if first is not None else [0] * len(paths)
+        self.firsts.append(starts)
         await asyncio.sleep(0)
         if self.fail:
             raise ModelServerError("fake-prm", "scripted failure", retryable=True)
-        scores = tuple(tuple(self.score_of(t) for t in p) for p in paths)
+        scores = tuple(tuple(self.score_of(t) for t in p[k:]) for p, k in zip(paths, starts, strict=True))
         return StepScores(scores, Usage(reward_tokens=sum(len(t) for p in paths for t in p), reward_calls=1))
 
 

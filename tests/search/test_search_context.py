@@ -87,6 +87,17 @@ async def test_reward_values_aggregate_and_cache():
     assert ctx.usage.reward_calls == 1
 
 
+async def test_reward_values_ask_only_for_unscored_steps():
+    rm = ScriptedRewardModel({"Add.\n\n": 0.9, "Sum ANSWER:4": 0.6, "Hmm.\n\n": 0.2})
+    ctx = make_ctx(SCRIPT, reward_model=rm)
+    a = (await ctx.expand(0, 1))[0]
+    assert await reward_values(ctx, [a], "last") == [pytest.approx(0.9)]
+    kids = await ctx.expand(a, 2)
+    assert await reward_values(ctx, kids, "min") == [pytest.approx(0.6), pytest.approx(0.2)]
+    assert rm.firsts == [[0], [1, 1]]  # the parent's step was scored by the first call
+    assert ctx.tree[a].scores == {"prm": 0.9} and ctx.tree[kids[1]].scores == {"prm": 0.2}
+
+
 async def test_reward_model_failure_marks_nodes_errored():
     ctx = make_ctx(SCRIPT, reward_model=ScriptedRewardModel(fail=True))
     kids = await ctx.expand(0, 2)
