@@ -110,6 +110,22 @@ async def _metrics(client: VLLMClient) -> dict[str, float] | None:
 _served_model = served_model  # kept for callers of the old private name
 
 
+async def shaped_load_rate(client: VLLMClient, prompt_tokens: int, uncached_tokens: int, max_tokens: int,
+                           *, concurrency: int = 128, requests: int = 256, seed: int = 2) -> float:
+    """Generated tok/s of a saturation load shaped like a search: every prompt is one shared
+    prefix (warmed into the prefix cache first) followed by ``uncached_tokens`` unique tokens,
+    ``prompt_tokens`` in all, and each request generates ``max_tokens`` (``ignore_eos``)."""
+    if min(prompt_tokens, max_tokens, concurrency, requests) < 1 or not 0 <= uncached_tokens <= prompt_tokens:
+        raise ConfigError("shape", (prompt_tokens, uncached_tokens, max_tokens, concurrency, requests),
+                          "needs positive lengths and 0 <= uncached_tokens <= prompt_tokens")
+    rng = random.Random(seed)
+    shared = _random_ids(rng, prompt_tokens - uncached_tokens)
+    prompts = [shared + _random_ids(rng, uncached_tokens) for _ in range(requests)]
+    await _run_load(client, prompts[:1], 1, 1)  # the shared prefix enters the cache
+    seconds, _, _, generated, _ = await _run_load(client, prompts, concurrency, max_tokens)
+    return generated / seconds if seconds > 0 else 0.0
+
+
 async def bench_server_async(
     client_or_endpoint: VLLMClient | str,
     concurrencies: Sequence[int] = (1, 8, 32, 64),

@@ -137,7 +137,7 @@ def throughput(
     block_size: BlockSize = None,
 ) -> None:
     """Search throughput vs the server's saturated tok/s, prefix-cache hits, bookkeeping share."""
-    from models.bench import bench_server_async, format_rows
+    from models.bench import bench_server_async, format_rows, shaped_load_rate
     from models.client import VLLMClient, served_model
     from ponder.bench_metrics import fmt, ratio
     from ponder.bench_search import bench_endpoint, machine_note, measure_run
@@ -157,9 +157,12 @@ def throughput(
                 async with VLLMClient(url, await served_model(url)) as client:
                     before = await bench_server_async(client, tuple(concurrency), 128)
                     m = await measure_run(cfg, tasks, client, cfg.search.algorithm)
-                    return before, m, await bench_server_async(client, tuple(concurrency), 128, seed=1)
+                    after = await bench_server_async(client, tuple(concurrency), 128, seed=1)
+                    shaped = (await shaped_load_rate(client, *m.shape, concurrency=max(concurrency))
+                              if m.shape else None)
+                    return before, m, after, shaped
 
-            before, m, after = asyncio.run(go())
+            before, m, after, shaped = asyncio.run(go())
     except PonderError as err:
         _fail(err)
     print("-- saturation load before and after the search (models.bench: n=1 requests, 32-token random "
@@ -179,6 +182,12 @@ def throughput(
     print(f"sustained / saturated tok/s: {fmt(ratio(sustained or 0.0, saturated), '.2f')}   (>= 0.85); "
           f"whole run: {fmt(ratio(m.tok_per_s, saturated), '.2f')}; while requests waited: "
           f"{fmt(ratio(m.queued_tok_per_s or 0.0, saturated), '.2f')}")
+    if shaped is not None:
+        p_tok, c_tok, g_tok = m.shape
+        print(f"  the same server under a load of the search's shape ({p_tok}-token prompts, the last {c_tok} "
+              f"uncached, {g_tok} generated, c={max(concurrency)}): {shaped:.1f} tok/s; sustained / that: "
+              f"{fmt(ratio(sustained or 0.0, shaped), '.2f')} (the scheduler's share of the gap; the rest is "
+              f"what this prompt and reply shape costs the server)")
     print(f"prefix-cache hit rate (/metrics): {fmt(m.hit_rate_metrics, '.1%')}   (>= 80%)")
     print(f"bookkeeping share: {fmt(m.bookkeeping_share, '.3%')}   (<= 1%)")
     print(f"peak requests in flight: {m.peak_in_flight}")

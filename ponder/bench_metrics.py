@@ -13,6 +13,8 @@ from models.bench import PREFIX_HITS, PREFIX_QUERIES
 
 GENERATED = "vllm:generation_tokens_total"
 PROMPT = "vllm:prompt_tokens_total"
+SEQUENCES = "vllm:request_prompt_tokens_count"
+"""Finished sequences: vLLM counts each of a request's ``n`` samples."""
 RUNNING = "vllm:num_requests_running"
 WAITING = "vllm:num_requests_waiting"
 

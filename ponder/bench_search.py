@@ -20,8 +20,8 @@ from typing import Any
 from models.bench import PREFIX_HITS, parse_metrics
 from models.client import VLLMClient
 from models.server import ServerSettings, ensure_server, server_status
-from ponder.bench_metrics import (GENERATED, PROMPT, RUNNING, WAITING, Sample, cache_hit_rate, counter_delta,
-                                  queued_rate, ratio, window_rate)
+from ponder.bench_metrics import (GENERATED, PROMPT, RUNNING, SEQUENCES, WAITING, Sample, cache_hit_rate,
+                                  counter_delta, queued_rate, ratio, window_rate)
 from ponder.config import RunConfig, parse_run_config
 from ponder.engine import run_config, summarize
 from search.protocols import ModelServerError
@@ -131,6 +131,16 @@ class RunMeasure:
         counts), and how many of them it computed (not prefix-cache hits)."""
         queried = counter_delta(self.before, self.after, PROMPT)
         return queried, queried - counter_delta(self.before, self.after, PREFIX_HITS)
+
+    @property
+    def shape(self) -> tuple[int, int, int] | None:
+        """Per sequence at the server: mean prompt tokens, mean computed (uncached) prompt
+        tokens and mean generated tokens; None when no sequence finished."""
+        seqs = counter_delta(self.before, self.after, SEQUENCES)
+        if seqs <= 0:
+            return None
+        queried, computed = self.server_prompt
+        return round(queried / seqs), round(computed / seqs), max(1, round(self.server_generated / seqs))
 
     @property
     def tok_per_s(self) -> float:

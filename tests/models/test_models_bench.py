@@ -7,9 +7,10 @@ import json
 import httpx
 import pytest
 
-from models.bench import BenchRow, bench_server_async, format_rows, parse_metrics
+from models.bench import BenchRow, bench_server_async, format_rows, parse_metrics, shaped_load_rate
 from models.client import VLLMClient
 from models.transformers_backend import _first_stop
+from search.protocols import ConfigError
 
 METRICS = """\
 # HELP vllm:prefix_cache_queries_total Prefix cache queries, in terms of number of queried tokens.
@@ -58,6 +59,26 @@ async def test_bench_rows_from_a_scripted_server():
     assert 0 < shared.prefix_cache_hit_rate < 1
     assert shared.usage_cache_hit_rate == pytest.approx(shared.cached_prompt_tokens / shared.prompt_tokens, abs=1e-4)
     assert "shared_prefix" in format_rows(rows) and isinstance(rows[0], BenchRow)
+
+
+async def test_shaped_load_shares_a_prefix_and_generates_the_asked_length():
+    prompts = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        prompts.append(body["prompt"])
+        return httpx.Response(200, json={
+            "choices": [{"index": 0, "text": "x", "token_ids": [5] * body["max_tokens"],
+                         "finish_reason": "length", "stop_reason": None}],
+            "usage": {"prompt_tokens": len(body["prompt"]), "completion_tokens": body["max_tokens"]}})
+
+    async with VLLMClient("http://x:1", "m", transport=httpx.MockTransport(handler)) as client:
+        rate = await shaped_load_rate(client, 40, 8, 6, concurrency=3, requests=5)
+        with pytest.raises(ConfigError, match="shape"):
+            await shaped_load_rate(client, 40, 41, 6)
+    assert rate > 0 and len(prompts) == 1 + 5  # one warm-up request, then the load
+    assert all(len(p) == 40 and p[:32] == prompts[0][:32] for p in prompts)
+    assert len({tuple(p[32:]) for p in prompts[1:]}) == 5  # unique 8-token tails
 
 
 @pytest.mark.parametrize(

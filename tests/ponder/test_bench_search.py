@@ -7,6 +7,8 @@ import pytest
 from models.bench import PREFIX_HITS, PREFIX_QUERIES
 from ponder.bench_metrics import (
     GENERATED,
+    PROMPT,
+    SEQUENCES,
     Sample,
     cache_hit_rate,
     counter_delta,
@@ -86,6 +88,14 @@ def test_run_measure_shares():
     assert m.hit_rate_metrics == pytest.approx(0.8) and m.hit_rate_usage == pytest.approx(0.75)
     assert m.bookkeeping_share == pytest.approx(0.005)
     assert m.peak_server_requests == 9.0
+
+
+def test_run_measure_shape_is_per_sequence_at_the_server():
+    m = _measure([])
+    assert m.shape is None  # no finished sequence counted
+    m.before.update({PROMPT: 0.0, SEQUENCES: 10.0})
+    m.after.update({PROMPT: 2000.0, SEQUENCES: 30.0})
+    assert m.shape == (100, 80, 50)  # 2000 prompt / 20, (2000 - 400 cached) / 20, 1000 generated / 20
 
 
 def test_compare_presets_match_beam_width_times_children_to_n():
