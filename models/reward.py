@@ -295,6 +295,13 @@ def parse_rating(text: str, max_score: float = 10.0) -> float | None:
     return None
 
 
+DEFAULT_FOLLOW_UP = (
+    "Rate your partial solution above from 0 to 10, where 0 means certainly wrong and 10 means "
+    "certainly correct and on track. Reply with the number only."
+)
+"""The rating request of :class:`SelfEvalReward` in follow-up mode (a new user turn)."""
+
+
 class SelfEvalReward(_JudgedPrefixes):
     """The policy rates its own partial solution (MCTSr / MC-NEST self-evaluation).
 
@@ -303,6 +310,12 @@ class SelfEvalReward(_JudgedPrefixes):
     short replies; each is parsed by :func:`parse_rating` into [0, 1] and the score is their
     mean. Replies with no valid rating are left out of the mean and counted in
     :attr:`unparseable`; if none parses the step gets :data:`NEUTRAL_SCORE` (0.5).
+
+    Two prompt styles. Follow-up (default, when the tokenizer has ``chat_follow_up``): the
+    policy's own conversation -- ``chat_prompt(question, system)`` and the steps' text --
+    followed by a new user turn ``follow_up``; the conversation is what the policy already
+    computed, so the server's prefix cache holds all of it. Fresh (``follow_up=None``):
+    ``template`` as a new conversation (question and steps re-quoted), as MCTSr does.
 
     Args:
         client: Client of the policy's server.
@@ -316,6 +329,8 @@ class SelfEvalReward(_JudgedPrefixes):
         max_tokens: Tokens allowed per rating reply.
         cache_size: Memoised step scores; 0 (the default) samples afresh on every call, as
             MCTSr does when it re-evaluates a node.
+        follow_up: Rating request of the follow-up style; None for the fresh style.
+        system: The policy's system prompt (follow-up style), so the prefix matches its prompts.
     """
 
     def __init__(
@@ -331,9 +346,14 @@ class SelfEvalReward(_JudgedPrefixes):
         max_tokens: int = 8,
         seed: int | None = None,
         cache_size: int = 0,
+        follow_up: str | None = DEFAULT_FOLLOW_UP,
+        system: str | None = None,
     ) -> None:
         super().__init__(client, tokenizer, template=template, response_prefix=response_prefix,
                          chat=True, cache_size=cache_size)
+        make_follow_up = getattr(tokenizer, "chat_follow_up", None)
+        self._follow_up_ids = make_follow_up(follow_up) if follow_up and make_follow_up else None
+        self.system = system
         if max_score <= 0:
             raise ConfigError("max_score", max_score, "must be > 0")
         if num_samples < 1:
@@ -347,6 +367,12 @@ class SelfEvalReward(_JudgedPrefixes):
         """Replies so far that held no valid rating."""
         self.rated = 0
         """Replies so far that were parsed into a rating."""
+
+    def prompt(self, problem: Problem, steps: Sequence[str]) -> list[int]:
+        if self._follow_up_ids is None:
+            return super().prompt(problem, steps)
+        ids = self.tokenizer.chat_prompt(problem.question, self.system) + self.tokenizer.encode("".join(steps))
+        return ids + self._follow_up_ids + self.tokenizer.encode(self.response_prefix)
 
     async def _score_prefix(self, problem: Problem, steps: tuple[str, ...], usage: Usage) -> float:
         completion = await self.client.complete(

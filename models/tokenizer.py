@@ -41,6 +41,24 @@ class HFTokenizer:
     def has_chat_template(self) -> bool:
         return bool(getattr(self._tok, "chat_template", None))
 
+    def chat_follow_up(self, user: str) -> list[int]:
+        """Token ids that close the assistant turn written so far and open a new ``user`` turn,
+        ready for the reply. ``chat_prompt(q) + ids of the reply so far + chat_follow_up(u)``
+        continues one conversation, so everything before the follow-up is a cached prefix.
+        Without a chat template: ``user`` after a blank line."""
+        if not self.has_chat_template:
+            return self.encode(f"\n\n{user}\n\n")
+        mark = "\x00ponder-reply\x00"
+        text = self._tok.apply_chat_template(
+            [{"role": "user", "content": "q"}, {"role": "assistant", "content": mark},
+             {"role": "user", "content": user}],
+            add_generation_prompt=True, tokenize=False,
+        )
+        _, found, tail = str(text).rpartition(mark)
+        if not found:
+            raise PonderError("the chat template drops the assistant turn; a follow-up turn cannot be built")
+        return self.encode(tail)
+
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text``, no special tokens added."""
         return list(self._tok.encode(text, add_special_tokens=False))

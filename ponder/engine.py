@@ -56,7 +56,8 @@ def model_endpoints(model: ModelConfig) -> Iterator[tuple[list[str], Path | None
         yield [record.endpoint], Path(record.checkpoint), model.model or record.model
 
 
-def _reward_model(cfg: RewardConfig | None, client: VLLMClient, tokenizer: Tokenizer) -> RewardModel | None:
+def _reward_model(cfg: RewardConfig | None, client: VLLMClient, tokenizer: Tokenizer,
+                  system_prompt: str | None = None) -> RewardModel | None:
     if cfg is None:
         return None
     prm_client = client
@@ -64,7 +65,7 @@ def _reward_model(cfg: RewardConfig | None, client: VLLMClient, tokenizer: Token
         prm_client = VLLMClient(cfg.endpoints, cfg.model or client.model, timeout=client.timeout)
     match cfg.kind:
         case "self_eval":
-            return SelfEvalReward(client, tokenizer)
+            return SelfEvalReward(client, tokenizer, system=system_prompt)
         case "generative_prm":
             return GenerativePRM(prm_client, tokenizer)
         case "pooling_prm":
@@ -80,7 +81,7 @@ async def open_engine(model: ModelConfig, reward: RewardConfig | None = None) ->
         client = VLLMClient(endpoints, name, timeout=model.timeout_s, max_connections=max(64, model.max_in_flight))
         try:
             policy = BoundedPolicy(VLLMPolicy(client), model.max_in_flight)
-            rm = _reward_model(reward, client, tokenizer)
+            rm = _reward_model(reward, client, tokenizer, model.system_prompt)
             if rm is not None:
                 rm = BoundedRewardModel(rm, model.max_in_flight)
             yield Engine(client, tokenizer, policy, rm, model.system_prompt)

@@ -118,6 +118,22 @@ async def test_reward_models_on_the_real_server(embedded_client, embedded_tokeni
     assert judge.rated + judge.unparseable == 4 and rated.usage.reward_calls == 2
 
 
+async def test_follow_up_self_eval_prompt_is_the_policy_conversation_plus_a_turn(embedded_client, embedded_tokenizer):
+    tok = embedded_tokenizer
+    follow = tok._tok.decode(tok.chat_follow_up("Rate it."), skip_special_tokens=False)
+    assert follow.startswith("<|im_end|>") and "<|im_start|>user\nRate it.<|im_end|>" in follow
+    assert follow.endswith("<|im_start|>assistant\n")
+    problem = Problem(id="apples", question="Tom has 3 apples and buys 4 more. How many now? " * 6)
+    steps = ["3 + 4 = 7.\n\n", "Tom has 7 apples."]
+    policy_prompt = tok.chat_prompt(problem.question) + tok.encode("".join(steps))
+    await embedded_client.complete(policy_prompt, max_tokens=1, temperature=0.0)  # the policy's request
+    judge = SelfEvalReward(embedded_client, tok)
+    prompt = judge.prompt(problem, steps)
+    assert prompt[: len(policy_prompt)] == policy_prompt
+    reply = await embedded_client.complete(prompt, max_tokens=4, temperature=0.0)
+    assert reply.usage.cached_prompt_tokens >= len(policy_prompt) - 32  # the conversation is a cache hit
+
+
 def test_server_status_and_ensure_server_reuse(embedded_server, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     from models import server

@@ -171,6 +171,31 @@ async def test_self_eval_parses_averages_and_counts_garbage():
     assert out.usage.reward_calls == 1
 
 
+class ChatCharTokenizer(CharTokenizer):
+    """CharTokenizer with a follow-up turn: ``[3] + user + [4]``."""
+
+    def chat_follow_up(self, user: str) -> list[int]:
+        return [3, *self.encode(user), 4]
+
+
+async def test_self_eval_follow_up_continues_the_policy_conversation():
+    bodies = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(200, json=completion_reply(None, text="9"))
+
+    tok = ChatCharTokenizer()
+    judge = SelfEvalReward(client_for(handler), tok, follow_up="Rate it.", system="sys")
+    out = await judge.score(PROBLEM, [["Add.\n\n", "It is 5."]], first=[1])
+    assert out.scores == (pytest.approx((0.9,)),)
+    policy_ids = tok.chat_prompt(PROBLEM.question, "sys") + tok.encode("Add.\n\nIt is 5.")
+    assert bodies[0]["prompt"] == policy_ids + [3, *tok.encode("Rate it."), 4] + tok.encode("Rating: ")
+    fresh = SelfEvalReward(client_for(handler), tok, follow_up=None)
+    await fresh.score(PROBLEM, [["Add.\n\n"]])
+    assert "Partial solution:" in "".join(chr(t) for t in bodies[1]["prompt"])  # the re-quoting template
+
+
 async def test_self_eval_all_garbage_is_neutral_and_not_cached_by_default():
     calls = []
 
