@@ -37,7 +37,6 @@ import json
 import logging
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -48,6 +47,7 @@ from pathlib import Path
 import httpx
 
 from models.paths import state_dir
+from models.processes import cmdline, pid_running, terminate_group
 from models.server_settings import (  # re-exported: the settings belong with the server's API
     ServerSettings,
     all_cores,  # noqa: F401
@@ -311,23 +311,12 @@ def is_alive(rec: ServerRecord) -> bool:
     child = _CHILDREN.get(rec.pid)
     if child is not None:
         return child.poll() is None
-    proc = Path(f"/proc/{rec.pid}")
-    if proc.is_dir():
-        try:
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            return False
-        return state not in ("Z", "X") and b"models.launcher" in cmdline and str(rec.port).encode() in cmdline
-    if sys.platform.startswith("linux"):
+    if not pid_running(rec.pid):
         return False
-    try:
-        os.kill(rec.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    args = cmdline(rec.pid)
+    if args is None:  # no /proc: the pid is alive, its identity cannot be checked
+        return not sys.platform.startswith("linux")
+    return b"models.launcher" in args and str(rec.port).encode() in args
 
 
 def is_healthy(endpoint: str, timeout: float = 2.0) -> bool:
@@ -368,64 +357,13 @@ def stop_server(rec: ServerRecord | None = None, *, timeout: float = 20.0) -> bo
 
 
 def _terminate(pid: int, *, timeout: float) -> None:
-    """SIGTERM the process group ``pid``; SIGKILL whatever of it outlives ``timeout`` s.
-
-    vLLM's API server shuts its engine and workers down on SIGTERM, so the group normally
-    empties on its own within a few seconds.
-    """
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and (_pid_running(pid) or group_running(pid)):
-        time.sleep(0.2)
-    if _pid_running(pid) or group_running(pid):
-        log.warning("vLLM server group %d ignored SIGTERM for %.0f s; killing it", pid, timeout)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
+    """Stops the server's process group (vLLM's API server shuts its engine and workers down
+    on SIGTERM, so the group normally empties within seconds) and reaps our child."""
+    terminate_group(pid, timeout=timeout)
     child = _CHILDREN.pop(pid, None)
     if child is not None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.wait(timeout=5)
-
-
-def group_running(pgid: int) -> bool:
-    """True if a live (non-zombie) process is in process group ``pgid``."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        # fields: state, ppid, pgrp, ...
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            return True
-    return False
-
-
-def _pid_running(pid: int) -> bool:
-    child = _CHILDREN.get(pid)
-    if child is not None:
-        return child.poll() is None
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except (OSError, IndexError):
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextlib.contextmanager

@@ -17,10 +17,10 @@ import pytest
 
 from models.client import VLLMClient
 from models.pooling_prm import PoolingPRM
+from models.processes import group_running
 from models.server import (
     ServerRecord,
     ServerSettings,
-    group_running,
     is_alive,
     start_server,
     stop_server,

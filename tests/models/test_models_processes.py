@@ -1,0 +1,32 @@
+"""Process liveness and group termination on a real child process (no server)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from models.processes import cmdline, group_running, pid_running, terminate_group
+
+
+def test_a_process_group_is_seen_running_then_terminated():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        assert pid_running(child.pid) and group_running(child.pid)
+        assert any(b"time.sleep(60)" in part for part in cmdline(child.pid) or [])
+        terminate_group(child.pid, timeout=5.0)
+        child.wait(timeout=5)
+        assert not pid_running(child.pid) and not group_running(child.pid)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def test_a_zombie_counts_as_exited():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    for _ in range(100):  # exited but not reaped: a zombie until wait()
+        if not pid_running(child.pid):
+            break
+        subprocess.run(["sleep", "0.05"], check=True)
+    assert not pid_running(child.pid)
+    child.wait()
