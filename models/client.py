@@ -4,9 +4,16 @@ Prompts are sent as token ids (``prompt: list[int]``) so that every expansion of
 reuses the server's prefix cache exactly; the reply's token ids come back too
 (``return_token_ids``), so a child's prefix is ``parent prefix + step token ids`` with no
 re-tokenisation. Requests are spread over one or more endpoints (least in-flight first,
-ties in turn); transient failures (connection errors, timeouts, HTTP 429 and 5xx) are
-retried with exponential backoff, on the next endpoint in line; anything else raises
-:class:`~search.protocols.ModelServerError` at once.
+ties in turn) that a shared :class:`~models.breaker.CircuitBreaker` keeps track of.
+
+Two kinds of failure are kept apart. A permanent one (HTTP 4xx such as a context overflow,
+a malformed reply) raises :class:`~search.protocols.ModelServerError` at once: the search
+marks that node errored and goes on. A transient one is the engine's: timeouts, 429 and 5xx
+are retried with exponential backoff; an endpoint that does not answer at all (connection
+refused or reset), or still fails after ``max_retries``, is reported to the breaker, which
+takes it out of rotation and recovers it (restarts a server ponder owns, waits for an
+external one) while the request waits and is then re-issued. Only when recovery fails does
+the request raise :class:`~search.protocols.EngineFault`.
 
 Nothing from httpx or vLLM leaves this module: replies become :class:`Completion` /
 :class:`~search.protocols.Generation`.
@@ -22,13 +29,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-)
 
+from models.breaker import CircuitBreaker, EndpointState, EventFn, RestartFn
 from models.completion import (  # re-exported: the parsed reply types belong with the client
     Completion,
     finish_reason,  # noqa: F401
@@ -37,6 +39,7 @@ from models.completion import (  # re-exported: the parsed reply types belong wi
 )
 from search.protocols import (
     ConfigError,
+    EngineFault,
     Generation,
     ModelServerError,
     Sampling,
@@ -69,9 +72,15 @@ class VLLMClient:
         endpoints: Base URLs (``http://host:port``; a trailing ``/v1`` is accepted).
         model: The served model name sent with every request.
         timeout: Seconds allowed per request (read/write/pool); connecting gets at most 10 s.
-        max_retries: Extra attempts after a transient failure (0 = try once).
+        max_retries: Extra attempts after a transient failure before the endpoint is
+            reported to the breaker (0 = report at the first failure).
         backoff_s: First backoff in seconds; doubles per retry, capped at ``backoff_max_s``.
         max_connections: Size of the connection pool (>= the concurrency you run at).
+        restart_fns: Endpoint -> restart function, for servers ponder owns (see
+            :mod:`models.managed`); other endpoints are external and waited for.
+        max_restarts: Restarts of owned servers allowed over the client's life.
+        outage_timeout_s: How long to wait for an external endpoint to answer again.
+        on_event: Receives the breaker's outage / restart / recovered / failed events.
     """
 
     def __init__(
@@ -84,6 +93,10 @@ class VLLMClient:
         backoff_s: float = 0.5,
         backoff_max_s: float = 8.0,
         max_connections: int = 256,
+        restart_fns: Mapping[str, RestartFn] | None = None,
+        max_restarts: int = 5,
+        outage_timeout_s: float = 300.0,
+        on_event: EventFn | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if isinstance(endpoints, str):
@@ -110,6 +123,14 @@ class VLLMClient:
         self._turn = itertools.count()
         self.requests_sent = dict.fromkeys(self.endpoints, 0)
         """Attempts sent to each endpoint (retries included); for tests and reports."""
+        self.breaker = CircuitBreaker(
+            self.endpoints,
+            self._probe,
+            restart_fns={normalize_endpoint(k): v for k, v in (restart_fns or {}).items()},
+            max_restarts=max_restarts,
+            outage_timeout_s=outage_timeout_s,
+            on_event=on_event,
+        )
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -134,7 +155,9 @@ class VLLMClient:
         return self._http
 
     async def aclose(self) -> None:
-        """Closes the connection pool (one made in another, now gone, loop is just dropped)."""
+        """Stops recoveries in progress and closes the connection pool (one made in another,
+        now gone, loop is just dropped)."""
+        self.breaker.close()
         http, self._http = self._http, None
         if http is not None and self._http_loop is asyncio.get_running_loop():
             await http.aclose()
@@ -146,47 +169,70 @@ class VLLMClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def _pick_endpoint(self) -> str:
-        """The endpoint with the fewest requests in flight; ties go round-robin."""
+    def _pick(self, live: list[EndpointState]) -> EndpointState:
+        """The live endpoint with the fewest requests in flight; ties go round-robin."""
         turn = next(self._turn)
-        n = len(self.endpoints)
-        order = [self.endpoints[(turn + i) % n] for i in range(n)]
-        return min(order, key=lambda e: self._in_flight[e])
+        order = [live[(turn + i) % len(live)] for i in range(len(live))]
+        return min(order, key=lambda s: self._in_flight[s.name])
+
+    async def _probe(self, url: str) -> bool:
+        try:
+            r = await self.http.get(url + "/health", timeout=10.0)
+            return r.status_code == 200
+        except httpx.HTTPError:
+            return False
 
     async def request(self, method: str, path: str, payload: Mapping[str, Any] | None = None,
                       *, endpoint: str | None = None) -> tuple[Any, str, float]:
-        """Sends one JSON request with retries; returns ``(json body, endpoint, seconds)``.
+        """Sends one JSON request; returns ``(json body, endpoint, seconds)``.
 
-        ``endpoint`` pins the request to one server (no spreading); retries then stay on it.
+        Transient failures are retried with backoff; an unreachable or persistently failing
+        endpoint goes to the breaker and the request waits for a live one, then is re-issued.
+        ``endpoint`` pins the request to one server (no spreading).
 
         Raises:
-            ModelServerError: a permanent failure, or a transient one that outlived retries.
+            ModelServerError: a permanent failure (4xx, malformed reply): a node-level one.
+            EngineFault: the endpoint(s) could not be recovered, or the request kept failing
+                on a server that answers its health checks.
         """
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(lambda e: isinstance(e, ModelServerError) and e.retryable),
-            stop=stop_after_attempt(self.max_retries + 1),
-            wait=wait_exponential(multiplier=self.backoff_s, max=self.backoff_max_s),
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                return await self._request_once(
-                    method, path, payload, endpoint or self._pick_endpoint()
-                )
-        raise AssertionError("unreachable")  # pragma: no cover
+        pinned = normalize_endpoint(endpoint) if endpoint is not None else None
+        failures = trips = 0
+        while True:
+            state = await self.breaker.acquire(self._pick, pinned)
+            generation = state.generation
+            try:
+                return await self._request_once(method, path, payload, state)
+            except ModelServerError as e:
+                if not e.retryable:
+                    raise
+                failures += 1
+                if not e.unreachable and failures <= self.max_retries:
+                    await asyncio.sleep(min(self.backoff_s * 2 ** (failures - 1), self.backoff_max_s))
+                    continue
+                if not e.unreachable:
+                    trips += 1
+                    if trips > 2:  # recovered twice and it still fails: not an outage
+                        raise EngineFault(state.name, f"request keeps failing on a live server: {e.cause}") from e
+                self.breaker.report(state, generation, e.cause)
+                failures = 0
 
     async def _request_once(self, method: str, path: str, payload: Mapping[str, Any] | None,
-                            endpoint: str) -> tuple[Any, str, float]:
-        url = endpoint + path
-        self._in_flight[endpoint] = self._in_flight.get(endpoint, 0) + 1
-        self.requests_sent[endpoint] = self.requests_sent.get(endpoint, 0) + 1
+                            state: EndpointState) -> tuple[Any, str, float]:
+        endpoint = state.name
+        url = state.url + path
+        self._in_flight[endpoint] += 1
+        self.requests_sent[endpoint] += 1
         started = time.perf_counter()
         try:
             response = await self.http.request(method, url, json=payload)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError,
+                httpx.WriteError) as e:  # nobody answered, or the connection died under the request
+            raise ModelServerError(url, f"{type(e).__name__}: {e or 'connection failed'}",
+                                   retryable=True, unreachable=True) from e
         except httpx.TimeoutException as e:
             raise ModelServerError(url, f"timed out ({type(e).__name__})", retryable=True) from e
-        except httpx.TransportError as e:  # connect/read/write/protocol errors
-            raise ModelServerError(url, f"{type(e).__name__}: {e or 'connection failed'}",
+        except httpx.TransportError as e:
+            raise ModelServerError(url, f"{type(e).__name__}: {e or 'transport error'}",
                                    retryable=True) from e
         finally:
             self._in_flight[endpoint] -= 1
@@ -272,19 +318,12 @@ class VLLMClient:
     async def health(self) -> dict[str, bool]:
         """``GET /health`` on every endpoint (no retries): endpoint -> healthy."""
 
-        async def one(e: str) -> bool:
-            try:
-                r = await self.http.get(e + "/health", timeout=5.0)
-                return r.status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        results = await asyncio.gather(*(one(e) for e in self.endpoints))
+        results = await asyncio.gather(*(self._probe(self.breaker.url(e)) for e in self.endpoints))
         return dict(zip(self.endpoints, results, strict=True))
 
     async def metrics(self, endpoint: str | None = None) -> str:
         """The Prometheus text of ``GET /metrics`` on one endpoint (default: the first)."""
-        url = (endpoint or self.endpoints[0]) + "/metrics"
+        url = self.breaker.url(normalize_endpoint(endpoint or self.endpoints[0])) + "/metrics"
         try:
             r = await self.http.get(url, timeout=10.0)
         except httpx.HTTPError as e:
@@ -317,7 +356,7 @@ async def served_model(endpoint: str, *, timeout: float = 10.0) -> str:
     Raises:
         ModelServerError: the endpoint is unreachable or lists no model.
     """
-    probe = VLLMClient(endpoint, model="", timeout=timeout, max_retries=1)
+    probe = VLLMClient(endpoint, model="", timeout=timeout, max_retries=1, outage_timeout_s=timeout)
     try:
         body, used, _ = await probe.request("GET", "/v1/models")
     finally:

@@ -4,7 +4,7 @@
 CLI; see :mod:`models.launcher`) in a new process group, logs to a file under
 ``$XDG_STATE_HOME/ponder/logs``, waits until ``/health`` answers, and records the server in
 ``$XDG_STATE_HOME/ponder/server.json`` so that later ``ponder`` commands reuse it
-(:func:`server_status`, :func:`ensure_server`) and ``ponder server stop`` ends it
+(:func:`server_status`, :func:`models.managed.ensure_server`) and ``ponder server stop`` ends it
 (:func:`stop_server`). A record whose process is gone is treated as absent and removed.
 
 Environment given to the server (CPU build of vLLM):
@@ -41,7 +41,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -240,7 +239,7 @@ def _launch(settings: ServerSettings, checkpoint: Path, port: int, exit_with_par
                 time.sleep(0.5)
     except BaseException:  # timeout, Ctrl-C, ...: never leave a half-started server behind
         if proc.poll() is None:
-            _terminate(proc.pid, timeout=10)
+            terminate(proc.pid, timeout=10)
         raise
     took = time.monotonic() - started
     log.info("vLLM ready on %s after %.1f s", endpoint, took)
@@ -351,12 +350,12 @@ def stop_server(rec: ServerRecord | None = None, *, timeout: float = 20.0) -> bo
         return False
     alive = is_alive(target)
     if alive:
-        _terminate(target.pid, timeout=timeout)
+        terminate(target.pid, timeout=timeout)
     _clear_state(target)
     return alive
 
 
-def _terminate(pid: int, *, timeout: float) -> None:
+def terminate(pid: int, *, timeout: float) -> None:
     """Stops the server's process group (vLLM's API server shuts its engine and workers down
     on SIGTERM, so the group normally empties within seconds) and reaps our child."""
     terminate_group(pid, timeout=timeout)
@@ -364,40 +363,3 @@ def _terminate(pid: int, *, timeout: float) -> None:
     if child is not None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.wait(timeout=5)
-
-
-@contextlib.contextmanager
-def ensure_server(
-    checkpoint: Path | str | None = None, settings: ServerSettings | None = None
-) -> Iterator[ServerRecord]:
-    """Yields a healthy server: the recorded one if it serves ``checkpoint``, else a new one.
-
-    A server started here is recorded while it runs and stopped on exit; a reused one is left
-    running. ``checkpoint=None`` means the embedded model.
-
-    Raises:
-        ModelServerError: as :func:`start_server`.
-    """
-    if settings is None:
-        settings = ServerSettings(checkpoint=Path(checkpoint) if checkpoint is not None else None)
-    elif checkpoint is not None:
-        settings = settings.model_copy(update={"checkpoint": Path(checkpoint)})
-    wanted: str | None
-    if settings.checkpoint is None:
-        from models.embedded import default_checkpoint_dir
-
-        wanted = str(default_checkpoint_dir())
-    else:
-        wanted = str(Path(settings.checkpoint).expanduser().resolve())
-    status = server_status()
-    if status is not None and status.healthy and status.record.checkpoint == wanted:
-        log.info("reusing vLLM server pid %d on %s", status.record.pid, status.record.endpoint)
-        yield status.record
-        return
-    # Leave another live server's record alone; record ours only if the slot is free.
-    rec = start_server(settings, record=status is None, exit_with_parent=True)
-    try:
-        yield rec
-    finally:
-        stop_server(rec)
-

@@ -19,7 +19,8 @@ from typing import Any
 
 from models.bench import PREFIX_HITS, parse_metrics
 from models.client import VLLMClient
-from models.server import ServerSettings, ensure_server, server_status
+from models.managed import ensure_server
+from models.server import ServerSettings, server_status
 from ponder.bench_metrics import (GENERATED, PROMPT, RUNNING, SEQUENCES, WAITING, Sample, cache_hit_rate,
                                   counter_delta, queued_rate, ratio, window_rate)
 from ponder.config import RunConfig, parse_run_config
@@ -55,7 +56,8 @@ def bench_endpoint(endpoint: str | None, settings: ServerSettings) -> Iterator[t
     # A server started here inherits this environment: dev mode adds POST /reset_prefix_cache,
     # so each measured run starts with a cold prefix cache (see reset_prefix_cache).
     os.environ.setdefault("VLLM_SERVER_DEV_MODE", "1")
-    with ensure_server(settings=settings) as rec:
+    with ensure_server(settings=settings) as managed:
+        rec = managed.record
         if before is not None and before.healthy and before.record.pid == rec.pid:
             yield rec.endpoint, f"reused recorded server pid {rec.pid} at {rec.endpoint} (its own settings)"
         else:

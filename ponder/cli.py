@@ -25,8 +25,15 @@ console = Console()
 
 
 def _fail(err: Exception) -> None:
+    """Prints the error and exits: 130 / 143 for SIGINT / SIGTERM, 3 for an engine fault, else 2."""
+    from ponder.interrupts import EXIT_CODES
+    from search.protocols import EngineFault, Interrupted
+
+    if isinstance(err, Interrupted):
+        console.print(f"[bold yellow]stopped:[/] {err}")
+        raise typer.Exit(EXIT_CODES.get(err.signal_name, 130))
     console.print(f"[bold red]error:[/] {err}")
-    raise typer.Exit(2)
+    raise typer.Exit(3 if isinstance(err, EngineFault) else 2)
 
 
 @app.command()
@@ -88,6 +95,7 @@ def solve(
     """Solve one question with search: the answer, a compact tree, usage."""
     from ponder.config import RunConfig, load_run_config
     from ponder.engine import make_context, open_engine
+    from ponder.interrupts import stop_on_signals
     from ponder.views import tree_view, usage_table
     from search.algorithms import run_search
     from search.protocols import Problem
@@ -100,7 +108,7 @@ def solve(
     problem = Problem(id="cli", question=question)
 
     async def go():
-        async with open_engine(cfg.model, cfg.reward) as engine:
+        async with stop_on_signals(), open_engine(cfg.model, cfg.reward) as engine:
             ctx = make_context(cfg, engine, problem, None, 0)
             return await run_search(ctx, cfg.search)
 
@@ -155,15 +163,33 @@ def run(
                                    f"tokens={row['usage']['generated_tokens']} calls={row['usage']['calls']}")
             progress.update(bar, advance=1, acc=f"{seen['ok'] / seen['n']:.2f}")
 
+        def on_event(event: dict) -> None:
+            detail = event.get("cause") or (f"{event['seconds']} s" if "seconds" in event else "")
+            progress.console.print(f"[yellow]engine {event['event']}[/] {event.get('endpoint', '')} {detail}")
+
         try:
-            outcome = asyncio.run(run_config(cfg, on_row, tasks))
+            outcome = asyncio.run(run_config(cfg, on_row, tasks, on_event))
         except PonderError as err:
+            progress.stop()
+            _report_unfinished(cfg.resolved_run_dir, len(tasks))
             _fail(err)
         progress.update(bar, completed=len(tasks))
     if outcome.skipped:
         console.print(f"resumed: {outcome.skipped} problems were already done")
-    console.print(summary_table(summarize(outcome.rows, outcome.wall_seconds), f"{cfg.name} ({cfg.search.algorithm})"))
+    summary = summarize(outcome.rows, outcome.wall_seconds, outcome.engine_stats)
+    console.print(summary_table(summary, f"{cfg.name} ({cfg.search.algorithm})"))
     console.print(f"results: {cfg.resolved_run_dir / 'results.jsonl'}   traces: {cfg.resolved_run_dir / 'traces'}")
+    if summary["errors"]:
+        console.print(f"[red]{summary['errors']} problems errored[/]: re-run the command to retry them")
+        raise typer.Exit(1)
+
+
+def _report_unfinished(run_dir: Path, total: int) -> None:
+    from ponder.rundir import RunDir
+
+    finished = len(RunDir(run_dir).finished())
+    console.print(f"{finished}/{total} problems finished in {run_dir}; the other {total - finished} "
+                  "are unfinished: re-run the same command to resume them")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ class ModelConfig(BaseModel):
     max_in_flight: int = Field(64, ge=1, description="Requests in flight to the engine at once, across all trees.")
     timeout_s: float = Field(300.0, gt=0, description="Per-request timeout in seconds.")
     system_prompt: str | None = Field(DEFAULT_SYSTEM_PROMPT, description="System turn of the chat template; None for none.")
+    max_restarts: int = Field(5, ge=0, description="Restarts of a server ponder started (or `ponder serve` recorded) after it dies, per command.")
+    outage_timeout_s: float = Field(300.0, gt=0, description="How long to wait for an external endpoint that stopped answering before the run stops.")
 
 
 class RewardConfig(BaseModel):

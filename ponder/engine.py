@@ -6,23 +6,25 @@ nothing else in it refers to a gold answer; answers are verified only after the 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from models.client import VLLMClient, VLLMPolicy, served_model
 from models.embedded import embedded_checkpoint
+from models.managed import ensure_server
 from models.pooling_prm import PoolingPRM
 from models.reward import GenerativePRM, SelfEvalReward
-from models.server import ensure_server
 from models.tokenizer import HFTokenizer
 from ponder.config import ModelConfig, RewardConfig, RunConfig
+from ponder.interrupts import stop_on_signals
 from ponder.rundir import RunDir
 from search.context import SamplingDefaults, SearchContext
-from search.protocols import Problem, RewardModel, Tokenizer, Usage, Verdict
+from search.protocols import EngineFault, Problem, RewardModel, Tokenizer, Usage, Verdict
 from search.scheduler import BoundedPolicy, BoundedRewardModel, solve_all
 from search.trace import SearchResult
 from verifiers.tasks import TaskSet, load_tasks
@@ -30,39 +32,69 @@ from verifiers.tasks import TaskSet, load_tasks
 
 @dataclasses.dataclass
 class Engine:
-    """A live policy (and optional reward model) with its tokenizer."""
+    """A live policy (and optional reward model) with its tokenizer.
+
+    ``clients`` are every HTTP client the engine opened (the policy's first); their circuit
+    breakers say how long the engine was down and how often it was restarted.
+    """
 
     client: VLLMClient
     tokenizer: Tokenizer
     policy: BoundedPolicy
     reward_model: RewardModel | None
     system_prompt: str | None
+    clients: tuple[VLLMClient, ...] = ()
 
     def root_prefix(self, problem: Problem) -> list[int]:
         return self.tokenizer.chat_prompt(problem.question, self.system_prompt)
 
+    def outage_seconds(self) -> float:
+        """Seconds so far during which a model server of this engine was unavailable."""
+        return sum(c.breaker.outage_seconds() for c in self.clients)
+
+    def stats(self) -> dict[str, int]:
+        """Outages and server restarts seen so far, over all clients."""
+        total = {"outages": 0, "restarts": 0}
+        for c in self.clients:
+            for k, v in c.breaker.stats().items():
+                total[k] += v
+        return total
+
+
+@dataclasses.dataclass(frozen=True)
+class Served:
+    """Where a model is served: endpoints, the checkpoint (for the tokenizer), the served
+    name, and restart functions for the servers ponder manages."""
+
+    endpoints: list[str]
+    checkpoint: Path | None
+    name: str | None
+    restart_fns: dict[str, Callable[[], Awaitable[str]]]
+
 
 @contextlib.contextmanager
-def model_endpoints(model: ModelConfig) -> Iterator[tuple[list[str], Path | None, str | None]]:
-    """Endpoints, checkpoint and served name: configured ones, else a local server.
+def model_endpoints(model: ModelConfig) -> Iterator[Served]:
+    """Configured endpoints (external: waited for when down), else a local server that
+    ponder manages (restarted when it dies).
 
     With no endpoints configured, a recorded healthy server of the checkpoint is reused, or
     one is started (the embedded model by default) and stopped when the block ends.
     """
     if model.endpoints:
-        yield list(model.endpoints), Path(model.checkpoint) if model.checkpoint else None, model.model
+        yield Served(list(model.endpoints), Path(model.checkpoint) if model.checkpoint else None, model.model, {})
         return
-    with ensure_server(model.checkpoint) as record:
-        yield [record.endpoint], Path(record.checkpoint), model.model or record.model
+    with ensure_server(model.checkpoint) as server:
+        yield Served([server.endpoint], Path(server.record.checkpoint), model.model or server.record.model,
+                     {server.endpoint: server.restart})
 
 
 def _reward_model(cfg: RewardConfig | None, client: VLLMClient, tokenizer: Tokenizer,
-                  system_prompt: str | None = None) -> RewardModel | None:
+                  system_prompt: str | None, make_client: Callable[..., VLLMClient]) -> RewardModel | None:
     if cfg is None:
         return None
     prm_client = client
     if cfg.endpoints:
-        prm_client = VLLMClient(cfg.endpoints, cfg.model or client.model, timeout=client.timeout)
+        prm_client = make_client(cfg.endpoints, cfg.model or client.model, {})
     match cfg.kind:
         case "self_eval":
             return SelfEvalReward(client, tokenizer, system=system_prompt)
@@ -73,20 +105,34 @@ def _reward_model(cfg: RewardConfig | None, client: VLLMClient, tokenizer: Token
 
 
 @contextlib.asynccontextmanager
-async def open_engine(model: ModelConfig, reward: RewardConfig | None = None) -> AsyncIterator[Engine]:
-    """Connects to (or starts) the policy server and yields a ready :class:`Engine`."""
-    with model_endpoints(model) as (endpoints, checkpoint, name):
-        tokenizer = HFTokenizer(checkpoint or embedded_checkpoint())
-        name = name or await served_model(endpoints[0])
-        client = VLLMClient(endpoints, name, timeout=model.timeout_s, max_connections=max(64, model.max_in_flight))
+async def open_engine(model: ModelConfig, reward: RewardConfig | None = None,
+                      on_event: Callable[[dict[str, Any]], None] | None = None) -> AsyncIterator[Engine]:
+    """Connects to (or starts) the policy server and yields a ready :class:`Engine`.
+
+    ``on_event`` receives the servers' outage / restart / recovered / failed events.
+    """
+    clients: list[VLLMClient] = []
+
+    def make_client(endpoints: list[str], name: str, restart_fns: dict) -> VLLMClient:
+        client = VLLMClient(endpoints, name, timeout=model.timeout_s, max_connections=max(64, model.max_in_flight),
+                            restart_fns=restart_fns, max_restarts=model.max_restarts,
+                            outage_timeout_s=model.outage_timeout_s, on_event=on_event)
+        clients.append(client)
+        return client
+
+    with model_endpoints(model) as served:
+        tokenizer = HFTokenizer(served.checkpoint or embedded_checkpoint())
+        name = served.name or await served_model(served.endpoints[0])
         try:
+            client = make_client(served.endpoints, name, served.restart_fns)
             policy = BoundedPolicy(VLLMPolicy(client), model.max_in_flight)
-            rm = _reward_model(reward, client, tokenizer, model.system_prompt)
+            rm = _reward_model(reward, client, tokenizer, model.system_prompt, make_client)
             if rm is not None:
                 rm = BoundedRewardModel(rm, model.max_in_flight)
-            yield Engine(client, tokenizer, policy, rm, model.system_prompt)
+            yield Engine(client, tokenizer, policy, rm, model.system_prompt, tuple(clients))
         finally:
-            await client.aclose()
+            for c in clients:
+                await c.aclose()
 
 
 def make_context(cfg: RunConfig, engine: Engine, problem: Problem, tasks: TaskSet | None, index: int) -> SearchContext:
@@ -103,6 +149,7 @@ def make_context(cfg: RunConfig, engine: Engine, problem: Problem, tasks: TaskSe
         oracle=oracle,
         budget=cfg.budget,
         sampling=SamplingDefaults(temperature=cfg.temperature, seed=None if cfg.seed is None else cfg.seed + index),
+        pause_clock=engine.outage_seconds,
     )
 
 
@@ -112,11 +159,13 @@ def _default_extract(text: str) -> str | None:
     return extract_answer(text)
 
 
-def result_row(problem: Problem, outcome: SearchResult | BaseException, verdict: Verdict | None) -> dict[str, Any]:
-    """One line of results.jsonl."""
+def result_row(problem: Problem, outcome: SearchResult | BaseException, verdict: Verdict | None,
+               engine_events: dict[str, int] | None = None) -> dict[str, Any]:
+    """One line of results.jsonl. ``engine_events``: outages and restarts during its search."""
+    events = engine_events or {"outages": 0, "restarts": 0}
     if isinstance(outcome, BaseException):
         return {"id": problem.id, "answer": None, "status": "error", "correct": False,
-                "error": f"{type(outcome).__name__}: {outcome}", "usage": Usage().to_dict()}
+                "error": f"{type(outcome).__name__}: {outcome}", "usage": Usage().to_dict(), **events}
     return {
         "id": problem.id,
         "answer": outcome.answer,
@@ -127,64 +176,99 @@ def result_row(problem: Problem, outcome: SearchResult | BaseException, verdict:
         "usage": outcome.usage.to_dict(),
         "bookkeeping_seconds": outcome.extra.get("bookkeeping_seconds", 0.0),
         "budget_exhausted": bool(outcome.extra.get("budget_exhausted", False)),
+        "paused_seconds": round(float(outcome.extra.get("paused_seconds", 0.0)), 3),
+        **events,
     }
 
 
 @dataclasses.dataclass
 class RunOutcome:
+    """What ``run_config`` did: the run directory's rows (latest per problem, errored ones
+    included), how many were already done, and this invocation's wall time and engine events."""
+
     rows: list[dict[str, Any]]
     skipped: int
     wall_seconds: float
     peak_in_flight: int
+    engine_stats: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 async def run_config(cfg: RunConfig, on_row: Callable[[dict[str, Any]], None] | None = None,
-                     tasks: TaskSet | None = None) -> RunOutcome:
-    """Runs a whole config: resumes from ``results.jsonl``, records each problem as it ends."""
+                     tasks: TaskSet | None = None,
+                     on_event: Callable[[dict[str, Any]], None] | None = None) -> RunOutcome:
+    """Runs a whole config: resumes from ``results.jsonl``, records each problem as it ends.
+
+    A problem is recorded only when its search really ended (an ``error`` row, from a bug
+    in a search, is retried by the next run). Server outages are recovered by the engine and
+    logged to ``events.jsonl``; when recovery fails the run stops with ``EngineFault`` and the
+    problems in progress stay unfinished. SIGINT / SIGTERM stop it with ``Interrupted``.
+    """
     tasks = tasks or load_tasks(cfg.tasks)
-    with RunDir(cfg.resolved_run_dir) as run_dir:
-        run_dir.write_config(cfg.model_dump(mode="json"))
-        done = run_dir.finished()
-        pending = [p for p in tasks.problems if p.id not in done]
-        index = {p.id: i for i, p in enumerate(tasks.problems)}
-        async with open_engine(cfg.model, cfg.reward) as engine:
-            start = time.perf_counter()  # search time, after the server is up
+    async with stop_on_signals():
+        with RunDir(cfg.resolved_run_dir) as run_dir:
+            run_dir.write_config(cfg.model_dump(mode="json"))
+            done = run_dir.finished()
+            pending = [p for p in tasks.problems if p.id not in done]
+            index = {p.id: i for i, p in enumerate(tasks.problems)}
 
-            async def on_result(problem: Problem, outcome: SearchResult | Exception) -> None:
-                verdict = None
-                trace = None
-                if isinstance(outcome, SearchResult):
-                    # The gold is consulted only now, after the search has returned.
-                    verdict = await tasks.averify(problem.id, outcome.answer or "")
-                    trace = outcome.to_trace(problem).model_dump(mode="json")
-                row = result_row(problem, outcome, verdict)
-                run_dir.record(row, trace)
-                if on_row:
-                    on_row(row)
+            def event(e: dict[str, Any]) -> None:
+                run_dir.event(e)
+                if on_event:
+                    on_event(e)
 
-            await solve_all(
-                pending,
-                lambda p: make_context(cfg, engine, p, tasks, index[p.id]),
-                cfg.search,
-                cfg.max_concurrent_problems,
-                on_result,
-            )
-            peak = engine.policy.peak_in_flight
-            wall = time.perf_counter() - start
-        rows = list(run_dir.finished().values())
-    return RunOutcome(rows, len(done), wall, peak)
+            async with open_engine(cfg.model, cfg.reward, on_event=event) as engine:
+                start = time.perf_counter()  # search time, after the server is up
+                seen_at_start: dict[str, dict[str, int]] = {}
+
+                def make_ctx(p: Problem) -> SearchContext:
+                    seen_at_start[p.id] = engine.stats()
+                    return make_context(cfg, engine, p, tasks, index[p.id])
+
+                async def on_result(problem: Problem, outcome: SearchResult | Exception) -> None:
+                    verdict = None
+                    trace = None
+                    if isinstance(outcome, SearchResult):
+                        # The gold is consulted only now, after the search has returned.
+                        verdict = await tasks.averify(problem.id, outcome.answer or "")
+                        trace = outcome.to_trace(problem).model_dump(mode="json")
+                    before = seen_at_start.pop(problem.id, {})
+                    during = {k: v - before.get(k, 0) for k, v in engine.stats().items()}
+                    row = result_row(problem, outcome, verdict, during)
+                    run_dir.record(row, trace)
+                    if on_row:
+                        on_row(row)
+
+                try:
+                    await solve_all(pending, make_ctx, cfg.search, cfg.max_concurrent_problems, on_result)
+                except (EngineFault, asyncio.CancelledError) as stop:
+                    event({"event": "stopped", "time": time.time(), "cause": str(stop) or "interrupted",
+                           "unfinished": len(tasks.problems) - len(run_dir.finished()), **engine.stats()})
+                    raise
+                peak = engine.policy.peak_in_flight
+                wall = time.perf_counter() - start
+                stats = engine.stats()
+            rows = list(run_dir.rows().values())
+    return RunOutcome(rows, len(done), wall, peak, stats)
 
 
-def summarize(rows: Sequence[dict[str, Any]], wall_seconds: float) -> dict[str, float]:
-    """Accuracy and compute of a run (usage summed over problems)."""
+def summarize(rows: Sequence[dict[str, Any]], wall_seconds: float,
+              engine_stats: dict[str, int] | None = None) -> dict[str, float]:
+    """Accuracy over the problems that finished (errored ones counted beside it) and compute
+    (usage summed over problems); with ``engine_stats``, the outages and restarts seen."""
     total = Usage()
     for r in rows:
         total.add(Usage(**r["usage"]))
-    n = len(rows)
+    finished = [r for r in rows if r["status"] != "error"]
+    out: dict[str, float] = {
+        "problems": len(finished),
+        "accuracy": sum(r["correct"] for r in finished) / len(finished) if finished else 0.0,
+        "errors": len(rows) - len(finished),
+    }
+    if engine_stats is not None:
+        out.update({"server_outages": engine_stats.get("outages", 0),
+                    "server_restarts": engine_stats.get("restarts", 0)})
     return {
-        "problems": n,
-        "accuracy": sum(r["correct"] for r in rows) / n if n else 0.0,
-        "errors": sum(r["status"] == "error" for r in rows),
+        **out,
         "prompt_tokens": total.prompt_tokens,
         "generated_tokens": total.generated_tokens,
         "cached_share": total.cached_prompt_tokens / total.prompt_tokens if total.prompt_tokens else 0.0,

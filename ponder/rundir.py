@@ -6,10 +6,12 @@ Layout::
       config.yaml        the resolved run config (written once; a resume must match it)
       results.jsonl      one line per finished problem, appended and flushed as each ends
       traces/ID.json     the full search tree of each problem (versioned trace schema)
+      events.jsonl       engine events: server outages, restarts, recoveries, stops
       .lock              held while a run uses the directory
 
 A killed run resumes by re-running the same command: problems whose result line exists are
-skipped. A trace is written before its result line, so a result line always has its trace.
+skipped, except ``status: error`` lines (a search that crashed), which are retried; the latest
+line of a problem is the one that counts. A trace is written before its result line, so a result line always has its trace.
 """
 
 from __future__ import annotations
@@ -70,18 +72,29 @@ class RunDir:
             return
         target.write_text(yaml.safe_dump(config, sort_keys=False))
 
-    def finished(self) -> dict[str, dict[str, Any]]:
-        """Results already recorded, by problem id. A torn last line (a kill mid-write) is dropped."""
+    def rows(self) -> dict[str, dict[str, Any]]:
+        """The latest result line of each problem, by id. A torn last line (a kill mid-write)
+        is dropped."""
         if not self.results_path.exists():
             return {}
-        done: dict[str, dict[str, Any]] = {}
+        latest: dict[str, dict[str, Any]] = {}
         for line in self.results_path.read_text().splitlines():
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            done[row["id"]] = row
-        return done
+            latest[row["id"]] = row
+        return latest
+
+    def finished(self) -> dict[str, dict[str, Any]]:
+        """Problems whose search really ended (``error`` lines are retried, not finished)."""
+        return {k: r for k, r in self.rows().items() if r.get("status") != "error"}
+
+    def event(self, event: dict[str, Any]) -> None:
+        """Appends one engine event to ``events.jsonl`` (flushed)."""
+        with (self.path / "events.jsonl").open("a") as f:
+            f.write(json.dumps(event) + "\n")
+            f.flush()
 
     def trace_path(self, problem_id: str) -> Path:
         return self.path / "traces" / f"{_safe_name(problem_id)}.json"

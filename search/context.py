@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from search.protocols import (
+    EngineFault,
     Generation,
     Policy,
     PonderError,
@@ -70,6 +71,8 @@ class SearchContext:
         budget: Compute limits.
         sampling: Default sampling options.
         reward_key: Name under which reward-model step scores are stored on nodes.
+        pause_clock: Cumulative seconds the engine was unavailable (an outage being
+            recovered); the search's wall clock stops meanwhile. None: never paused.
         usage: Compute spent so far (filled by the context; not an argument).
         tree: The search tree (created from ``root_prefix``; not an argument).
     """
@@ -84,19 +87,31 @@ class SearchContext:
     budget: Budget = dataclasses.field(default_factory=Budget)
     sampling: SamplingDefaults = dataclasses.field(default_factory=SamplingDefaults)
     reward_key: str = "prm"
+    pause_clock: Callable[[], float] | None = None
     usage: Usage = dataclasses.field(default_factory=Usage, init=False)
     tree: Tree = dataclasses.field(init=False)
     bookkeeping_seconds: float = dataclasses.field(default=0.0, init=False)
     model_wait_seconds: float = dataclasses.field(default=0.0, init=False)
     started_at: float = dataclasses.field(default_factory=time.perf_counter, init=False)
+    paused_at_start: float = dataclasses.field(default=0.0, init=False)
     _requests: dict[int, int] = dataclasses.field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.tree = Tree(self.root_prefix)
+        self.start_clock()
+
+    def start_clock(self) -> None:
+        """Starts (or restarts) the search's wall clock."""
+        self.started_at = time.perf_counter()
+        self.paused_at_start = self.pause_clock() if self.pause_clock else 0.0
+
+    def paused_seconds(self) -> float:
+        """Seconds of engine outage since the clock started."""
+        return self.pause_clock() - self.paused_at_start if self.pause_clock else 0.0
 
     def elapsed(self) -> float:
-        """Seconds since the search started."""
-        return time.perf_counter() - self.started_at
+        """Seconds since the search started, engine outages excluded."""
+        return time.perf_counter() - self.started_at - self.paused_seconds()
 
     def exhausted(self) -> bool:
         """Whether any budget limit is reached."""
@@ -182,6 +197,8 @@ class SearchContext:
         sampling = self.step_sampling(node_id, prefix, n, temperature)
         try:
             generation = await self.propose(prefix, sampling)
+        except EngineFault:
+            raise  # the engine is gone: not this node's failure
         except PonderError as exc:
             self.tree.nodes[node_id].error = f"{type(exc).__name__}: {exc}"
             return []
@@ -223,6 +240,7 @@ class SearchContext:
             "budget_exhausted": self.exhausted(),
             "bookkeeping_seconds": self.bookkeeping_seconds,
             "model_wait_seconds": self.model_wait_seconds,
+            "paused_seconds": self.paused_seconds(),
             **extra,
         }
         usage = dataclasses.replace(self.usage, wall_seconds=self.elapsed())

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal
 
 from search.context import SearchContext
-from search.protocols import ConfigError, PonderError
+from search.protocols import ConfigError, EngineFault, PonderError
 
 PrmAggregation = Literal["min", "last", "product"]
 ValueSource = Literal["reward_model", "rollout", "prior"]
@@ -57,6 +57,8 @@ async def reward_values(ctx: SearchContext, node_ids: Sequence[int], how: PrmAgg
     if missing:
         try:
             scored = await ctx.score([tree.path_texts(i) for i in missing], [first[i] for i in missing])
+        except EngineFault:
+            raise
         except PonderError as exc:
             for i in missing:
                 tree.nodes[i].error = f"{type(exc).__name__}: {exc}"
@@ -102,6 +104,8 @@ async def rollout_value(ctx: SearchContext, node_id: int, num_rollouts: int) -> 
     sampling = dataclasses.replace(ctx.step_sampling(node_id, prefix, num_rollouts), stop=(), max_tokens=remaining)
     try:
         generation = await ctx.propose(prefix, sampling)
+    except EngineFault:
+        raise
     except PonderError as exc:
         node.error = f"{type(exc).__name__}: {exc}"
         return 0.0

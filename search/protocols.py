@@ -29,12 +29,41 @@ class ConfigError(PonderError, ValueError):
 
 
 class ModelServerError(PonderError):
-    """A model endpoint failed. ``retryable`` says whether trying again may help."""
+    """A model endpoint failed. ``retryable`` says whether trying again may help.
 
-    def __init__(self, endpoint: str, cause: str, *, retryable: bool) -> None:
+    A non-retryable one that reaches a search (a 4xx such as a context overflow, a malformed
+    reply) is a node-level failure. Retryable ones are the client's business: it retries,
+    recovers the endpoint, or raises :class:`EngineFault`.
+    """
+
+    def __init__(self, endpoint: str, cause: str, *, retryable: bool, unreachable: bool = False) -> None:
         self.endpoint, self.cause, self.retryable = endpoint, cause, retryable
+        self.unreachable = unreachable
+        """The endpoint did not answer at all (connection refused or reset, server gone)."""
         kind = "transient" if retryable else "permanent"
         super().__init__(f"{endpoint}: {cause} ({kind})")
+
+
+class EngineFault(PonderError):
+    """The engine itself is gone: an endpoint that stayed unreachable (or kept failing) after
+    ponder tried to recover it (restarted a server it owns, or waited for an external one).
+
+    Unlike a node-level failure (one malformed reply, a context overflow: the node is marked
+    errored and the search goes on), an engine fault is never folded into a search result:
+    searches let it through, the run stops, and unfinished problems stay unfinished.
+    """
+
+    def __init__(self, endpoint: str, cause: str) -> None:
+        self.endpoint, self.cause = endpoint, cause
+        super().__init__(f"engine unavailable at {endpoint}: {cause}")
+
+
+class Interrupted(PonderError):
+    """A command was asked to stop (Ctrl-C / SIGINT or SIGTERM); finished work is saved."""
+
+    def __init__(self, signal_name: str) -> None:
+        self.signal_name = signal_name
+        super().__init__(f"interrupted by {signal_name}; finished results are saved, re-run to resume")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from search.aggregate import answered_terminals, vote_path
 from search.algorithms import AlgorithmConfig, run_search
 from search.context import SearchContext
-from search.protocols import ConfigError, Generation, Policy, Problem, RewardModel, Sampling, StepScores
+from search.protocols import ConfigError, EngineFault, Generation, Policy, Problem, RewardModel, Sampling, StepScores
 from search.trace import SearchResult
 
 Outcome = SearchResult | Exception
@@ -91,19 +91,27 @@ async def solve_one(ctx: SearchContext, config: AlgorithmConfig, grace_seconds: 
 
     Searches stop themselves once ``ctx.budget.max_wall_seconds`` has passed (checked
     before each model call); a search still running ``grace_seconds`` later (a stuck
-    call) is cancelled and ``partial_result`` is returned.
+    call) is cancelled and ``partial_result`` is returned. The clock is the context's, so
+    time the engine spent down (``ctx.pause_clock``) does not count.
     """
     limit = ctx.budget.max_wall_seconds
     if limit is None:
         return await run_search(ctx, config)
-    deadline = asyncio.timeout(limit + grace_seconds)
+    search = asyncio.ensure_future(run_search(ctx, config))
     try:
-        async with deadline:
-            return await run_search(ctx, config)
-    except TimeoutError:
-        if not deadline.expired():
-            raise
-        return partial_result(ctx, config)
+        while (remaining := limit + grace_seconds - ctx.elapsed()) > 0:
+            done, _ = await asyncio.wait({search}, timeout=remaining)
+            if done:
+                return search.result()
+        search.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await search
+        if search.cancelled():
+            return partial_result(ctx, config)
+        return search.result()  # it ended (or failed) just before the cancel landed
+    finally:
+        if not search.done():
+            search.cancel()
 
 
 async def solve_all(
@@ -118,7 +126,9 @@ async def solve_all(
     """Solves every problem, each as its own coroutine, ``max_concurrent_problems`` at once.
 
     An exception while building a context or searching is recorded as that problem's
-    outcome and the run goes on; an exception from ``on_result`` stops the run.
+    outcome and the run goes on, except an :class:`EngineFault` (the engine is gone and
+    could not be recovered): it stops the run, and the problems in progress get no outcome.
+    An exception from ``on_result`` stops the run too.
 
     Args:
         problems: The problems (consumed lazily, in order).
@@ -144,6 +154,8 @@ async def solve_all(
                 if inspect.isawaitable(ctx):
                     ctx = await ctx
                 outcome: Outcome = await solve_one(ctx, config, grace_seconds)
+            except EngineFault:
+                raise  # not a search result: the run stops, the problem stays unfinished
             except Exception as exc:  # one problem's failure is recorded, not fatal
                 outcome = exc
             outcomes[index] = outcome
@@ -156,6 +168,6 @@ async def solve_all(
         async with asyncio.TaskGroup() as group:
             for _ in range(max_concurrent_problems):
                 group.create_task(worker())
-    except ExceptionGroup as failed:  # on_result raised: surface its own exception
+    except ExceptionGroup as failed:  # an engine fault or on_result: surface its own exception
         raise failed.exceptions[0] from failed
     return [outcomes[i] for i in sorted(outcomes)]

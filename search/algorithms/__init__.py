@@ -6,7 +6,6 @@ a dict with ``parse_algorithm_config`` (or ``pydantic.TypeAdapter(AlgorithmConfi
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Annotated, Any, Union
 
@@ -58,7 +57,7 @@ async def run_search(ctx: SearchContext, config: AlgorithmConfig) -> SearchResul
 
     The search's clock starts here. ``result.config`` is filled with the config as JSON.
     """
-    ctx.started_at = time.perf_counter()
+    ctx.start_clock()
     match config:
         case CotConfig():
             result = await cot_search(ctx, config)

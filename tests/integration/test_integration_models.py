@@ -17,7 +17,8 @@ import pytest
 from models.client import VLLMClient, VLLMPolicy
 from models.embedded import embedded_checkpoint
 from models.reward import GenerativePRM, SelfEvalReward
-from models.server import ServerSettings, ensure_server, server_status, start_server
+from models.managed import ensure_server
+from models.server import ServerSettings, server_status, start_server
 from search.protocols import ModelServerError, PonderError, Problem, Sampling
 
 pytestmark = pytest.mark.integration
@@ -141,8 +142,8 @@ def test_server_status_and_ensure_server_reuse(embedded_server, tmp_path, monkey
     server._write_state(embedded_server)
     status = server_status()
     assert status is not None and status.healthy and status.record == embedded_server
-    with ensure_server(embedded_server.checkpoint) as rec:
-        assert rec == embedded_server  # reused, nothing started
+    with ensure_server(embedded_server.checkpoint) as managed:
+        assert managed.record == embedded_server and not managed.owned  # reused, nothing started
     assert server_status() is not None  # a reused server is left running and recorded
 
 

@@ -21,7 +21,7 @@ from models.client import (
     parse_completion,
     served_model,
 )
-from search.protocols import ConfigError, ModelServerError, Policy, Sampling
+from search.protocols import ConfigError, EngineFault, ModelServerError, Policy, Sampling
 
 EP = "http://a:1"
 
@@ -158,43 +158,46 @@ async def test_400_raises_at_once_naming_endpoint_and_cause():
     assert "400" in err.cause and "max_tokens is too large" in err.cause
 
 
-async def test_transient_failure_outliving_retries_is_retryable_error():
+async def test_failure_that_persists_on_a_live_server_is_an_engine_fault():
     calls = []
 
     def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/health":
+            return httpx.Response(200)
         calls.append(request)
         return httpx.Response(500, text="boom")
 
     async with make_client(handler, max_retries=2) as client:
-        with pytest.raises(ModelServerError) as e:
+        with pytest.raises(EngineFault) as e:
             await client.complete([1])
-    assert len(calls) == 3
-    assert e.value.retryable and "500" in e.value.cause
+    assert len(calls) == 3 * 3  # three rounds of 1 + 2 retries, the breaker's probe passing between
+    assert e.value.endpoint == EP and "500" in e.value.cause and "live server" in e.value.cause
+    assert client.breaker.outages == 2 and client.breaker.restarts == 0
 
 
-async def test_connect_error_is_retried_then_raised():
+async def test_connect_error_waits_for_the_endpoint_then_is_an_engine_fault():
     calls = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(request)
+        calls.append(request.url.path)
         raise httpx.ConnectError("connection refused", request=request)
 
-    async with make_client(handler, max_retries=1) as client:
-        with pytest.raises(ModelServerError) as e:
+    async with make_client(handler, max_retries=1, outage_timeout_s=0.3) as client:
+        with pytest.raises(EngineFault) as e:
             await client.complete([1])
-    assert len(calls) == 2
-    assert e.value.retryable and "ConnectError" in e.value.cause
+    assert calls[0] == "/v1/completions" and calls.count("/v1/completions") == 1  # not re-sent blindly
+    assert calls.count("/health") >= 2  # probed with backoff until the outage limit
+    assert e.value.endpoint == EP and "ConnectError" in e.value.cause and "outage_timeout_s" in e.value.cause
 
 
-async def test_unreachable_real_port_gives_retryable_error():
+async def test_unreachable_real_port_is_an_engine_fault_naming_it():
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    client = VLLMClient(f"http://127.0.0.1:{port}", "m", max_retries=1, backoff_s=0.001)
+    client = VLLMClient(f"http://127.0.0.1:{port}", "m", max_retries=1, backoff_s=0.001, outage_timeout_s=0.2)
     async with client:
-        with pytest.raises(ModelServerError) as e:
+        with pytest.raises(EngineFault) as e:
             await client.complete([1])
-    assert e.value.retryable
     assert f"127.0.0.1:{port}" in str(e.value)
 
 
@@ -242,7 +245,9 @@ async def test_retry_moves_to_the_other_endpoint():
     async with make_client(handler, endpoints=("http://down:1", "http://up:1"), max_retries=2) as client:
         for _ in range(4):
             await client.complete([1])
+        assert [s.name for s in client.breaker.live()] == ["http://up:1"]  # down is out of rotation
     assert seen.count("up") == 4  # every request ended on the healthy endpoint
+    assert seen.count("down") <= 2  # one request found it down, then only the breaker's probes
 
 
 async def test_policy_sends_token_ids_and_vllm_sampling_names():

@@ -1,0 +1,114 @@
+"""A local vLLM server that one command relies on: found or started, restarted, stopped.
+
+:func:`ensure_server` yields a :class:`ManagedServer`: the recorded server (``ponder serve``)
+when it serves the wanted checkpoint, else a new one that the command owns. Either way
+ponder may restart it after a crash (:meth:`ManagedServer.restart`, driven by the client's
+circuit breaker); a server the command started is stopped when the command ends, one it
+found keeps running (and a restart of it is recorded again, as ``ponder serve`` would).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+from models.processes import pid_running
+from models.server import (
+    ServerRecord,
+    ServerSettings,
+    port_in_use,
+    server_status,
+    start_server,
+    stop_server,
+    terminate,
+)
+
+log = logging.getLogger(__name__)
+
+
+class ManagedServer:
+    """A server ponder started or found, that it may restart.
+
+    Args:
+        settings: How to (re)start it.
+        record: The running server.
+        owned: This command started it (stop it at the end; it dies with the command).
+        recorded: It is the server of the state file (a restart is recorded there too).
+    """
+
+    def __init__(self, settings: ServerSettings, record: ServerRecord, *, owned: bool, recorded: bool) -> None:
+        self.settings = settings
+        self.record = record
+        self.owned = owned
+        self.recorded = recorded
+        self.restarts = 0
+
+    @property
+    def endpoint(self) -> str:
+        return self.record.endpoint
+
+    async def restart(self) -> str:
+        """Restarts the server (in a worker thread; start-up takes ~25 s on CPU) and returns
+        its endpoint: the same port when it is free again, else a new one."""
+        return await asyncio.to_thread(self._restart)
+
+    def _restart(self) -> str:
+        old = self.record
+        log.warning("restarting the vLLM server of %s (pid %d)", old.endpoint, old.pid)
+        terminate(old.pid, timeout=10)  # what is left of its process group (vLLM's engine core)
+        if self.recorded:
+            stop_server(old, timeout=1)  # clears the record
+        port = None if port_in_use(old.host, old.port) else old.port
+        settings = self.settings.model_copy(update={"port": port, "host": old.host})
+        self.record = start_server(settings, record=self.recorded, exit_with_parent=self.owned)
+        self.restarts += 1
+        return self.record.endpoint
+
+    def close(self) -> None:
+        """Stops the server if this command started it."""
+        if self.owned:
+            stop_server(self.record)
+        elif not pid_running(self.record.pid):
+            log.info("the reused server %s is gone", self.record.endpoint)
+
+
+@contextlib.contextmanager
+def ensure_server(
+    checkpoint: Path | str | None = None, settings: ServerSettings | None = None
+) -> Iterator[ManagedServer]:
+    """Yields a healthy server: the recorded one if it serves ``checkpoint``, else a new one.
+
+    A server started here is recorded while it runs (if the record slot is free) and stopped
+    on exit; a reused one is left running. ``checkpoint=None`` means the embedded model.
+
+    Raises:
+        ModelServerError: as :func:`models.server.start_server`.
+    """
+    if settings is None:
+        settings = ServerSettings(checkpoint=Path(checkpoint) if checkpoint is not None else None)
+    elif checkpoint is not None:
+        settings = settings.model_copy(update={"checkpoint": Path(checkpoint)})
+    wanted: str | None
+    if settings.checkpoint is None:
+        from models.embedded import default_checkpoint_dir
+
+        wanted = str(default_checkpoint_dir())
+    else:
+        wanted = str(Path(settings.checkpoint).expanduser().resolve())
+    status = server_status()
+    if status is not None and status.healthy and status.record.checkpoint == wanted:
+        log.info("reusing vLLM server pid %d on %s", status.record.pid, status.record.endpoint)
+        found = settings.model_copy(update={"checkpoint": Path(status.record.checkpoint)})
+        yield ManagedServer(found, status.record, owned=False, recorded=True)
+        return
+    # Leave another live server's record alone; record ours only if the slot is free.
+    recorded = status is None
+    server = ManagedServer(settings, start_server(settings, record=recorded, exit_with_parent=True),
+                           owned=True, recorded=recorded)
+    try:
+        yield server
+    finally:
+        server.close()
