@@ -399,6 +399,7 @@ class VLLMPolicy:
                 logprobs=c.logprobs,
                 finish_reason=c.finish_reason,
                 stop_reason=c.stop_reason,
+                text_offsets=c.text_offsets,
             )
             for c in completion.choices
         )

@@ -32,6 +32,8 @@ class Choice:
     ``tokens_as_ids``, else token text -> logprob. Empty when not requested."""
     finish_reason: FinishReason
     stop_reason: str | None
+    text_offsets: tuple[int, ...] = ()
+    """Start of each generated token's text in ``text``; empty when logprobs were not requested."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +105,7 @@ def _parse_choice(raw: Mapping[str, Any], tokens_as_ids: bool) -> Choice:
         for d in lp.get("top_logprobs") or ()
     )
     reason, stop = finish_reason(raw.get("finish_reason"), raw.get("stop_reason"))
+    offsets = tuple(int(x) for x in lp.get("text_offset") or ())
     return Choice(
         text=str(raw.get("text") or ""),
         token_ids=tuple(int(t) for t in token_ids),
@@ -110,6 +113,7 @@ def _parse_choice(raw: Mapping[str, Any], tokens_as_ids: bool) -> Choice:
         top_logprobs=top,
         finish_reason=reason,
         stop_reason=stop,
+        text_offsets=offsets if len(offsets) == len(token_ids) else (),
     )
 
 

@@ -21,13 +21,14 @@ from search.protocols import (
     Problem,
     RewardModel,
     Sampling,
+    StepProposal,
     StepScores,
     Usage,
     Verdict,
 )
 from search.steps import StepFormat
 from search.trace import SearchResult
-from search.tree import Tree
+from search.tree import Node, Tree
 
 
 class Budget(BaseModel):
@@ -191,38 +192,90 @@ class SearchContext:
             Ids of the new children; empty when the budget is exhausted, the call failed
             (the node's ``error`` is then set) or every proposal was a duplicate.
         """
-        if self.exhausted():
+        generation = await self._request(node_id, n, temperature, whole=False)
+        if generation is None:
             return []
+        with self.bookkeeping():
+            tree = self.tree
+            seen = {tree.nodes[c].text for c in tree.nodes[node_id].children} if dedupe else set()
+            new = []
+            for proposal in generation.proposals:
+                if dedupe and proposal.text in seen:
+                    continue
+                seen.add(proposal.text)
+                child = self._add_step(node_id, proposal)
+                if child.error is None:
+                    new.append(child.id)
+            return new
+
+    async def sample_solutions(self, node_id: int, n: int, *, temperature: float | None = None) -> list[int]:
+        """Samples ``n`` whole continuations of ``node_id`` in one request and adds each as a
+        chain of steps.
+
+        For methods that do not branch inside a solution (cot, self-consistency, best-of-N):
+        one request with ``n`` samples, no step stop (EOS or ``steps.solution_tokens`` ends
+        them), cut into steps afterwards (``StepFormat.split``), so traces, step scores and
+        labels still see steps while the engine pays one prefill and one round trip.
+
+        Returns:
+            The last node of each chain (terminal, errored, or unfinished at the token
+            limit); empty when the budget is exhausted or the call failed (``error`` set).
+        """
+        generation = await self._request(node_id, n, temperature, whole=True)
+        if generation is None:
+            return []
+        with self.bookkeeping():
+            leaves = []
+            for solution in generation.proposals:
+                parent = node_id
+                room = max(self.steps.max_depth - self.tree.nodes[node_id].depth, 1)
+                pieces = [solution] if solution.finish_reason == "error" else self.steps.split(solution, room)
+                for piece in pieces:
+                    parent = self._add_step(parent, piece).id
+                leaves.append(parent)
+            return leaves
+
+    async def _request(self, node_id: int, n: int, temperature: float | None, *, whole: bool) -> Generation | None:
+        """One policy request from ``node_id``: next steps, or whole solutions (``whole``).
+
+        None when the budget is exhausted or the request failed at this node (a node-level
+        failure: the node's ``error`` is set). An ``EngineFault`` propagates.
+        """
+        if self.exhausted():
+            return None
         prefix = self.tree.path_token_ids(node_id)
         sampling = self.step_sampling(node_id, prefix, n, temperature)
+        if whole:
+            sampling = dataclasses.replace(sampling, stop=(), max_tokens=self._solution_tokens(n))
         try:
-            generation = await self.propose(prefix, sampling)
+            return await self.propose(prefix, sampling)
         except EngineFault:
             raise  # the engine is gone: not this node's failure
         except PonderError as exc:
             self.tree.nodes[node_id].error = f"{type(exc).__name__}: {exc}"
-            return []
-        with self.bookkeeping():
-            return self._add_children(node_id, generation, dedupe)
+            return None
 
-    def _add_children(self, node_id: int, generation: Generation, dedupe: bool) -> list[int]:
+    def _solution_tokens(self, n: int) -> int:
+        """Per-sample token limit of a whole-solution request: ``steps.solution_tokens``, and
+        with a token budget at most an even share of what is left of it (per-step sampling
+        checks the budget between steps; one request has to ask for its share up front)."""
+        limit = self.steps.solution_tokens
+        if self.budget.max_generated_tokens is not None:
+            left = self.budget.max_generated_tokens - self.usage.generated_tokens
+            limit = min(limit, max(-(-left // n), 1))
+        return limit
+
+    def _add_step(self, parent_id: int, proposal: StepProposal) -> Node:
+        """Appends one sampled step under ``parent_id``: terminal flag, answer, or error."""
         tree = self.tree
-        seen = {tree.nodes[c].text for c in tree.nodes[node_id].children} if dedupe else set()
-        depth = tree.nodes[node_id].depth + 1
-        new = []
-        for proposal in generation.proposals:
-            if dedupe and proposal.text in seen:
-                continue
-            seen.add(proposal.text)
-            failed = proposal.finish_reason == "error"
-            child = tree.add_child(node_id, proposal, terminal=not failed and self.steps.is_terminal(proposal, depth))
-            if failed:
-                child.error = "the policy returned an errored proposal"
-                continue
-            if child.terminal:
-                child.answer = self.extract_fn(tree.path_text(child.id))
-            new.append(child.id)
-        return new
+        failed = proposal.finish_reason == "error"
+        depth = tree.nodes[parent_id].depth + 1
+        child = tree.add_child(parent_id, proposal, terminal=not failed and self.steps.is_terminal(proposal, depth))
+        if failed:
+            child.error = "the policy returned an errored proposal"
+        elif child.terminal:
+            child.answer = self.extract_fn(tree.path_text(child.id))
+        return child
 
     def answer_of(self, node_id: int) -> str | None:
         """The node's answer, or one extracted from its (possibly unfinished) path text."""

@@ -123,6 +123,9 @@ class StepProposal:
     finish_reason: FinishReason
     stop_reason: str | None = None
     """The stop string that ended the step, when ``finish_reason == "stop"``."""
+    text_offsets: tuple[int, ...] = ()
+    """Where each token's text starts in ``text`` (vLLM's ``text_offset``; same length as
+    ``token_ids``); empty when unknown. Lets a whole solution be cut into steps afterwards."""
 
     @property
     def mean_logprob(self) -> float:

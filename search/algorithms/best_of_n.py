@@ -6,8 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from search.algorithms.common import ConfigBase, finish_beam
-from search.algorithms.self_consistency import sample_chains
+from search.algorithms.common import ConfigBase, finish_beam, sample_chains
 from search.context import SearchContext
 from search.evaluators import PrmAggregation, make_value_fn
 from search.trace import SearchResult

@@ -1,4 +1,5 @@
-"""Pieces the algorithm files share: the config base and how a beam outcome becomes a result."""
+"""Pieces the algorithm files share: the config base, whole sampled chains, and how a beam
+outcome becomes a result."""
 
 from __future__ import annotations
 
@@ -27,6 +28,22 @@ def score_fn_for(ctx: SearchContext, source: ScoreSource, aggregation: PrmAggreg
     path prior exp(mean token logprob)."""
     use_model = source == "reward_model" or (source == "auto" and ctx.reward_model is not None)
     return make_value_fn(ctx, "reward_model" if use_model else "prior", aggregation=aggregation)
+
+
+async def sample_chains(ctx: SearchContext, num_samples: int, temperature: float | None) -> BeamOutcome:
+    """``num_samples`` whole chains from the root in one request (n = N), each cut into steps
+    afterwards; nothing is pruned. Answered terminal chains are finished, errored ones
+    dropped, and chains cut at the token limit stay active (unfinished)."""
+    out = BeamOutcome()
+    leaves = await ctx.sample_solutions(0, num_samples, temperature=temperature)
+    with ctx.bookkeeping():
+        for leaf in leaves:
+            node = ctx.tree.nodes[leaf]
+            if node.error is not None or (node.terminal and node.answer is None):
+                out.dropped.append(leaf)
+            else:
+                (out.finished if node.terminal else out.active).append(leaf)
+    return out
 
 
 def finish_beam(ctx: SearchContext, algorithm: str, outcome: BeamOutcome, answer_by: AnswerBy, **extra: object) -> SearchResult:

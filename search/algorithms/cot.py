@@ -1,4 +1,4 @@
-"""Chain of thought: greedy decoding (temperature 0), one step at a time, until terminal."""
+"""Chain of thought: one greedy solution (temperature 0), sampled in one request and cut into steps."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from search.algorithms.common import ConfigBase, finish_beam
-from search.beam import beam_search
+from search.algorithms.common import ConfigBase, finish_beam, sample_chains
 from search.context import SearchContext
 from search.trace import SearchResult
 
@@ -19,6 +18,6 @@ class CotConfig(ConfigBase):
 
 
 async def cot_search(ctx: SearchContext, config: CotConfig) -> SearchResult:
-    """One greedy chain: a beam of width 1 with one child per step at temperature 0."""
-    outcome = await beam_search(ctx, 0, width=1, num_children=1, temperature=0.0)
+    """One greedy chain, sampled whole (see ``SearchContext.sample_solutions``)."""
+    outcome = await sample_chains(ctx, 1, 0.0)
     return finish_beam(ctx, config.algorithm, outcome, "first")

@@ -100,8 +100,11 @@ class ScriptedPolicy:
         ]
         if not sampling.stop:  # a rollout: continue each pick greedily to EOS in one completion
             picks = [self._complete(steps, c) for c in picks]
+        picks = [c if len(c.text) <= sampling.max_tokens else Cand(c.text[: sampling.max_tokens], c.logprob, "length")
+                 for c in picks]
         proposals = tuple(
-            StepProposal(c.text, tuple(encode(c.text)), (c.logprob,) * len(c.text), c.finish, "\n\n" if c.finish == "stop" else None)
+            StepProposal(c.text, tuple(encode(c.text)), (c.logprob,) * len(c.text), c.finish,
+                         "\n\n" if c.finish == "stop" else None, text_offsets=tuple(range(len(c.text))))
             for c in picks
         )
         generated = sum(len(p.token_ids) for p in proposals)

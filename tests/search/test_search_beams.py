@@ -29,18 +29,23 @@ def texts(ctx, path):
 async def test_cot_is_greedy_until_terminal():
     ctx = make_ctx(CHAINS)
     result = await run_search(ctx, CotConfig())
+    # One request for the whole solution, cut into steps afterwards (issue 8 §2).
     assert result.answer == "5" and texts(ctx, result.path) == ["s1\n\n", "So ANSWER:5"]
-    assert all(s.temperature == 0.0 and s.n == 1 for _, s in ctx.policy.requests)
+    [(_, sampling)] = ctx.policy.requests
+    assert sampling.temperature == 0.0 and sampling.n == 1 and sampling.stop == ()
+    assert sampling.max_tokens == ctx.steps.solution_tokens
+    assert [ctx.tree[i].finish_reason for i in result.path[1:]] == ["stop", "eos"]
     assert result.algorithm == "cot" and result.config == {"algorithm": "cot"}
-    assert result.usage.calls == 2 and result.usage.wall_seconds > 0
+    assert result.usage.calls == 1 and result.usage.wall_seconds > 0
 
 
 async def test_self_consistency_majority_vote():
     ctx = make_ctx(CHAINS)
     result = await run_search(ctx, SelfConsistencyConfig(num_samples=3))
     assert result.answer == "7" and texts(ctx, result.path) == ["s2\n\n", "Thus ANSWER:7"]
-    assert ctx.policy.requests[0][1].n == 3  # the first steps of all chains in one request
-    assert len(ctx.policy.requests) == 4 and len(result.extra["finished"]) == 3
+    assert ctx.policy.requests[0][1].n == 3  # all chains, whole, in one request
+    assert len(ctx.policy.requests) == 1 and len(result.extra["finished"]) == 3
+    assert all(len(ctx.tree.path(i)) == 3 for i in result.extra["finished"])  # root + two steps each
 
 
 @pytest.mark.parametrize(("answer_by", "expected"), [("best", "5"), ("vote", "7")])

@@ -41,7 +41,10 @@ def ctx_for(**kwargs):
     return make_ctx(endless, reward_model=ScriptedRewardModel(), steps=StepFormat(max_depth=20), **kwargs)
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.algorithm)
+FLAT = CONFIGS[:3]  # whole solutions in one request
+
+
+@pytest.mark.parametrize("config", CONFIGS[3:], ids=lambda c: c.algorithm)
 async def test_call_budget_stops_search(config):
     unlimited = ctx_for()
     await run_search(unlimited, config)
@@ -60,6 +63,15 @@ async def test_token_budget_stops_search(config):
     result = await run_search(ctx, config)
     assert result.extra["budget_exhausted"]
     assert ctx.usage.generated_tokens < 50 + WIDEST_WAVE * 2 * 16
+
+
+@pytest.mark.parametrize("config", FLAT, ids=lambda c: c.algorithm)
+async def test_flat_methods_ask_for_their_share_of_the_token_budget(config):
+    ctx = ctx_for(budget=Budget(max_generated_tokens=50))
+    result = await run_search(ctx, config)
+    [(_, sampling)] = ctx.policy.requests
+    assert sampling.max_tokens == -(-50 // sampling.n)  # an even share of the budget per sample
+    assert result.extra["budget_exhausted"] and result.path
 
 
 async def test_wall_budget_stops_search():
