@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Sequence
 
 from ponder.engine import Engine
-from search.protocols import Generation, Sampling, StepProposal, Usage
+from search.protocols import EngineFault, Generation, Sampling, StepProposal, Usage
 from search.scheduler import BoundedPolicy
 
 
@@ -29,14 +29,18 @@ class CharTokenizer:
 class ScriptedPolicy:
     """Answers '<a> + <b>' questions with one step ending in EOS; wrong when asked to be."""
 
-    def __init__(self, delay: float = 0.0, answer: str | None = None) -> None:
+    def __init__(self, delay: float = 0.0, answer: str | None = None, gone_after: int | None = None) -> None:
         self.delay = delay
         self.answer = answer
+        self.gone_after = gone_after
+        """After this many requests the engine is gone for good (an ``EngineFault``)."""
         self.prompts: list[list[int]] = []
 
     async def propose(self, prefix: Sequence[int], sampling: Sampling) -> Generation:
         self.prompts.append(list(prefix))
         await asyncio.sleep(self.delay)
+        if self.gone_after is not None and len(self.prompts) > self.gone_after:
+            raise EngineFault("http://fake:1", "connection refused; restart limit reached")
         text = f"The answer is {self.answer or '42'}."
         ids = tuple(ord(c) for c in text)
         prop = StepProposal(text=text, token_ids=ids, logprobs=tuple(-0.1 for _ in ids), finish_reason="eos")

@@ -62,11 +62,14 @@ class ScriptedPolicy:
         root_prefix: Sequence[int] | None,
         *,
         fail_on: Callable[[tuple[str, ...]], bool] = lambda steps: False,
+        fault: Exception | None = None,
         latency: float = 0.0,
     ) -> None:
         self.script = script if callable(script) else script.__getitem__
         self.root_prefix = None if root_prefix is None else list(root_prefix)
         self.fail_on = fail_on
+        self.fault = fault
+        """Raised where ``fail_on`` holds; default a node-level (non-retryable) server error."""
         self.latency = latency
         self.requests: list[tuple[list[int], Sampling]] = []
         self._seen: dict[tuple[int, ...], int] = defaultdict(int)
@@ -91,7 +94,7 @@ class ScriptedPolicy:
             self.in_flight -= 1
         steps = self.steps_of(prefix)
         if self.fail_on(steps):
-            raise ModelServerError("fake", "scripted failure", retryable=False)
+            raise self.fault or ModelServerError("fake", "scripted failure", retryable=False)
         cands = list(self.script(steps))
         j = self._seen[tuple(prefix)]
         self._seen[tuple(prefix)] += 1

@@ -62,3 +62,46 @@ def test_step_format_modes():
 def test_terminality_is_eos_or_max_depth(finish, depth, terminal):
     steps = StepFormat(max_depth=4)
     assert steps.is_terminal(prop("x", (1,), (-0.1,), finish), depth) is terminal
+
+
+# -- whole solutions cut into steps afterwards (issue 8 §2) ------------------------------------
+
+def _solution(pieces, finish="eos"):
+    """A sampled solution whose tokens are ``pieces`` (text offsets as vLLM reports them)."""
+    offsets, pos = [], 0
+    for p in pieces:
+        offsets.append(pos)
+        pos += len(p)
+    n = len(pieces)
+    return StepProposal("".join(pieces), tuple(range(100, 100 + n)), tuple(-0.1 * (i + 1) for i in range(n)),
+                        finish, text_offsets=tuple(offsets))
+
+
+def test_split_cuts_after_the_token_that_completes_the_delimiter():
+    sol = _solution(["Add", " 2", ".\n\n", "Then", " 3", "\n", "\n", "The answer is 5."])
+    steps = StepFormat().split(sol, max_steps=10)
+    assert [s.text for s in steps] == ["Add 2.\n\n", "Then 3\n\n", "The answer is 5."]
+    assert [s.token_ids for s in steps] == [(100, 101, 102), (103, 104, 105, 106), (107,)]
+    assert [s.finish_reason for s in steps] == ["stop", "stop", "eos"]
+    assert steps[0].stop_reason == "\n\n" and steps[1].logprobs == pytest.approx((-0.4, -0.5, -0.6, -0.7))
+    assert sum((s.token_ids for s in steps), ()) == sol.token_ids
+
+
+def test_split_keeps_a_straddling_token_whole_and_stops_at_max_steps():
+    sol = _solution(["a", "\n\nb", "\n\n", "c", "\n\n", "d"], finish="length")
+    steps = StepFormat().split(sol, max_steps=2)
+    assert [s.text for s in steps] == ["a\n\nb", "\n\n"]  # the token "\n\nb" ends step 1; the rest dropped
+    assert [s.finish_reason for s in steps] == ["stop", "stop"]
+
+
+def test_split_without_offsets_or_in_fixed_token_mode():
+    sol = _solution(["x\n\n", "y"])
+    no_offsets = type(sol)(sol.text, sol.token_ids, sol.logprobs, "eos")
+    assert StepFormat().split(no_offsets, 5) == [no_offsets]
+    segs = StepFormat(fixed_tokens=2).split(_solution(["a", "b", "c", "d", "e"]), 5)
+    assert [s.text for s in segs] == ["ab", "cd", "e"] and [s.finish_reason for s in segs] == ["length", "length", "eos"]
+
+
+def test_solution_tokens_is_capped_by_what_max_depth_steps_could_hold():
+    assert StepFormat(max_depth=4, max_step_tokens=50).solution_tokens == 200
+    assert StepFormat().solution_tokens == 1024
