@@ -33,6 +33,7 @@ import httpx
 from models.breaker import CircuitBreaker, EndpointState, EventFn, RestartFn
 from models.completion import (  # re-exported: the parsed reply types belong with the client
     Completion,
+    error_message,
     finish_reason,  # noqa: F401
     parse_completion,
     parse_usage,  # noqa: F401
@@ -240,7 +241,7 @@ class VLLMClient:
         if response.status_code >= 400:
             raise ModelServerError(
                 url,
-                f"HTTP {response.status_code}: {_error_message(response)}",
+                f"HTTP {response.status_code}: {error_message(response.text, response.reason_phrase)}",
                 retryable=response.status_code in _RETRYABLE_STATUS,
             )
         try:
@@ -331,23 +332,6 @@ class VLLMClient:
         if r.status_code != 200:
             raise ModelServerError(url, f"HTTP {r.status_code}", retryable=r.status_code >= 500)
         return r.text
-
-
-def _error_message(response: httpx.Response) -> str:
-    """The server's error message (vLLM/OpenAI ``{"error": {"message": ...}}``) or body text."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300] or response.reason_phrase
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict) and "message" in err:
-            return str(err["message"])[:300]
-        if isinstance(body.get("message"), str):
-            return body["message"][:300]
-        if isinstance(body.get("detail"), str):
-            return body["detail"][:300]
-    return str(body)[:300]
 
 
 async def served_model(endpoint: str, *, timeout: float = 10.0) -> str:

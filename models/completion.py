@@ -7,6 +7,7 @@ and the parsing (finish reasons, token ids, logprobs, usage with cached prompt t
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -121,3 +122,21 @@ def _token_key(key: str) -> int | str:
     if key.startswith(TOKEN_ID_PREFIX):
         return int(key[len(TOKEN_ID_PREFIX):])
     return key
+
+
+def error_message(body_text: str, fallback: str = "") -> str:
+    """The server's error message from an error reply's body (vLLM/OpenAI
+    ``{"error": {"message": ...}}``, ``message`` or ``detail``), else the body text itself."""
+    try:
+        body = json.loads(body_text)
+    except ValueError:
+        return body_text[:300] or fallback
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and "message" in err:
+            return str(err["message"])[:300]
+        if isinstance(body.get("message"), str):
+            return body["message"][:300]
+        if isinstance(body.get("detail"), str):
+            return body["detail"][:300]
+    return str(body)[:300]
