@@ -14,7 +14,6 @@ no vLLM, OpenAI, httpx or torch type crosses this package's boundary.
 - :mod:`models.tokenizer` — :class:`HFTokenizer` (the Tokenizer protocol).
 - :mod:`models.transformers_backend` — :class:`TransformersPolicy`, in-process.
 - :mod:`models.reward` — :class:`GenerativePRM`, :class:`SelfEvalReward`; :mod:`models.pooling_prm` — :class:`PoolingPRM`.
-- :mod:`models.bench` — :func:`bench_server`: tok/s by concurrency, prefix-cache hit rate.
 
 Submodules are imported explicitly (``from models.client import VLLMClient``); importing
 this package loads nothing heavy.

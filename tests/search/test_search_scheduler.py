@@ -5,7 +5,6 @@ import asyncio
 import pytest
 
 from search.algorithms import MctsConfig, SelfConsistencyConfig
-from search.bench import select_backup_rate
 from search.context import Budget
 from search.protocols import ConfigError, Problem
 from search.scheduler import BoundedPolicy, BoundedRewardModel, solve_all
@@ -78,7 +77,3 @@ async def test_bad_limits_are_config_errors():
         BoundedPolicy(ScriptedPolicy(script, None), 0)
     with pytest.raises(ConfigError):
         await solve_all([], lambda p: None, SelfConsistencyConfig(), 0)
-
-
-def test_select_backup_rate_measures():
-    assert select_backup_rate(num_nodes=200, seconds=0.01) > 0

@@ -1,4 +1,4 @@
-"""The benchmark presets of ``ponder bench throughput | compare | accuracy``, and their reports.
+"""The benchmark presets of ``ponder bench throughput | compare | accuracy | flat``, and their reports.
 
 Presets are plain run-config mappings (the YAML schema of ``configs/``), validated with
 :func:`ponder.config.parse_run_config`; a command's CONFIG argument replaces them.
@@ -48,6 +48,15 @@ def throughput_config(num_problems: int = 64, workload: str = "gsm_symbolic") ->
         "name": f"bench-throughput-{workload}", "tasks": tasks, "steps": steps,
         "budget": {"max_generated_tokens": 4000},
         "search": {"algorithm": "step_beam", "beam_width": 3, "num_children": 4},
+    })
+
+
+def flat_config(num_problems: int = 200, num_samples: int = 8) -> RunConfig:
+    """Self-consistency over chain_sum as in ``configs/self_consistency.yaml``, but without a
+    token budget, so each problem's one request asks for ``steps.solution_tokens`` per sample."""
+    return parse_run_config({
+        "name": "bench-flat", "tasks": chain_sum(num_problems, 7, 2), "steps": STEPS,
+        "search": {"algorithm": "self_consistency", "num_samples": num_samples},
     })
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from models.bench import PREFIX_HITS, PREFIX_QUERIES
-from ponder.bench_metrics import (
+from ponder.bench.server import PREFIX_HITS, PREFIX_QUERIES
+from ponder.bench.metrics import (
     GENERATED,
     PROMPT,
     SEQUENCES,
@@ -18,8 +18,8 @@ from ponder.bench_metrics import (
     timeline,
     window_rate,
 )
-from ponder.bench_search import RunMeasure, override
-from ponder.bench_suite import (
+from ponder.bench.search_runs import RunMeasure, override
+from ponder.bench.suite import (
     AccuracyPoint,
     accuracy_entries,
     accuracy_plot,

@@ -1,9 +1,9 @@
 """Search benchmarks: one shared server, measured search runs, ratios from server counters.
 
-Used by ``ponder bench throughput | compare | accuracy`` (:mod:`ponder.bench`). A measured
+Used by ``ponder bench throughput | compare | accuracy | flat`` (:mod:`ponder.bench.cli`). A measured
 run is :func:`ponder.engine.run_config` on a throw-away run directory (so a rerun measures
 again), bracketed by snapshots of the server's Prometheus counters and sampled once per
-``interval_s`` while it runs. The arithmetic on counters is in :mod:`ponder.bench_metrics`.
+``interval_s`` while it runs. The arithmetic on counters is in :mod:`ponder.bench.metrics`.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from models.bench import PREFIX_HITS, parse_metrics
 from models.client import VLLMClient
 from models.managed import ensure_server
 from models.server import ServerSettings, server_status
-from ponder.bench_metrics import (GENERATED, PROMPT, RUNNING, SEQUENCES, WAITING, Sample, cache_hit_rate,
+from ponder.bench.metrics import (GENERATED, PROMPT, RUNNING, SEQUENCES, WAITING, Sample, cache_hit_rate,
                                   counter_delta, queued_rate, ratio, window_rate)
+from ponder.bench.server import PREFIX_HITS, parse_metrics
 from ponder.config import RunConfig, parse_run_config
 from ponder.engine import run_config, summarize
 from search.protocols import ModelServerError
@@ -121,6 +121,9 @@ class RunMeasure:
     """CPU seconds of this process (event loop, HTTP, JSON, tokenizer, traces) during the run."""
     cache_reset: bool = False
     """Whether the server's prefix cache was emptied before the run."""
+    call_seconds: float = 0.0
+    """Wall seconds of the whole ``run_config`` call: ``wall_seconds`` (the search, verdicts
+    and trace writing included) plus opening the engine and the run directory."""
 
     @property
     def server_generated(self) -> float:
@@ -210,11 +213,11 @@ async def measure_run(cfg: RunConfig, tasks: TaskSet, client: VLLMClient, label:
         start = time.perf_counter()
         samples = [Sample(0.0, 0.0, before.get(RUNNING, 0.0), before.get(WAITING, 0.0))]
         poller = asyncio.create_task(_poll(client, before, start, samples, interval_s))
-        cpu0 = time.process_time()
+        cpu0, call0 = time.process_time(), time.perf_counter()
         try:
             outcome = await run_config(cfg, tasks=tasks)
         finally:
-            cpu = time.process_time() - cpu0
+            cpu, call = time.process_time() - cpu0, time.perf_counter() - call0
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
@@ -223,4 +226,4 @@ async def measure_run(cfg: RunConfig, tasks: TaskSet, client: VLLMClient, label:
                               after.get(RUNNING, 0.0), after.get(WAITING, 0.0)))
     return RunMeasure(label or cfg.search.algorithm, cfg, outcome.rows,
                       summarize(outcome.rows, outcome.wall_seconds), outcome.wall_seconds,
-                      outcome.peak_in_flight, before, after, samples, cpu, reset)
+                      outcome.peak_in_flight, before, after, samples, cpu, reset, call)

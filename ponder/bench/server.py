@@ -107,9 +107,6 @@ async def _metrics(client: VLLMClient) -> dict[str, float] | None:
         return None
 
 
-_served_model = served_model  # kept for callers of the old private name
-
-
 async def shaped_load_rate(client: VLLMClient, prompt_tokens: int, uncached_tokens: int, max_tokens: int,
                            *, concurrency: int = 128, requests: int = 256, seed: int = 2) -> float:
     """Generated tok/s of a saturation load shaped like a search: every prompt is one shared

@@ -1,4 +1,4 @@
-"""Bench helpers and the transformers backend's stop-string search (no model, no server)."""
+"""The server bench (ponder.bench.server) against a scripted server: rows, hit rates, shaped load."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import json
 import httpx
 import pytest
 
-from models.bench import BenchRow, bench_server_async, format_rows, parse_metrics, shaped_load_rate
 from models.client import VLLMClient
-from models.transformers_backend import _first_stop
+from ponder.bench.server import BenchRow, bench_server_async, format_rows, parse_metrics, shaped_load_rate
 from search.protocols import ConfigError
 
 METRICS = """\
@@ -79,12 +78,3 @@ async def test_shaped_load_shares_a_prefix_and_generates_the_asked_length():
     assert rate > 0 and len(prompts) == 1 + 5  # one warm-up request, then the load
     assert all(len(p) == 40 and p[:32] == prompts[0][:32] for p in prompts)
     assert len({tuple(p[32:]) for p in prompts[1:]}) == 5  # unique 8-token tails
-
-
-@pytest.mark.parametrize(
-    ("text", "stops", "expected"),
-    [("a\n\nb", ("\n\n",), (1, "\n\n")), ("abc", ("x",), None), ("a.b\n\n", ("\n\n", "."), (1, ".")),
-     ("", ("\n\n",), None)],
-)
-def test_first_stop(text, stops, expected):
-    assert _first_stop(text, stops) == expected

@@ -2,7 +2,8 @@
 
 ``server`` and ``engine`` measure the model server and the search core apart; ``throughput``,
 ``compare`` and ``accuracy`` run real searches on one shared server (see
-:mod:`ponder.bench_search` for how a run is measured, :mod:`ponder.bench_suite` for presets).
+:mod:`ponder.bench.search_runs` for how a run is measured, :mod:`ponder.bench.suite` for presets);
+``flat`` sets ponder's whole-solution sampling beside a plain client (:mod:`ponder.bench.flat`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from rich.console import Console
 
 from search.protocols import PonderError
 
-bench_app = typer.Typer(help="Benchmarks: server ceiling, engine overhead, search throughput, algorithm comparison.",
+bench_app = typer.Typer(help="Benchmarks: server ceiling, engine overhead, search throughput, algorithm comparison, "
+                        "flat sampling vs a plain client.",
                         no_args_is_help=True)
 console = Console()
 
@@ -40,7 +42,7 @@ def server(
     max_tokens: Annotated[int, typer.Option(help="Generated tokens per request.")] = 128,
 ) -> None:
     """Generated tok/s at 1, 8, 32, 64 concurrent requests, and the shared-prefix cache hit rate."""
-    from models.bench import bench_server, format_rows
+    from ponder.bench.server import bench_server, format_rows
     from ponder.config import ModelConfig
     from ponder.engine import model_endpoints
 
@@ -60,7 +62,7 @@ def engine(
     num_nodes: Annotated[int, typer.Option(help="Synthetic tree size.")] = 10_000,
 ) -> None:
     """Search bookkeeping speed with a zero-latency scripted policy: select+backup per second."""
-    from search.bench import select_backup_rate
+    from ponder.bench.engine import select_backup_rate
 
     rate = select_backup_rate(num_nodes=num_nodes)
     print(f"select+backup on a {num_nodes}-node tree: {rate:,.0f} ops/s ({1e6 / rate:.1f} µs each)")
@@ -74,7 +76,7 @@ def _settings(checkpoint: str | None, block_size: int | None):
 
 
 def _header(title: str, server_desc: str, cfgs: list) -> None:
-    from ponder.bench_search import machine_note
+    from ponder.bench.search_runs import machine_note
 
     print(f"== ponder bench {title}")
     print(f"machine: {machine_note()}")
@@ -88,14 +90,14 @@ def _header(title: str, server_desc: str, cfgs: list) -> None:
 
 def _for_run(cfg, endpoint: str, max_in_flight: int, num_problems: int):
     """The config pointed at the bench's server, every problem at once, a high in-flight cap."""
-    from ponder.bench_search import override
+    from ponder.bench.search_runs import override
 
     return override(cfg, {"model": {"endpoints": [endpoint], "max_in_flight": max_in_flight},
                           "max_concurrent_problems": num_problems})
 
 
 def _timeline_lines(m, every_s: float) -> list[str]:
-    from ponder.bench_metrics import timeline
+    from ponder.bench.metrics import timeline
 
     out = [f"  timeline (every {every_s:.0f} s): start s, server gen tok/s, max running, max waiting"]
     out += [f"    {t:6.0f} {rate:8.1f} {run:6.0f} {wait:6.0f}" for t, rate, run, wait in timeline(m.samples, every_s)]
@@ -103,7 +105,7 @@ def _timeline_lines(m, every_s: float) -> list[str]:
 
 
 def _run_lines(m) -> list[str]:
-    from ponder.bench_metrics import fmt
+    from ponder.bench.metrics import fmt
 
     s = m.summary
     return [
@@ -137,11 +139,11 @@ def throughput(
     block_size: BlockSize = None,
 ) -> None:
     """Search throughput vs the server's saturated tok/s, prefix-cache hits, bookkeeping share."""
-    from models.bench import bench_server_async, format_rows, shaped_load_rate
+    from ponder.bench.server import bench_server_async, format_rows, shaped_load_rate
     from models.client import VLLMClient, served_model
-    from ponder.bench_metrics import fmt, ratio
-    from ponder.bench_search import bench_endpoint, machine_note, measure_run
-    from ponder.bench_suite import throughput_config
+    from ponder.bench.metrics import fmt, ratio
+    from ponder.bench.search_runs import bench_endpoint, machine_note, measure_run
+    from ponder.bench.suite import throughput_config
     from ponder.config import load_run_config
     from verifiers.tasks import load_tasks
 
@@ -165,7 +167,7 @@ def throughput(
             before, m, after, shaped = asyncio.run(go())
     except PonderError as err:
         _fail(err)
-    print("-- saturation load before and after the search (models.bench: n=1 requests, 32-token random "
+    print("-- saturation load before and after the search (ponder.bench.server: n=1 requests, 32-token random "
           "prompts, 128 generated tokens, ignore_eos)")
     print(format_rows(before + after))
     peaks = [max(r.tokens_per_second for r in rows if r.load == "throughput") for rows in (before, after)]
@@ -207,9 +209,9 @@ def compare(
 ) -> None:
     """Step beam vs best-of-N at about equal generated tokens: wall per token, beam / BoN."""
     from models.client import VLLMClient, served_model
-    from ponder.bench_metrics import fmt, normalised_wall_ratio
-    from ponder.bench_search import bench_endpoint, measure_run
-    from ponder.bench_suite import compare_configs
+    from ponder.bench.metrics import fmt, normalised_wall_ratio
+    from ponder.bench.search_runs import bench_endpoint, measure_run
+    from ponder.bench.suite import compare_configs
     from ponder.config import load_run_config
     from verifiers.tasks import load_tasks
 
@@ -260,8 +262,8 @@ def accuracy(
 ) -> None:
     """Accuracy of cot, self-consistency, best-of-N, step beam, best-first and MCTS at equal budgets."""
     from models.client import VLLMClient, served_model
-    from ponder.bench_search import bench_endpoint, measure_run
-    from ponder.bench_suite import (PILOT_SAMPLES, accuracy_entries, accuracy_plot, accuracy_point,
+    from ponder.bench.search_runs import bench_endpoint, measure_run
+    from ponder.bench.suite import (PILOT_SAMPLES, accuracy_entries, accuracy_plot, accuracy_point,
                                     accuracy_table, accuracy_tasks, baseline_entries)
     from verifiers.tasks import load_tasks
 
@@ -299,3 +301,41 @@ def accuracy(
     print(accuracy_table(points))
     title = f"{task_cfg['name']} ({len(tasks)} problems, 2-3 one-digit terms), embedded SmolLM2-135M, solve mode"
     print(f"plot: {accuracy_plot(points, plot, title).resolve()}")
+
+
+@bench_app.command("flat")
+def flat(
+    config: ConfigArg = None,
+    num_problems: Annotated[int, typer.Option(help="Problems of the preset (chain_sum).")] = 200,
+    num_samples: Annotated[int, typer.Option(help="n of each request (self-consistency's N) in the preset.")] = 8,
+    concurrency: Annotated[Optional[int], typer.Option(
+        help="Problems at once, both sides; default: the config's max_concurrent_problems.")] = None,
+    max_in_flight: MaxInFlight = 256,
+    ponder_fields: Annotated[bool, typer.Option(
+        help="The plain client also sends the fields only ponder needs (logprobs=0, return_token_ids).")] = False,
+    endpoint: Endpoint = None,
+    block_size: BlockSize = None,
+) -> None:
+    """ponder's self-consistency vs a plain httpx client sending the same requests: tok/s and their ratio."""
+    from ponder.bench.flat import flat_lines, flat_requests, measure_flat
+    from ponder.bench.search_runs import bench_endpoint, override
+    from ponder.bench.suite import flat_config
+    from ponder.config import load_run_config
+    from verifiers.tasks import load_tasks
+
+    try:
+        cfg = load_run_config(config) if config else flat_config(num_problems, num_samples)
+        if concurrency is not None:
+            cfg = override(cfg, {"max_concurrent_problems": concurrency})
+        tasks = load_tasks(cfg.tasks)
+        with bench_endpoint(endpoint or next(iter(cfg.model.endpoints), None),
+                            _settings(cfg.model.checkpoint, block_size)) as (url, desc):
+            # The in-flight cap never binds: each problem has one request in flight at most.
+            cfg = override(cfg, {"model": {"endpoints": [url],
+                                           "max_in_flight": max(max_in_flight, cfg.max_concurrent_problems)}})
+            reqs = flat_requests(cfg, tasks)
+            _header("flat", desc, [cfg])
+            fm = asyncio.run(measure_flat(cfg, tasks, reqs, url, ponder_fields))
+    except PonderError as err:
+        _fail(err)
+    print("\n".join(flat_lines(cfg, reqs, fm, ponder_fields)))
