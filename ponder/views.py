@@ -60,15 +60,17 @@ def usage_table(usage: Mapping[str, Any], title: str = "usage") -> Table:
 
 
 def summary_table(summary: Mapping[str, Any], title: str) -> Table:
-    """Accuracy, tokens, cached-token share, calls, wall, tok/s: one metric per row."""
+    """Accuracy (over finished problems), errors, server outages and restarts, tokens, cached-token
+    share, calls, wall, tok/s: one metric per row."""
     formats = {
-        "problems": "{:d}", "accuracy": "{:.3f}", "errors": "{:d}", "generated_tokens": "{:d}",
-        "prompt_tokens": "{:d}", "cached_share": "{:.2f}", "reward_tokens": "{:d}", "calls": "{:d}",
-        "wall_seconds": "{:.1f}", "tok_per_s": "{:.1f}",
+        "problems": "{:d}", "accuracy": "{:.3f}", "errors": "{:d}", "server_outages": "{:d}",
+        "server_restarts": "{:d}", "generated_tokens": "{:d}", "prompt_tokens": "{:d}", "cached_share": "{:.2f}",
+        "reward_tokens": "{:d}", "calls": "{:d}", "wall_seconds": "{:.1f}", "tok_per_s": "{:.1f}",
     }
     table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, fmt in formats.items():
-        table.add_row(name.replace("_", " "), fmt.format(summary[name]))
+        if name in summary:
+            table.add_row(name.replace("_", " "), fmt.format(summary[name]))
     return table
