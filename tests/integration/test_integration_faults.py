@@ -10,6 +10,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -60,6 +61,13 @@ def _wait(cond, proc: subprocess.Popen, timeout: float = 600) -> None:
         time.sleep(0.2)
 
 
+def _metric(out: str, name: str) -> int:
+    """A row of the printed summary table (``│ errors │ 0 │``)."""
+    found = re.search(rf"^\W*{name}\s*\W\s*(\d+)\s*\W*$", out, flags=re.M)
+    assert found, f"no {name!r} row in:\n{out}"
+    return int(found.group(1))
+
+
 def _ponder_run(cfg: Path, env: dict, **kw) -> subprocess.Popen:
     return subprocess.Popen([PONDER, "run", str(cfg)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, **kw)
@@ -90,9 +98,7 @@ def test_server_sigkilled_three_times_loses_nothing(embedded_server, tmp_path):
     assert all(r["status"] != "error" and r["usage"]["generated_tokens"] > 0 for r in rows)
     assert sum(r["restarts"] for r in rows) >= 3  # problems in flight saw the restarts
     assert "server restarts" in out and "errors" in out
-    summary = dict(line.strip("│ ").rsplit(None, 1) for line in out.splitlines()
-                   if line.startswith("│ ") and line.count("│") == 3)
-    assert summary["errors"] == "0" and summary["server restarts"] == "3" and summary["problems"] == "60"
+    assert (_metric(out, "errors"), _metric(out, "server restarts"), _metric(out, "problems")) == (0, 3, 60)
     # The same problem ids as a run without faults (on the session's server).
     clean = tmp_path / "clean"
     ok = subprocess.run([PONDER, "run", str(_config(tmp_path, "clean", 60, endpoints=[embedded_server.endpoint]))],
