@@ -1,5 +1,7 @@
-"""The generic step-level beam loop, shared by cot, self-consistency, best-of-N, step
-beam search and DVTS (each fixes its width, branching, scorer and temperature).
+"""The generic step-level beam loop, shared by step beam search and DVTS (each fixes its
+width, branching, scorer and temperature). Methods that do not branch inside a solution
+(cot, self-consistency, best-of-N) sample whole chains instead (``sample_chains``), and
+their outcome is the same ``BeamOutcome``.
 
 One level: expand every beam node (the start node gets ``root_children`` children, later
 nodes ``num_children``), score the candidates, keep the top ``width`` by score (ties:

@@ -226,9 +226,9 @@ class SearchContext:
             return []
         with self.bookkeeping():
             leaves = []
+            room = max(self.steps.max_depth - self.tree.nodes[node_id].depth, 1)
             for solution in generation.proposals:
                 parent = node_id
-                room = max(self.steps.max_depth - self.tree.nodes[node_id].depth, 1)
                 pieces = [solution] if solution.finish_reason == "error" else self.steps.split(solution, room)
                 for piece in pieces:
                     parent = self._add_step(parent, piece).id
