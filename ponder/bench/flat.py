@@ -100,12 +100,13 @@ class FlatMeasure:
 
 async def measure_plain(client: VLLMClient, reqs: FlatRequests,
                         extra: Mapping[str, Any] | None = None) -> PlainMeasure:
-    """Runs the plain client on ``reqs`` against ``client``'s first endpoint (cold prefix cache)."""
+    """Runs the plain client on ``reqs`` against ``client``'s first endpoint (cold prefix cache),
+    with ponder's per-request timeout."""
     reset = await reset_prefix_cache(client)
     before = await snapshot(client)
     run = await run_plain(client.endpoints[0], client.model, reqs.prompts, n=reqs.n, max_tokens=reqs.max_tokens,
                           temperature=reqs.temperature, top_p=reqs.top_p, concurrency=reqs.concurrency,
-                          extra=extra)
+                          extra=extra, timeout_s=client.timeout)
     after = await snapshot(client)
     return PlainMeasure(run, counter_delta(before, after, GENERATED), reset)
 
@@ -114,7 +115,8 @@ async def measure_flat(cfg: RunConfig, tasks: TaskSet, reqs: FlatRequests, endpo
                        ponder_fields: bool = False) -> FlatMeasure:
     """Plain, ponder, plain on ``endpoint`` (``cfg`` must already point at it)."""
     extra = PONDER_FIELDS if ponder_fields else None
-    async with VLLMClient(endpoint, cfg.model.model or await served_model(endpoint)) as client:
+    async with VLLMClient(endpoint, cfg.model.model or await served_model(endpoint),
+                          timeout=cfg.model.timeout_s) as client:
         first = await measure_plain(client, reqs, extra)
         ponder = await measure_run(cfg, tasks, client, "ponder")
         second = await measure_plain(client, reqs, extra)
