@@ -19,7 +19,7 @@ from models.embedded import embedded_checkpoint
 from models.reward import GenerativePRM, SelfEvalReward
 from models.managed import ensure_server
 from models.server import ServerSettings, server_status, start_server
-from search.protocols import ModelServerError, PonderError, Problem, Sampling
+from search.protocols import EngineFault, ModelServerError, PonderError, Problem, Sampling
 
 pytestmark = pytest.mark.integration
 
@@ -166,10 +166,11 @@ async def test_unreachable_endpoint():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    async with VLLMClient(f"http://127.0.0.1:{port}", "m", max_retries=1, backoff_s=0.01) as client:
-        with pytest.raises(ModelServerError) as e:
+    async with VLLMClient(f"http://127.0.0.1:{port}", "m", max_retries=1, backoff_s=0.01,
+                          outage_timeout_s=0.5) as client:
+        with pytest.raises(EngineFault) as e:  # not a node failure: waited for, then given up
             await VLLMPolicy(client).propose([1, 2], Sampling())
-    assert e.value.retryable and str(port) in e.value.endpoint
+    assert str(port) in e.value.endpoint and "ConnectError" in e.value.cause
 
 
 def test_missing_model_file(tmp_path):
