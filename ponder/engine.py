@@ -10,10 +10,11 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from models.breaker import RestartFn
 from models.client import VLLMClient, VLLMPolicy, served_model
 from models.embedded import embedded_checkpoint
 from models.managed import ensure_server
@@ -69,7 +70,7 @@ class Served:
     endpoints: list[str]
     checkpoint: Path | None
     name: str | None
-    restart_fns: dict[str, Callable[[], Awaitable[str]]]
+    restart_fns: dict[str, RestartFn]
 
 
 @contextlib.contextmanager
@@ -113,7 +114,7 @@ async def open_engine(model: ModelConfig, reward: RewardConfig | None = None,
     """
     clients: list[VLLMClient] = []
 
-    def make_client(endpoints: list[str], name: str, restart_fns: dict) -> VLLMClient:
+    def make_client(endpoints: list[str], name: str, restart_fns: dict[str, RestartFn]) -> VLLMClient:
         client = VLLMClient(endpoints, name, timeout=model.timeout_s, max_connections=max(64, model.max_in_flight),
                             restart_fns=restart_fns, max_restarts=model.max_restarts,
                             outage_timeout_s=model.outage_timeout_s, on_event=on_event)
