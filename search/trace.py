@@ -38,6 +38,7 @@ class NodeRecord(BaseModel):
     terminal: bool = Field(description="Whether the path ends here.")
     answer: str | None = Field(description="Answer extracted from the path text (terminals).")
     error: str | None = Field(description="Why expanding or scoring this node failed.")
+    end: bool = Field(False, description="Closed by the search's end gate (an end leaf without EOS).")
     children: list[int] = Field(description="Child ids in creation order.")
 
     @classmethod

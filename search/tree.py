@@ -41,6 +41,9 @@ class Node:
         terminal: True when the path ends here (EOS or maximum depth).
         answer: The final answer extracted from the path text (terminal nodes only).
         error: Why expanding or scoring this node failed; an errored node is not expanded.
+        end: The search closed this path here without EOS (ReST-MCTS*'s end gate in data
+            mode: the value reached ``end_gate``); it is never expanded and counts as an
+            end leaf, with ``answer`` extracted from its path text.
         children: Child ids in creation order.
         virtual_loss: Pending virtual visits of in-flight simulations (transient).
     """
@@ -60,6 +63,7 @@ class Node:
     terminal: bool = False
     answer: str | None = None
     error: str | None = None
+    end: bool = False
     children: list[int] = dataclasses.field(default_factory=list)
     virtual_loss: int = 0
 

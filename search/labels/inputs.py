@@ -1,0 +1,58 @@
+"""What every label generator receives: the finished search and the oracle's verdicts.
+
+Label generators run in LABEL MODE ONLY: ``ctx.oracle`` (the gold-answer verifier) must be
+set. Generators that need rollouts get a shared ``Rollouts`` (prefix-cached, concurrent
+through the same bounded policy as the search).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import TYPE_CHECKING
+
+from search.context import SearchContext
+from search.protocols import ConfigError, Verdict
+from search.tree import Tree
+
+if TYPE_CHECKING:
+    from search.labels.rollouts import Rollouts
+
+
+def end_leaves(tree: Tree) -> list[int]:
+    """Nodes where a path ended: terminal (EOS / max depth) or closed by an end gate; errored
+    nodes excluded."""
+    return [n.id for n in tree.nodes if n.id != 0 and (n.terminal or n.end) and n.error is None]
+
+
+async def verify_end_leaves(ctx: SearchContext) -> dict[int, Verdict]:
+    """The oracle's verdict on every end leaf's path text (concurrently); each reward is
+    also stored on its node as ``scores["verifier"]``.
+
+    Raises:
+        ConfigError: Not in label mode (no oracle).
+    """
+    if ctx.oracle is None:
+        raise ConfigError("oracle", None, "labels need the gold-answer oracle (label mode only)")
+    leaves = end_leaves(ctx.tree)
+    verdicts = await asyncio.gather(*(ctx.oracle(ctx.tree.path_text(i)) for i in leaves))
+    for i, v in zip(leaves, verdicts, strict=True):
+        ctx.tree.nodes[i].scores["verifier"] = v.reward
+    return dict(zip(leaves, verdicts, strict=True))
+
+
+@dataclasses.dataclass
+class LabelInputs:
+    """A finished search, ready to be labelled.
+
+    Attributes:
+        ctx: The search's context: tree, problem, policy (bounded), steps, oracle.
+        model: The policy (completer) model id, recorded on every label.
+        verdicts: Oracle verdicts of the tree's end leaves (``verify_end_leaves``).
+        rollouts: Prefix-cached Monte-Carlo rollouts, for generators that sample.
+    """
+
+    ctx: SearchContext
+    model: str
+    verdicts: dict[int, Verdict]
+    rollouts: Rollouts | None = None
