@@ -41,10 +41,7 @@ from models.completion import (  # re-exported: the parsed reply types belong wi
 from search.protocols import (
     ConfigError,
     EngineFault,
-    Generation,
     ModelServerError,
-    Sampling,
-    StepProposal,
 )
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -349,42 +346,3 @@ async def served_model(endpoint: str, *, timeout: float = 10.0) -> str:
         return str(body["data"][0]["id"])
     except (KeyError, IndexError, TypeError):
         raise ModelServerError(used, f"/v1/models lists no model: {body!r}", retryable=False) from None
-
-
-class VLLMPolicy:
-    """:class:`~search.protocols.Policy` backed by :class:`VLLMClient` (one request per call).
-
-    ``propose(prefix, sampling)`` sends the prefix token ids with the sampling options and
-    returns ``sampling.n`` proposals in the server's order.
-    """
-
-    def __init__(self, client: VLLMClient) -> None:
-        self.client = client
-
-    async def propose(self, prefix: Sequence[int], sampling: Sampling) -> Generation:
-        started = time.perf_counter()
-        completion = await self.client.complete(
-            prefix,
-            n=sampling.n,
-            max_tokens=sampling.max_tokens,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            stop=sampling.stop,
-            include_stop_str_in_output=sampling.include_stop_str_in_output,
-            logprobs=sampling.logprobs,
-            seed=sampling.seed,
-        )
-        usage = completion.usage
-        usage.wall_seconds = time.perf_counter() - started
-        proposals = tuple(
-            StepProposal(
-                text=c.text,
-                token_ids=c.token_ids,
-                logprobs=c.logprobs,
-                finish_reason=c.finish_reason,
-                stop_reason=c.stop_reason,
-                text_offsets=c.text_offsets,
-            )
-            for c in completion.choices
-        )
-        return Generation(proposals=proposals, usage=usage)

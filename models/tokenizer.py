@@ -66,6 +66,23 @@ class HFTokenizer:
     def decode(self, token_ids: Sequence[int]) -> str:
         return str(self._tok.decode(list(token_ids), skip_special_tokens=self.skip_special_tokens))
 
+    def decode_with_offsets(self, token_ids: Sequence[int]) -> tuple[str, tuple[int, ...]]:
+        """The text of ``token_ids`` and where each token's text starts in it, decoded
+        incrementally in one pass (a token inside a multi-byte character starts where the
+        character's text will). The offsets vLLM returns with logprobs, without asking the
+        server for logprobs."""
+        from tokenizers.decoders import DecodeStream
+
+        stream = DecodeStream(skip_special_tokens=self.skip_special_tokens)
+        backend = self._tok.backend_tokenizer
+        offsets, chunks, length = [], [], 0
+        for t in token_ids:
+            offsets.append(length)
+            chunk = stream.step(backend, int(t)) or ""
+            chunks.append(chunk)
+            length += len(chunk)
+        return "".join(chunks), tuple(offsets)
+
     def chat_prompt(self, user: str, system: str | None = None) -> list[int]:
         """Token ids of the chat template applied once to one user turn, ready for the reply.
 

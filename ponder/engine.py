@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from models.breaker import RestartFn
-from models.client import VLLMClient, VLLMPolicy, served_model
+from models.client import VLLMClient, served_model
 from models.embedded import embedded_checkpoint
 from models.managed import ensure_server
+from models.policy import VLLMPolicy
 from models.pooling_prm import PoolingPRM
 from models.reward import GenerativePRM, SelfEvalReward
 from models.tokenizer import HFTokenizer
@@ -25,7 +26,14 @@ from ponder.config import ModelConfig, RewardConfig, RunConfig
 from ponder.interrupts import stop_on_signals
 from ponder.rundir import RunDir
 from search.context import SamplingDefaults, SearchContext
-from search.protocols import EngineFault, Problem, RewardModel, Tokenizer, Usage, Verdict
+from search.protocols import (
+    EngineFault,
+    Problem,
+    RewardModel,
+    Tokenizer,
+    Usage,
+    Verdict,
+)
 from search.scheduler import BoundedPolicy, BoundedRewardModel, solve_all
 from search.trace import SearchResult
 from verifiers.tasks import TaskSet, load_tasks
@@ -126,7 +134,7 @@ async def open_engine(model: ModelConfig, reward: RewardConfig | None = None,
         name = served.name or await served_model(served.endpoints[0])
         try:
             client = make_client(served.endpoints, name, served.restart_fns)
-            policy = BoundedPolicy(VLLMPolicy(client), model.max_in_flight)
+            policy = BoundedPolicy(VLLMPolicy(client, tokenizer.decode_with_offsets), model.max_in_flight)
             rm = _reward_model(reward, client, tokenizer, model.system_prompt, make_client)
             if rm is not None:
                 rm = BoundedRewardModel(rm, model.max_in_flight)

@@ -215,7 +215,9 @@ class SearchContext:
         For methods that do not branch inside a solution (cot, self-consistency, best-of-N):
         one request with ``n`` samples, no step stop (EOS or ``steps.solution_tokens`` ends
         them), cut into steps afterwards (``StepFormat.split``), so traces, step scores and
-        labels still see steps while the engine pays one prefill and one round trip.
+        labels still see steps while the engine pays one prefill and one round trip. No
+        logprobs are asked for (the steps' logprob fields stay 0): the policy supplies the
+        token offsets the split needs.
 
         Returns:
             The last node of each chain (terminal, errored, or unfinished at the token
@@ -246,7 +248,9 @@ class SearchContext:
         prefix = self.tree.path_token_ids(node_id)
         sampling = self.step_sampling(node_id, prefix, n, temperature)
         if whole:
-            sampling = dataclasses.replace(sampling, stop=(), max_tokens=self._solution_tokens(n))
+            # No logprobs: they cost the server time and flat methods use no priors; the
+            # policy derives the token offsets that split() needs from the token ids.
+            sampling = dataclasses.replace(sampling, stop=(), max_tokens=self._solution_tokens(n), logprobs=None)
         try:
             return await self.propose(prefix, sampling)
         except EngineFault:

@@ -27,8 +27,8 @@ from search.context import Budget, SamplingDefaults
 from search.protocols import ConfigError
 from verifiers.tasks import TaskSet
 
-PONDER_FIELDS: Mapping[str, Any] = {"include_stop_str_in_output": True, "return_token_ids": True, "logprobs": 0}
-"""What ponder's requests carry beyond the plain ones (it keeps token ids and logprobs)."""
+PONDER_FIELDS: Mapping[str, Any] = {"include_stop_str_in_output": True, "return_token_ids": True}
+"""What ponder's requests carry beyond the plain ones (it keeps the token ids)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,12 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from models.client import VLLMClient, VLLMPolicy
+from models.client import VLLMClient
 from models.embedded import embedded_checkpoint
-from models.reward import GenerativePRM, SelfEvalReward
 from models.managed import ensure_server
+from models.policy import VLLMPolicy
+from models.reward import GenerativePRM, SelfEvalReward
 from models.server import ServerSettings, server_status, start_server
-from search.protocols import EngineFault, ModelServerError, PonderError, Problem, Sampling
+from search.protocols import (
+    EngineFault,
+    ModelServerError,
+    PonderError,
+    Problem,
+    Sampling,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -62,6 +69,16 @@ async def test_logprobs_and_token_ids_are_consistent(embedded_client, embedded_t
             assert decoded.startswith(choice.text)
         else:
             assert decoded == choice.text
+
+
+async def test_local_text_offsets_equal_the_servers(embedded_client, embedded_tokenizer):
+    """Offsets decoded from token ids (no logprobs asked) are the ones vLLM returns with logprobs."""
+    prompt = embedded_tokenizer.chat_prompt(QUESTION)
+    c = await embedded_client.complete(prompt, n=4, temperature=1.0, max_tokens=80, logprobs=0, seed=5)
+    for choice in c.choices:
+        text, offsets = embedded_tokenizer.decode_with_offsets(choice.token_ids)
+        assert text == choice.text
+        assert offsets == choice.text_offsets and len(offsets) == len(choice.token_ids)
 
 
 async def test_token_id_prompt_reproduces_string_prompt(embedded_client, embedded_tokenizer):

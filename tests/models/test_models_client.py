@@ -15,13 +15,19 @@ import pytest
 
 from models.client import (
     VLLMClient,
-    VLLMPolicy,
     finish_reason,
     normalize_endpoint,
     parse_completion,
     served_model,
 )
-from search.protocols import ConfigError, EngineFault, ModelServerError, Policy, Sampling
+from models.policy import VLLMPolicy
+from search.protocols import (
+    ConfigError,
+    EngineFault,
+    ModelServerError,
+    Policy,
+    Sampling,
+)
 
 EP = "http://a:1"
 
@@ -314,3 +320,21 @@ def test_one_client_serves_successive_event_loops():
     for _ in range(2):  # e.g. two asyncio.run calls from a synchronous CLI
         assert asyncio.run(client.complete([1])).choices[0].text == "ab\n\n"
     asyncio.run(client.aclose())
+
+
+async def test_policy_derives_text_offsets_locally_when_the_server_sends_none():
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=reply([choice(0, "ab\n\ncd", (1, 2, 3), "stop", None),
+                                               choice(1, "zz", (4,), "stop", None)]))
+
+    def decode(ids):  # token 1 -> "ab", 2 -> "\n\n", 3 -> "cd"; token 4 decodes differently
+        pieces = {1: "ab", 2: "\n\n", 3: "cd", 4: "y"}
+        texts = [pieces[i] for i in ids]
+        return "".join(texts), tuple(sum(len(t) for t in texts[:k]) for k in range(len(texts)))
+
+    async with make_client(handler) as client:
+        policy = VLLMPolicy(client, decode)
+        gen = await policy.propose([9], Sampling(n=2, logprobs=None))
+    a, b = gen.proposals
+    assert a.text_offsets == (0, 2, 4)
+    assert b.text_offsets == () and policy.offset_mismatches == 1  # never offsets into another text
