@@ -12,6 +12,15 @@ An MCTS-like algorithm is this loop plus four small callables. One simulation:
    created with one visit (x1) and terminal children are backed up at creation
    (AlphaMath).
 
+Two optional pieces cover searches that do more between those steps (ReST-MCTS*):
+
+- ``gate_fn(node)`` is asked about the selected leaf before it is expanded: ``expand`` (go
+  on), ``close`` (the path ends here: the node is marked ``end``, backed up with its value
+  and never expanded) or ``stop`` (the whole search ends). New terminal children are asked
+  too, where only ``stop`` matters.
+- ``rollout_fn(children, values)`` replaces "back up every child": it returns which children
+  to back up with which value (ReST-MCTS*: one child, its value mixed with a roll-forward).
+
 ``num_parallel`` simulations run at once (asyncio). Nodes on the path of an in-flight
 simulation carry virtual loss, which the select function sees; a simulation that
 reaches a leaf already being expanded waits for it and descends again.
@@ -21,7 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Literal
 
 from search.backup import BackupFn
 from search.context import SearchContext
@@ -29,15 +39,22 @@ from search.evaluators import ValueFn
 from search.selection import SelectFn, add_virtual_loss
 from search.tree import Tree
 
+GateAction = Literal["expand", "close", "stop"]
+GateFn = Callable[[int], GateAction]
+RolloutFn = Callable[[Sequence[int], Sequence[float]], Awaitable[list[tuple[int, float]]]]
+"""(new children, their values) -> the (child, value) pairs to back up."""
+
 
 @dataclasses.dataclass(frozen=True)
 class LoopFns:
-    """The four pieces an MCTS-like algorithm plugs into the loop."""
+    """The pieces an MCTS-like algorithm plugs into the loop (the last two optional)."""
 
     select_fn: SelectFn
     expand_fn: Callable[[int], Awaitable[list[int]]]
     evaluate_fn: ValueFn
     backup_fn: BackupFn
+    gate_fn: GateFn | None = None
+    rollout_fn: RolloutFn | None = None
 
 
 @dataclasses.dataclass
@@ -45,6 +62,19 @@ class _LoopState:
     dead: set[int] = dataclasses.field(default_factory=set)
     pending: dict[int, asyncio.Event] = dataclasses.field(default_factory=dict)
     started: int = 0
+    stopped: bool = False
+
+
+def _gate(tree: Tree, fns: LoopFns, state: _LoopState, node_id: int, value: float) -> GateAction:
+    """Applies ``fns.gate_fn`` to ``node_id``; a closed node is marked, backed up and dead."""
+    action = fns.gate_fn(node_id) if fns.gate_fn is not None else "expand"
+    if action == "stop":
+        state.stopped = True
+    elif action == "close":
+        tree.nodes[node_id].end = True
+        state.dead.add(node_id)
+        fns.backup_fn(tree, node_id, value)
+    return action
 
 
 def descend(tree: Tree, select_fn: SelectFn, dead: set[int]) -> list[int] | None:
@@ -78,11 +108,19 @@ async def _simulate(ctx: SearchContext, fns: LoopFns, state: _LoopState) -> bool
             break
         await in_flight.wait()
     leaf = path[-1]
+    if leaf != 0 and fns.gate_fn is not None:
+        with ctx.bookkeeping():
+            node = tree.nodes[leaf]
+            if _gate(tree, fns, state, leaf, node.value if node.visits else (node.first_value or 0.0)) != "expand":
+                return not state.stopped
     state.pending[leaf] = done = asyncio.Event()
     add_virtual_loss(tree, path, 1)
     try:
         children = await fns.expand_fn(leaf)
         values = await fns.evaluate_fn(children) if children else []
+        backups = list(zip(children, values, strict=True))
+        if children and fns.rollout_fn is not None:
+            backups = await fns.rollout_fn(children, values)
     finally:
         add_virtual_loss(tree, path, -1)
         del state.pending[leaf]
@@ -94,17 +132,22 @@ async def _simulate(ctx: SearchContext, fns: LoopFns, state: _LoopState) -> bool
             node = tree.nodes[child]
             if node.first_value is None:
                 node.first_value = value
-            fns.backup_fn(tree, child, value)
             if node.terminal or node.error is not None:
                 state.dead.add(child)
-    return True
+        for child, value in backups:
+            fns.backup_fn(tree, child, value)
+        for child in children:  # a path that ended may still end the search (already dead)
+            node = tree.nodes[child]
+            if node.terminal and node.error is None and fns.gate_fn is not None and fns.gate_fn(child) == "stop":
+                state.stopped = True
+    return not state.stopped
 
 
 async def run_simulations(ctx: SearchContext, fns: LoopFns, num_simulations: int, num_parallel: int = 1) -> int:
     """Runs up to ``num_simulations`` simulations on ``ctx.tree``.
 
-    Stops early only when the budget is exhausted or no live node is left; never
-    because of what an answer is.
+    Stops early when the budget is exhausted, no live node is left, or ``fns.gate_fn``
+    says ``stop`` (ReST-MCTS*'s end gate in evaluation mode).
 
     Args:
         ctx: The search context (its tree is grown in place).
@@ -118,7 +161,7 @@ async def run_simulations(ctx: SearchContext, fns: LoopFns, num_simulations: int
     state = _LoopState()
 
     async def worker() -> None:
-        while state.started < num_simulations and not ctx.exhausted():
+        while state.started < num_simulations and not ctx.exhausted() and not state.stopped:
             state.started += 1
             if not await _simulate(ctx, fns, state):
                 return

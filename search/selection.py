@@ -18,17 +18,20 @@ SelectFn = Callable[[Tree, int, Sequence[int]], int]
 """(tree, parent id, candidate child ids) -> chosen child id."""
 
 
-def uct_score(q: float, visits: int, parent_visits: int, c: float) -> float:
-    """ReST-MCTS* UCT: ``Q + c * sqrt(2 ln N_parent / n)``; +inf when ``n == 0``.
+def uct_score(q: float, visits: int, parent_visits: int, c: float, unvisited_bonus: float | None = None) -> float:
+    """ReST-MCTS* UCT (spec 02 §3): ``Q + c * sqrt(2 ln N_parent / n)``; when ``n == 0``,
+    ``Q + unvisited_bonus`` (the code's ``V + INF``, Q being the child's initial value) or
+    +inf without a bonus.
 
     Args:
         q: Value of the child (ReST-MCTS*'s quality value), in [0, 1].
         visits: Child visit count n >= 0.
         parent_visits: Parent visit count N >= 0.
         c: Exploration constant (ReST-MCTS* uses 0.4-0.7).
+        unvisited_bonus: ReST-MCTS*'s INF (0.8-1.0); None: unvisited children come first.
     """
     if visits == 0:
-        return math.inf
+        return math.inf if unvisited_bonus is None else q + unvisited_bonus
     return q + c * math.sqrt(2.0 * math.log(max(parent_visits, 1)) / visits)
 
 
@@ -88,6 +91,7 @@ def make_select_fn(
     c2: float = 19652.0,
     q_range: tuple[float, float] = (0.0, 1.0),
     loss_value: float = 0.0,
+    unvisited_bonus: float | None = None,
 ) -> SelectFn:
     """A picker of the best child by ``rule``; ties go to the earliest created child.
 
@@ -97,6 +101,8 @@ def make_select_fn(
         c2: x1's second constant.
         q_range: Value range for x1's normalisation (ponder's values lie in [0, 1]).
         loss_value: Value one virtual visit counts as (the lowest value: a loss).
+        unvisited_bonus: uct only: an unvisited child scores its first value plus this
+            (ReST-MCTS*'s INF) instead of +inf.
     """
 
     def score(child: Node, parent: Node) -> float:
@@ -104,7 +110,7 @@ def make_select_fn(
         parent_n, _ = effective_stats(parent, loss_value)
         match rule:
             case "uct":
-                return uct_score(q, n, parent_n, c)
+                return uct_score(q if n else (child.first_value or 0.0), n, parent_n, c, unvisited_bonus)
             case "puct":
                 return puct_score(q, child.prior, n, parent_n, c)
             case "x1":

@@ -16,6 +16,7 @@ from search.algorithms.best_of_n import BestOfNConfig, best_of_n_search
 from search.algorithms.cot import CotConfig, cot_search
 from search.algorithms.dvts import DvtsConfig, dvts_search
 from search.algorithms.mcts import MctsConfig, mcts_search
+from search.algorithms.rest_mcts import RestMctsConfig, rest_mcts_search
 from search.algorithms.self_consistency import SelfConsistencyConfig, self_consistency_search
 from search.algorithms.step_beam import StepBeamConfig, step_beam_search
 from search.context import SearchContext
@@ -31,6 +32,7 @@ AlgorithmConfig = Annotated[
         DvtsConfig,
         BestFirstConfig,
         MctsConfig,
+        RestMctsConfig,
     ],
     Field(discriminator="algorithm"),
 ]
@@ -73,6 +75,8 @@ async def run_search(ctx: SearchContext, config: AlgorithmConfig) -> SearchResul
             result = await best_first_search(ctx, config)
         case MctsConfig():
             result = await mcts_search(ctx, config)
+        case RestMctsConfig():
+            result = await rest_mcts_search(ctx, config)
         case _:
             raise ConfigError("algorithm", type(config).__name__, "not an algorithm config")
     result.config = config.model_dump(mode="json")
@@ -86,6 +90,7 @@ __all__ = [
     "CotConfig",
     "DvtsConfig",
     "MctsConfig",
+    "RestMctsConfig",
     "SelfConsistencyConfig",
     "StepBeamConfig",
     "parse_algorithm_config",
