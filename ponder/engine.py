@@ -26,6 +26,7 @@ from ponder.config import ModelConfig, RewardConfig, RunConfig
 from ponder.interrupts import stop_on_signals
 from ponder.rundir import RunDir
 from search.context import SamplingDefaults, SearchContext
+from search.labels import label_problem
 from search.protocols import (
     EngineFault,
     Problem,
@@ -53,6 +54,11 @@ class Engine:
     reward_model: RewardModel | None
     system_prompt: str | None
     clients: tuple[VLLMClient, ...] = ()
+
+    @property
+    def model_name(self) -> str:
+        """The served policy's name (recorded on labels)."""
+        return self.client.model if self.client is not None else "unknown"
 
     def root_prefix(self, problem: Problem) -> list[int]:
         return self.tokenizer.chat_prompt(problem.question, self.system_prompt)
@@ -229,21 +235,33 @@ async def run_config(cfg: RunConfig, on_row: Callable[[dict[str, Any]], None] | 
                 start = time.perf_counter()  # search time, after the server is up
                 seen_at_start: dict[str, dict[str, int]] = {}
 
+                contexts: dict[str, SearchContext] = {}
+
                 def make_ctx(p: Problem) -> SearchContext:
                     seen_at_start[p.id] = engine.stats()
-                    return make_context(cfg, engine, p, tasks, index[p.id])
+                    contexts[p.id] = make_context(cfg, engine, p, tasks, index[p.id])
+                    return contexts[p.id]
 
                 async def on_result(problem: Problem, outcome: SearchResult | Exception) -> None:
                     verdict = None
                     trace = None
+                    ctx = contexts.pop(problem.id, None)
+                    labelled = None
                     if isinstance(outcome, SearchResult):
+                        if cfg.mode == "label" and ctx is not None:  # rollouts: an EngineFault stops the run
+                            labelled = await label_problem(ctx, cfg.label_generators, model=engine.model_name)
                         # The gold is consulted only now, after the search has returned.
                         verdict = await tasks.averify(problem.id, outcome.answer or "")
                         trace = outcome.to_trace(problem).model_dump(mode="json")
                     before = seen_at_start.pop(problem.id, {})
                     during = {k: v - before.get(k, 0) for k, v in engine.stats().items()}
                     row = result_row(problem, outcome, verdict, during)
-                    run_dir.record(row, trace)
+                    labels = None
+                    if labelled is not None:
+                        labels = [x.model_dump(mode="json") for x in labelled.labels]
+                        row.update(labels=len(labels), label_usage=labelled.rollout_usage.to_dict(),
+                                   label_stats=labelled.stats)
+                    run_dir.record(row, trace, labels)
                     if on_row:
                         on_row(row)
 
@@ -263,10 +281,13 @@ async def run_config(cfg: RunConfig, on_row: Callable[[dict[str, Any]], None] | 
 def summarize(rows: Sequence[dict[str, Any]], wall_seconds: float,
               engine_stats: dict[str, int] | None = None) -> dict[str, float]:
     """Accuracy over the problems that finished (errored ones counted beside it) and compute
-    (usage summed over problems); with ``engine_stats``, the outages and restarts seen."""
+    (usage summed over problems); with ``engine_stats``, the outages and restarts seen; in
+    label runs, the labels written and what their rollouts cost (apart from the search's)."""
     total = Usage()
+    labelling = Usage()
     for r in rows:
         total.add(Usage(**r["usage"]))
+        labelling.add(Usage(**r.get("label_usage", {})))
     finished = [r for r in rows if r["status"] != "error"]
     out: dict[str, float] = {
         "problems": len(finished),
@@ -276,6 +297,9 @@ def summarize(rows: Sequence[dict[str, Any]], wall_seconds: float,
     if engine_stats is not None:
         out.update({"server_outages": engine_stats.get("outages", 0),
                     "server_restarts": engine_stats.get("restarts", 0)})
+    if any("labels" in r for r in rows):
+        out.update({"labels": sum(r.get("labels", 0) for r in rows),
+                    "label_rollout_tokens": labelling.generated_tokens, "label_rollout_calls": labelling.calls})
     return {
         **out,
         "prompt_tokens": total.prompt_tokens,

@@ -6,12 +6,14 @@ Layout::
       config.yaml        the resolved run config (written once; a resume must match it)
       results.jsonl      one line per finished problem, appended and flushed as each ends
       traces/ID.json     the full search tree of each problem (versioned trace schema)
+      labels/ID.jsonl    label mode: the problem's step labels (search.labels.records.StepLabel)
       events.jsonl       engine events: server outages, restarts, recoveries, stops
       .lock              held while a run uses the directory
 
 A killed run resumes by re-running the same command: problems whose result line exists are
 skipped, except ``status: error`` lines (a search that crashed), which are retried; the latest
-line of a problem is the one that counts. A trace is written before its result line, so a result line always has its trace.
+line of a problem is the one that counts. Labels and the trace are written before the result
+line, so a result line always has them.
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ from search.protocols import PonderError
 
 class RunDirError(PonderError):
     """The run directory cannot be used (locked by another run, or holds another config)."""
+
+
+def _write_atomic(target: Path, text: str) -> None:
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, target)
 
 
 def _safe_name(problem_id: str) -> str:
@@ -99,13 +107,18 @@ class RunDir:
     def trace_path(self, problem_id: str) -> Path:
         return self.path / "traces" / f"{_safe_name(problem_id)}.json"
 
-    def record(self, row: dict[str, Any], trace: dict[str, Any] | None) -> None:
-        """Writes the trace (atomically), then appends and flushes the result line."""
+    def labels_path(self, problem_id: str) -> Path:
+        return self.path / "labels" / f"{_safe_name(problem_id)}.jsonl"
+
+    def record(self, row: dict[str, Any], trace: dict[str, Any] | None,
+               labels: list[dict[str, Any]] | None = None) -> None:
+        """Writes the labels and the trace (each atomically), then appends and flushes the
+        result line."""
+        if labels is not None:
+            self.labels_path(row["id"]).parent.mkdir(exist_ok=True)
+            _write_atomic(self.labels_path(row["id"]), "".join(json.dumps(x) + "\n" for x in labels))
         if trace is not None:
-            target = self.trace_path(row["id"])
-            tmp = target.with_suffix(".tmp")
-            tmp.write_text(json.dumps(trace))
-            os.replace(tmp, target)
+            _write_atomic(self.trace_path(row["id"]), json.dumps(trace))
         self._repair_tail()
         with self.results_path.open("a") as f:
             f.write(json.dumps(row) + "\n")

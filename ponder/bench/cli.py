@@ -312,7 +312,7 @@ def flat(
         help="Problems at once, both sides; default: the config's max_concurrent_problems.")] = None,
     max_in_flight: MaxInFlight = 256,
     ponder_fields: Annotated[bool, typer.Option(
-        help="The plain client also sends the fields only ponder needs (logprobs=0, return_token_ids).")] = False,
+        help="The plain client also sends the fields only ponder needs (return_token_ids).")] = False,
     endpoint: Endpoint = None,
     block_size: BlockSize = None,
 ) -> None:
