@@ -231,7 +231,12 @@ async def run_config(cfg: RunConfig, on_row: Callable[[dict[str, Any]], None] | 
                 if on_event:
                     on_event(e)
 
+            # The verifier's worker processes start (imports: seconds of CPU) while the server
+            # does, not during the search, where they would take the server's cores.
+            warm = asyncio.ensure_future(tasks.averify(pending[0].id, "")) if pending else None
             async with open_engine(cfg.model, cfg.reward, on_event=event) as engine:
+                if warm is not None:
+                    await warm
                 start = time.perf_counter()  # search time, after the server is up
                 seen_at_start: dict[str, dict[str, int]] = {}
 
