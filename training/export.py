@@ -139,8 +139,16 @@ def save_dataset(dataset: datasets.Dataset, target: Path) -> None:
     staging = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     if staging.exists():
         shutil.rmtree(staging)
+    import datasets
+
     # An empty dataset saved with the default of 0 shards cannot be loaded back.
-    dataset.save_to_disk(str(staging), num_shards=1 if len(dataset) == 0 else None)
+    bars = datasets.utils.logging.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # one line per dataset is printed by the caller
+    try:
+        dataset.save_to_disk(str(staging), num_shards=1 if len(dataset) == 0 else None)
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
     old = target.with_name(f".{target.name}.old-{os.getpid()}")
     if target.exists():
         os.replace(target, old)
