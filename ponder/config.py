@@ -51,6 +51,15 @@ class RewardConfig(BaseModel):
     )
     endpoints: list[str] = Field(default_factory=list, description="PRM server URLs; default: the policy's endpoints.")
     model: str | None = Field(None, description="Served PRM name; default: what the server reports.")
+    checkpoint: str | None = Field(
+        None, description="Local PRM checkpoint (e.g. one `ponder train prm` wrote): ponder serves it on a second "
+        "server it starts, restarts and stops, unless `endpoints` are given (its tokenizer is read from here).")
+
+    @pydantic.model_validator(mode="after")
+    def _checkpoint_needs_a_prm(self) -> RewardConfig:
+        if self.checkpoint is not None and self.kind == "self_eval":
+            raise ValueError("checkpoint is for a PRM (kind generative_prm or pooling_prm); self_eval uses the policy")
+        return self
 
 
 class RunConfig(BaseModel):

@@ -103,26 +103,48 @@ def model_endpoints(model: ModelConfig) -> Iterator[Served]:
                      {server.endpoint: server.restart})
 
 
-def _reward_model(cfg: RewardConfig | None, client: VLLMClient, tokenizer: Tokenizer,
-                  system_prompt: str | None, make_client: Callable[..., VLLMClient]) -> RewardModel | None:
+@contextlib.contextmanager
+def reward_endpoints(reward: RewardConfig | None) -> Iterator[Served | None]:
+    """Where a PRM is served apart from the policy: its endpoints (external), or a second local
+    server of ``reward.checkpoint`` that ponder manages; None when it shares the policy's."""
+    if reward is None or reward.kind == "self_eval" or not (reward.endpoints or reward.checkpoint):
+        yield None
+        return
+    checkpoint = Path(reward.checkpoint) if reward.checkpoint else None
+    if reward.endpoints:
+        yield Served(list(reward.endpoints), checkpoint, reward.model, {})
+        return
+    with ensure_server(checkpoint) as server:
+        yield Served([server.endpoint], Path(server.record.checkpoint), reward.model or server.record.model,
+                     {server.endpoint: server.restart})
+
+
+async def _reward_model(cfg: RewardConfig | None, served: Served | None, client: VLLMClient, tokenizer: Tokenizer,
+                        system_prompt: str | None, make_client: Callable[..., VLLMClient]) -> RewardModel | None:
     if cfg is None:
         return None
-    prm_client = client
-    if cfg.endpoints:
-        prm_client = make_client(cfg.endpoints, cfg.model or client.model, {})
+    prm_client, prm_tokenizer = client, tokenizer
+    if served is not None:
+        name = served.name or await served_model(served.endpoints[0])
+        prm_client = make_client(served.endpoints, name, served.restart_fns)
+        if served.checkpoint is not None:  # the PRM's own tokenizer and label tokens
+            prm_tokenizer = HFTokenizer(served.checkpoint)
     match cfg.kind:
         case "self_eval":
             return SelfEvalReward(client, tokenizer, system=system_prompt)
         case "generative_prm":
-            return GenerativePRM(prm_client, tokenizer)
+            return GenerativePRM(prm_client, prm_tokenizer)
         case "pooling_prm":
-            return PoolingPRM(prm_client, tokenizer)
+            return PoolingPRM(prm_client, prm_tokenizer)
 
 
 @contextlib.asynccontextmanager
 async def open_engine(model: ModelConfig, reward: RewardConfig | None = None,
                       on_event: Callable[[dict[str, Any]], None] | None = None) -> AsyncIterator[Engine]:
-    """Connects to (or starts) the policy server and yields a ready :class:`Engine`.
+    """Connects to (or starts) the policy server, and a PRM server when the reward model is
+    served apart (``reward.endpoints`` or ``reward.checkpoint``), and yields a ready
+    :class:`Engine`. Both get the same fault handling: a server ponder started is restarted
+    when it dies, an external one is waited for.
 
     ``on_event`` receives the servers' outage / restart / recovered / failed events.
     """
@@ -135,13 +157,13 @@ async def open_engine(model: ModelConfig, reward: RewardConfig | None = None,
         clients.append(client)
         return client
 
-    with model_endpoints(model) as served:
+    with model_endpoints(model) as served, reward_endpoints(reward) as reward_served:
         tokenizer = HFTokenizer(served.checkpoint or embedded_checkpoint())
         name = served.name or await served_model(served.endpoints[0])
         try:
             client = make_client(served.endpoints, name, served.restart_fns)
             policy = BoundedPolicy(VLLMPolicy(client, tokenizer.decode_with_offsets), model.max_in_flight)
-            rm = _reward_model(reward, client, tokenizer, model.system_prompt, make_client)
+            rm = await _reward_model(reward, reward_served, client, tokenizer, model.system_prompt, make_client)
             if rm is not None:
                 rm = BoundedRewardModel(rm, model.max_in_flight)
             yield Engine(client, tokenizer, policy, rm, model.system_prompt, tuple(clients))
