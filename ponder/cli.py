@@ -1,4 +1,4 @@
-"""The `ponder` command line: solve, run, label, export, serve, model, bench."""
+"""The `ponder` command line: solve, run, label, export, train, loop, serve, model, bench."""
 
 from __future__ import annotations
 
@@ -241,6 +241,95 @@ def export(
         _fail(err)
     for fmt, path in written.items():
         console.print(f"dataset {fmt}: {path}")
+
+
+@app.command()
+def train(
+    stage: Annotated[str, typer.Argument(help="prm (generative judge), sft (correct solutions), dpo (step pairs) or value (regression head).")],
+    dataset: Annotated[Path, typer.Argument(help="A dataset folder written by `ponder export` / `ponder label`.")],
+    out: Annotated[Path, typer.Option(help="Run folder: checkpoints/, model/ (the result), metrics.json, done.json.")],
+    base: Annotated[Optional[Path], typer.Option(help="HF checkpoint to start from; default: the embedded model.")] = None,
+    epochs: Annotated[Optional[float], typer.Option(help="Passes over the data.")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Optimizer steps (overrides --epochs).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Examples per forward pass.")] = None,
+    grad_accum: Annotated[Optional[int], typer.Option(help="Forward passes per optimizer step.")] = None,
+    max_length: Annotated[Optional[int], typer.Option(help="Longest example in tokens (longer ones are left out).")] = None,
+    eval_fraction: Annotated[Optional[float], typer.Option(help="Share of problems held out for evaluation.")] = None,
+    save_steps: Annotated[Optional[int], typer.Option(help="Steps between resumable checkpoints and evaluations.")] = None,
+    logging_steps: Annotated[Optional[int], typer.Option(help="Steps between logged losses.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of init, data order and eval split.")] = None,
+    lora: Annotated[bool, typer.Option(help="Train LoRA adapters (merged into the result).")] = False,
+    lora_rank: Annotated[Optional[int], typer.Option(help="LoRA rank.")] = None,
+    beta: Annotated[Optional[float], typer.Option(help="dpo: strength of the tie to the reference.")] = None,
+    system_prompt: Annotated[Optional[str], typer.Option(help="sft / dpo: system turn of prompts built from plain-text rows.")] = None,
+    resume: Annotated[bool, typer.Option(help="Resume from OUT's last checkpoint; --no-resume starts afresh.")] = True,
+) -> None:
+    """Train one stage on an exported dataset; the checkpoint lands in OUT/model (servable
+    with `ponder serve OUT/model`; a value model needs vLLM's --runner pooling).
+
+    Re-running the same command resumes from the last checkpoint, or says it is done.
+    """
+    from training.train import make_config, run_stage
+
+    given = {"num_epochs": epochs, "max_steps": max_steps, "learning_rate": lr, "batch_size": batch_size,
+             "gradient_accumulation_steps": grad_accum, "max_length": max_length, "eval_fraction": eval_fraction,
+             "save_steps": save_steps, "logging_steps": logging_steps, "seed": seed, "lora_rank": lora_rank,
+             "beta": beta, "system_prompt": system_prompt}
+    try:
+        if base is None:
+            from models.embedded import embedded_checkpoint
+
+            base = embedded_checkpoint()
+        config = make_config(stage, dataset=dataset, base=base, out=out, lora=lora, resume=resume,
+                             **{k: v for k, v in given.items() if v is not None})
+        console.print(f"train {stage}: {config.dataset} on {config.base} -> {config.out}")
+        result = run_stage(stage, config)
+    except PonderError as err:
+        _fail(err)
+    except KeyboardInterrupt:
+        console.print(f"[bold yellow]stopped:[/] re-run the same command to resume from the last checkpoint in {out}")
+        raise typer.Exit(130) from None
+    if result.already_done:
+        console.print(f"already trained: {result.model_dir} (--no-resume to train again)")
+        return
+    if result.resumed_from:
+        console.print(f"resumed from {result.resumed_from}")
+    after = result.metrics.get("eval_after") or {}
+    shown = {k: round(v, 4) for k, v in after.items() if isinstance(v, float) and "runtime" not in k and "per_second" not in k}
+    console.print(f"model: {result.model_dir}\nmetrics: {out / 'metrics.json'}   eval: {shown or 'none'}")
+
+
+@app.command()
+def loop(
+    config: Annotated[Path, typer.Argument(help="Loop-config YAML (see configs/loop*.yaml).")],
+    rounds: Annotated[Optional[int], typer.Option(help="Override the number of improvement rounds.")] = None,
+) -> None:
+    """Self-improvement: round 0 evaluates the base models; each round labels training problems
+    with search, trains the PRM and the policy, serves them and evaluates on held-out problems.
+
+    Resumable: re-run the same command after a kill; finished stages are skipped. The report
+    (report.md + PNGs) is rewritten in the loop dir after each round.
+    """
+    from ponder.loop.config import load_loop_config
+    from ponder.loop.runner import run_loop
+
+    try:
+        cfg = load_loop_config(config, {"rounds": rounds} if rounds is not None else None)
+    except PonderError as err:
+        _fail(err)
+
+    def on_stage(marker: dict) -> None:
+        how = "done before" if marker["skipped"] else f"{marker['wall_seconds']:.0f} s"
+        console.print(f"round {marker['round']} {marker['stage']}: {how}, {marker['generated_tokens']} tokens, "
+                      f"{marker['calls']} calls")
+
+    try:
+        asyncio.run(run_loop(cfg, on_stage))
+    except PonderError as err:
+        console.print("finished stages are kept: re-run the same command to continue")
+        _fail(err)
+    console.print(f"report: {cfg.resolved_loop_dir / 'report.md'}")
 
 
 def _report_unfinished(run_dir: Path, total: int) -> None:

@@ -1,0 +1,106 @@
+"""The loop config: training and held-out problems, the label stage, the trainers, the evaluation.
+
+Validated up front; errors name the field and the value (``ConfigError``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from ponder.config import DEFAULT_SYSTEM_PROMPT
+from search.algorithms import AlgorithmConfig
+from search.context import Budget
+from search.labels import LabelConfig, MathShepherdConfig
+from search.protocols import ConfigError
+from search.steps import StepFormat
+from verifiers.tasks import TaskConfig
+
+
+class LabelStageConfig(BaseModel):
+    """Round r's label-mode search on the training problems (with round r-1's models)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    search: AlgorithmConfig = Field(description="The search that grows the trees to label.")
+    budget: Budget = Field(default_factory=Budget, description="Per-problem budget of that search.")
+    labels: list[LabelConfig] = Field(
+        default_factory=lambda: [MathShepherdConfig(num_rollouts=4, max_rollout_tokens=256)],
+        description="Label generators run on each tree.")
+    prm_generator: str = Field("math_shepherd", description="Whose labels train the PRM (one of labels' generators).")
+    soft_labels: bool = Field(False, description="Train the PRM on soft labels (values) instead of hard ones.")
+    uses_reward: bool = Field(False, description="The label search scores steps with the round's PRM.")
+
+    @pydantic.model_validator(mode="after")
+    def _generator_is_labelled(self) -> LabelStageConfig:
+        if self.prm_generator not in {g.generator for g in self.labels}:
+            raise ValueError(f"prm_generator {self.prm_generator!r} is not among the labels' generators")
+        return self
+
+
+class EvalConfig(BaseModel):
+    """Solve-mode evaluation on the held-out problems, every method at the same budget."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    budget: Budget = Field(description="Per-problem budget shared by every method (compare at equal compute).")
+    methods: dict[str, AlgorithmConfig] = Field(description="Method name -> search (cot, self_consistency, best_of_n, ...).")
+    prm_methods: list[str] = Field(
+        default_factory=lambda: ["best_of_n", "step_beam"],
+        description="Methods that score steps with the round's PRM (the others use none).")
+
+
+class LoopConfig(BaseModel):
+    """`ponder loop`: rounds of label -> train PRM -> train policy -> evaluate."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field("loop", description="Loop name; the default loop_dir is runs/<name>.")
+    loop_dir: str | None = Field(None, description="Where the rounds go; default runs/<name>.")
+    rounds: int = Field(2, ge=0, description="Improvement rounds after round 0 (which only evaluates the base models).")
+    train_tasks: TaskConfig = Field(description="Problems the label stage searches (gold answers used there only).")
+    eval_tasks: TaskConfig = Field(description="Held-out problems (checked disjoint from train_tasks).")
+    base_policy: str | None = Field(None, description="Policy checkpoint of round 0; default: the embedded model.")
+    base_prm: str | None = Field(None, description="PRM checkpoint of round 0 (a generative judge); default: base_policy.")
+    steps: StepFormat = Field(default_factory=StepFormat, description="Step format of every search.")
+    system_prompt: str | None = Field(DEFAULT_SYSTEM_PROMPT, description="System turn of every policy prompt.")
+    max_concurrent_problems: int = Field(16, ge=1, description="Problems searched at once.")
+    max_in_flight: int = Field(64, ge=1, description="Requests in flight to each server.")
+    temperature: float = Field(0.7, ge=0.0, description="Sampling temperature of steps.")
+    label: LabelStageConfig = Field(description="The label stage.")
+    train_prm: dict[str, Any] = Field(
+        default_factory=dict, description="PRMTrainConfig fields (not dataset/base/out), e.g. num_epochs, learning_rate.")
+    train_policy: dict[str, Any] = Field(
+        default_factory=dict, description="SFTTrainConfig fields (not dataset/base/out).")
+    eval: EvalConfig = Field(description="The held-out evaluation.")
+
+    @property
+    def resolved_loop_dir(self) -> Path:
+        return Path(self.loop_dir or Path("runs") / self.name)
+
+
+def load_loop_config(path: str | Path, overrides: dict[str, Any] | None = None) -> LoopConfig:
+    """Reads and validates a loop config YAML.
+
+    Raises:
+        ConfigError: Naming the first offending field and its value.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("config", str(p), "file not found")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError("config", str(p), f"not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError("config", type(data).__name__, "the top level must be a mapping")
+    try:
+        return LoopConfig.model_validate({**data, **(overrides or {})})
+    except pydantic.ValidationError as err:
+        e = err.errors()[0]
+        loc = ".".join(str(x) for x in e["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+        raise ConfigError(loc or "config", e.get("input"), e["msg"]) from None

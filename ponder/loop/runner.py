@@ -1,0 +1,198 @@
+"""`ponder loop`: rounds of label -> train PRM -> train policy -> evaluate, resumable per stage.
+
+Round 0 evaluates the base models. Round r >= 1:
+
+1. ``label``: label-mode search of the training problems with round r-1's policy (and PRM, if
+   the label search scores steps), the configured generators, then the PRM and SFT datasets;
+2. ``train_prm``: the generative PRM, from round r-1's PRM, on the labels of ``prm_generator``;
+3. ``train_policy``: SFT of round r-1's policy on the correct solutions;
+4. ``eval``: every method on the held-out problems at the same budget, with round r's models.
+
+Each stage is a directory with a done marker (``ponder.loop.stages``); after each round the
+report is rewritten (``ponder.loop.report``). A stage starts servers for its checkpoints (the
+policy's, and the PRM's when it is another model) and stops them when it ends; its runs use
+them as endpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import filelock
+import yaml
+
+from ponder.config import ModelConfig, RewardConfig, RunConfig
+from ponder.loop.config import LoopConfig
+from ponder.loop.stages import Stage, StageResult, run_rounds, stage_dir
+from search.protocols import ConfigError, PonderError
+from verifiers.tasks import TaskSet, load_tasks
+
+
+class LoopDirError(PonderError):
+    """The loop directory holds another loop, or another command is using it."""
+
+
+def check_disjoint(train: TaskSet, held_out: TaskSet) -> None:
+    """Raises ConfigError when a held-out question is also a training question."""
+    seen = {" ".join(p.question.split()) for p in train.problems}
+    shared = [p.id for p in held_out.problems if " ".join(p.question.split()) in seen]
+    if shared:
+        raise ConfigError("eval_tasks", shared[:3], f"{len(shared)} held-out questions are also training questions")
+
+
+class Loop:
+    """One loop directory: its config, task sets, checkpoints by round, and stages."""
+
+    def __init__(self, cfg: LoopConfig, train: TaskSet | None = None, held_out: TaskSet | None = None) -> None:
+        self.cfg = cfg
+        self.dir = cfg.resolved_loop_dir
+        self.train = train or load_tasks(cfg.train_tasks)
+        self.held_out = held_out or load_tasks(cfg.eval_tasks)
+        check_disjoint(self.train, self.held_out)
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def base_policy(self) -> Path:
+        if self.cfg.base_policy:
+            return Path(self.cfg.base_policy)
+        from models.embedded import embedded_checkpoint
+
+        return Path(embedded_checkpoint())
+
+    def policy(self, r: int) -> Path:
+        """Round r's policy: the base for round 0, else round r's SFT result."""
+        return self.base_policy() if r == 0 else stage_dir(self.dir, r, "train_policy") / "run" / "model"
+
+    def prm(self, r: int) -> Path:
+        """Round r's PRM: the base judge for round 0, else round r's trained PRM."""
+        if r == 0:
+            return Path(self.cfg.base_prm) if self.cfg.base_prm else self.base_policy()
+        return stage_dir(self.dir, r, "train_prm") / "run" / "model"
+
+    # -- servers and run configs -----------------------------------------------------------
+    def _reward(self, r: int) -> RewardConfig:
+        prm = self.prm(r)
+        same = prm.resolve() == self.policy(r).resolve()  # judge = policy: share its server
+        return RewardConfig(kind="generative_prm", checkpoint=None if same else str(prm))
+
+    @contextlib.contextmanager
+    def serving(self, r: int, with_prm: bool) -> Iterator[tuple[ModelConfig, RewardConfig | None]]:
+        """Servers of round r's policy (and PRM) for one stage: every run of the stage uses
+        them (as endpoints: an outage is waited for), stopped when the stage ends."""
+        from models.managed import ensure_server
+
+        reward = self._reward(r) if with_prm else None
+        with contextlib.ExitStack() as stack:
+            policy = stack.enter_context(ensure_server(self.policy(r)))
+            model = ModelConfig(endpoints=[policy.endpoint], model=policy.record.model,
+                                checkpoint=str(self.policy(r)), system_prompt=self.cfg.system_prompt,
+                                max_in_flight=self.cfg.max_in_flight)
+            if reward is not None and reward.checkpoint is not None:
+                judge = stack.enter_context(ensure_server(Path(reward.checkpoint)))
+                reward = reward.model_copy(update={"endpoints": [judge.endpoint], "model": judge.record.model})
+            yield model, reward
+
+    def run_config(self, r: int, run_dir: Path, model: ModelConfig, **fields: Any) -> RunConfig:
+        return RunConfig(name=f"{self.cfg.name}-r{r}", run_dir=str(run_dir), steps=self.cfg.steps, model=model,
+                         max_concurrent_problems=self.cfg.max_concurrent_problems,
+                         temperature=self.cfg.temperature, **fields)
+
+    # -- stages ----------------------------------------------------------------------------
+    async def label(self, r: int, directory: Path) -> StageResult:
+        from ponder.engine import run_config
+        from training.export import export_run
+
+        lab = self.cfg.label
+        with self.serving(r - 1, lab.uses_reward) as (model, reward):
+            cfg = self.run_config(r - 1, directory / "run", model, mode="label", tasks=self.cfg.train_tasks,
+                                  search=lab.search, budget=lab.budget, labels=lab.labels, reward=reward)
+            outcome = await run_config(cfg, tasks=self.train)
+        prm = export_run(cfg.resolved_run_dir, ["prm"], directory / "datasets", lab.prm_generator, lab.soft_labels)
+        sft = export_run(cfg.resolved_run_dir, ["sft"], directory / "datasets", tasks=self.train)
+        tokens = sum(row["usage"]["generated_tokens"] + row.get("label_usage", {}).get("generated_tokens", 0)
+                     for row in outcome.rows)
+        calls = sum(row["usage"]["calls"] + row.get("label_usage", {}).get("calls", 0) for row in outcome.rows)
+        labels = sum(row.get("labels", 0) for row in outcome.rows)
+        return StageResult({"run_dir": str(cfg.resolved_run_dir), "prm_dataset": str(prm["prm"]),
+                            "sft_dataset": str(sft["sft"]), "labels": labels}, tokens, calls)
+
+    async def train_prm(self, r: int, directory: Path) -> StageResult:
+        from training.train.prm import PRMTrainConfig, train_prm
+
+        data = stage_dir(self.dir, r, "label") / "datasets" / f"prm_{self.cfg.label.prm_generator}"
+        config = PRMTrainConfig(dataset=data, base=self.prm(r - 1), out=directory / "run", **self.cfg.train_prm)
+        result = await asyncio.to_thread(train_prm, config)
+        return StageResult({"model_dir": str(result.model_dir), "metrics": result.metrics})
+
+    async def train_policy(self, r: int, directory: Path) -> StageResult:
+        from training.train.policy import SFTTrainConfig, train_sft
+
+        data = stage_dir(self.dir, r, "label") / "datasets" / "sft"
+        config = SFTTrainConfig(dataset=data, base=self.policy(r - 1), out=directory / "run", **self.cfg.train_policy)
+        result = await asyncio.to_thread(train_sft, config)
+        return StageResult({"model_dir": str(result.model_dir), "metrics": result.metrics})
+
+    async def evaluate(self, r: int, directory: Path) -> StageResult:
+        from ponder.engine import run_config, summarize
+
+        ev = self.cfg.eval
+        outputs: dict[str, Any] = {}
+        tokens = calls = 0
+        with self.serving(r, any(m in ev.prm_methods for m in ev.methods)) as (model, reward):
+            for name, search in ev.methods.items():
+                cfg = self.run_config(r, directory / name, model, tasks=self.cfg.eval_tasks, search=search,
+                                      budget=ev.budget, reward=reward if name in ev.prm_methods else None)
+                outcome = await run_config(cfg, tasks=self.held_out)
+                summary = summarize(outcome.rows, outcome.wall_seconds)
+                outputs[name] = {"accuracy": summary["accuracy"], "problems": summary["problems"],
+                                 "errors": summary["errors"], "generated_tokens": summary["generated_tokens"],
+                                 "wall_seconds": round(outcome.wall_seconds, 1)}
+                tokens += int(summary["generated_tokens"])
+                calls += int(summary["calls"])
+        return StageResult(outputs, tokens, calls)
+
+    def stages(self, r: int) -> list[Stage]:
+        def bind(fn: Callable[[int, Path], Any]) -> Callable[[Path], Any]:
+            return lambda directory: fn(r, directory)
+
+        if r == 0:
+            return [Stage("eval", bind(self.evaluate))]
+        return [Stage("label", bind(self.label)), Stage("train_prm", bind(self.train_prm)),
+                Stage("train_policy", bind(self.train_policy)), Stage("eval", bind(self.evaluate))]
+
+
+@contextlib.contextmanager
+def loop_dir_lock(cfg: LoopConfig) -> Iterator[Path]:
+    """Holds LOOP_DIR for one command; writes ``loop.yaml`` or checks a resume matches it."""
+    directory = cfg.resolved_loop_dir
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(str(directory / ".lock"), timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise LoopDirError(f"{directory} is in use by another command") from None
+    try:
+        saved = directory / "loop.yaml"
+        data = cfg.model_dump(mode="json", exclude={"rounds"})
+        if saved.exists() and yaml.safe_load(saved.read_text()) != data:
+            raise LoopDirError(f"{directory} holds a loop with a different config; use another loop_dir")
+        saved.write_text(yaml.safe_dump(data, sort_keys=False))
+        yield directory
+    finally:
+        lock.release()
+
+
+async def run_loop(cfg: LoopConfig, on_stage: Callable[[dict[str, Any]], None] | None = None,
+                   loop: Loop | None = None) -> list[dict[str, Any]]:
+    """Runs (or resumes) every round; the report is rewritten after each round.
+
+    ``rounds`` may grow between runs of the same loop (the rest of the config may not).
+    """
+    from ponder.loop.report import write_report
+
+    with loop_dir_lock(cfg) as directory:
+        loop = loop or Loop(cfg)
+        return await run_rounds(directory, cfg.rounds, loop.stages, lambda r: write_report(directory), on_stage)

@@ -1,0 +1,118 @@
+"""`ponder loop` bookkeeping with scripted stages: each stage runs once, a kill after any stage
+resumes at the first unfinished one, nothing that finished runs again."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+import ponder.loop.runner as runner
+from ponder.loop.config import LoopConfig, load_loop_config
+from ponder.loop.stages import DONE, Stage, StageResult, run_rounds, stage_dir
+from search.protocols import ConfigError, Problem
+from verifiers.math import MathVerifier
+from verifiers.tasks import TaskSet
+
+TASKS = {"source": "reasoning_gym", "name": "chain_sum", "size": 2, "seed": 1}
+
+
+class Killed(Exception):
+    """Stands in for SIGKILL in the middle of a stage."""
+
+
+def scripted(log: list[str], kill_at: str | None = None):
+    def stages_of(r: int) -> list[Stage]:
+        names = ["eval"] if r == 0 else ["label", "train_prm", "train_policy", "eval"]
+
+        def make(name: str) -> Stage:
+            async def run(directory: Path) -> StageResult:
+                (directory / "partial").write_text("x")
+                if kill_at == f"{r}/{name}":
+                    raise Killed
+                log.append(f"{r}/{name}")
+                return StageResult({"dir": str(directory)}, generated_tokens=10, calls=2)
+
+            return Stage(name, run)
+
+        return [make(n) for n in names]
+
+    return stages_of
+
+
+ALL = ["0/eval", "1/label", "1/train_prm", "1/train_policy", "1/eval",
+       "2/label", "2/train_prm", "2/train_policy", "2/eval"]
+
+
+@pytest.mark.parametrize("kill_at", ALL)
+def test_a_kill_in_any_stage_resumes_there_and_repeats_nothing(tmp_path, kill_at):
+    log: list[str] = []
+    reports: list[int] = []
+    with pytest.raises(Killed):
+        asyncio.run(run_rounds(tmp_path, 2, scripted(log, kill_at), reports.append))
+    assert log == ALL[: ALL.index(kill_at)]
+    r, name = kill_at.split("/")
+    assert not (stage_dir(tmp_path, int(r), name) / DONE).exists()  # the killed stage is unfinished
+    before = list(log)
+    markers = asyncio.run(run_rounds(tmp_path, 2, scripted(log), reports.append))
+    assert log == before + ALL[ALL.index(kill_at):]  # each stage completed exactly once overall
+    assert [m["skipped"] for m in markers] == [s in before for s in ALL]
+    assert reports[-3:] == [0, 1, 2]
+    marker = json.loads((stage_dir(tmp_path, 1, "label") / DONE).read_text())
+    assert (marker["stage"], marker["round"], marker["generated_tokens"], marker["calls"]) == ("label", 1, 10, 2)
+
+
+def test_more_rounds_later_continue_the_same_loop(tmp_path):
+    log: list[str] = []
+    asyncio.run(run_rounds(tmp_path, 1, scripted(log), None))
+    asyncio.run(run_rounds(tmp_path, 2, scripted(log), None))
+    assert log == ALL
+
+
+def loop_cfg(tmp_path, **extra) -> LoopConfig:
+    return LoopConfig.model_validate({
+        "loop_dir": str(tmp_path), "train_tasks": {**TASKS, "seed": 1}, "eval_tasks": {**TASKS, "seed": 2},
+        "label": {"search": {"algorithm": "self_consistency", "num_samples": 2}},
+        "eval": {"budget": {"max_generated_tokens": 500}, "methods": {"cot": {"algorithm": "cot"}}}, **extra})
+
+
+def test_held_out_problems_must_not_be_training_problems(tmp_path):
+    same = TaskSet([Problem("a", "What is 1 + 1?")], {"a": "2"}, MathVerifier())
+    other = TaskSet([Problem("b", "What is  1 + 1?")], {"b": "2"}, MathVerifier())
+    with pytest.raises(ConfigError, match="eval_tasks"):
+        runner.Loop(loop_cfg(tmp_path), same, other)
+
+
+def test_loop_config_errors_name_the_field(tmp_path):
+    path = tmp_path / "loop.yaml"
+    path.write_text("train_tasks: {source: reasoning_gym, name: chain_sum}\n"
+                    "eval_tasks: {source: reasoning_gym, name: chain_sum, seed: 9}\n"
+                    "label: {search: {algorithm: cot}, prm_generator: nope}\n"
+                    "eval: {budget: {}, methods: {}}\n")
+    with pytest.raises(ConfigError, match="prm_generator"):
+        load_loop_config(path)
+
+
+def test_round_checkpoints_and_stage_order(tmp_path):
+    train = TaskSet([Problem("a", "q1")], {"a": "1"}, MathVerifier())
+    held = TaskSet([Problem("b", "q2")], {"b": "2"}, MathVerifier())
+    loop = runner.Loop(loop_cfg(tmp_path, base_policy=str(tmp_path / "base")), train, held)
+    assert loop.policy(0) == tmp_path / "base" and loop.prm(0) == tmp_path / "base"
+    assert loop.policy(2) == tmp_path / "round-2" / "train_policy" / "run" / "model"
+    assert loop.prm(1) == tmp_path / "round-1" / "train_prm" / "run" / "model"
+    assert [s.name for s in loop.stages(0)] == ["eval"]
+    assert [s.name for s in loop.stages(1)] == ["label", "train_prm", "train_policy", "eval"]
+    assert loop._reward(0).checkpoint is None  # the base judge is the policy: one server
+    assert loop._reward(1).checkpoint == str(loop.prm(1))
+
+
+def test_a_resumed_loop_must_keep_its_config(tmp_path):
+    with runner.loop_dir_lock(loop_cfg(tmp_path)):
+        pass
+    with runner.loop_dir_lock(loop_cfg(tmp_path, rounds=5)):  # more rounds: the same loop
+        pass
+    with pytest.raises(runner.LoopDirError, match="different config"):
+        with runner.loop_dir_lock(loop_cfg(tmp_path, temperature=0.3)):
+            pass
