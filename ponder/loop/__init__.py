@@ -1,0 +1,1 @@
+"""The self-improvement loop: rounds of label search, training, serving and evaluation."""
