@@ -30,6 +30,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from models.client import VLLMClient
+from models.prm_format import (
+    DEFAULT_PRM_TEMPLATE,
+    NEGATIVE_LABEL,
+    POSITIVE_LABEL,
+    JudgeFormat,
+    check_template,
+    judge_prompt_ids,
+)
 from search.protocols import (
     ConfigError,
     ModelServerError,
@@ -42,12 +50,6 @@ from search.protocols import (
 NEUTRAL_SCORE = 0.5
 """Score given when a judge's answer carries no usable signal."""
 
-DEFAULT_PRM_TEMPLATE = (
-    "Here is a math problem and a partial solution. Check only the LAST step.\n\n"
-    "Problem: {question}\n\n"
-    "Solution so far:\n{steps}\n\n"
-    "Is the last step correct? Answer with + if it is correct or - if it is wrong."
-)
 DEFAULT_SELF_EVAL_TEMPLATE = (
     "Problem: {question}\n\n"
     "Partial solution:\n{steps}\n\n"
@@ -78,10 +80,6 @@ class _ScoreCache:
         self._data.move_to_end(key)
         while len(self._data) > self.size:
             self._data.popitem(last=False)
-
-
-def _format_steps(steps: Sequence[str]) -> str:
-    return "\n".join(s.strip() for s in steps)
 
 
 def _starts(paths: Sequence[Sequence[str]], first: Sequence[int] | None) -> list[int]:
@@ -148,8 +146,7 @@ class _JudgedPrefixes:
 
     def __init__(self, client: VLLMClient, tokenizer: Tokenizer, *, template: str,
                  response_prefix: str, chat: bool, cache_size: int) -> None:
-        if "{steps}" not in template or "{question}" not in template:
-            raise ConfigError("template", template, "must contain {question} and {steps}")
+        check_template(template)
         self.client = client
         self.tokenizer = tokenizer
         self.template = template
@@ -159,11 +156,8 @@ class _JudgedPrefixes:
 
     def prompt(self, problem: Problem, steps: Sequence[str]) -> list[int]:
         """Token ids of the judge prompt for the last of ``steps``."""
-        text = self.template.format(question=problem.question, steps=_format_steps(steps))
-        ids = self.tokenizer.chat_prompt(text) if self.chat else self.tokenizer.encode(text)
-        if self.response_prefix:
-            ids = ids + self.tokenizer.encode(self.response_prefix)
-        return ids
+        return judge_prompt_ids(self.tokenizer, self.template, problem.question, steps,
+                                response_prefix=self.response_prefix, chat=self.chat)
 
     async def score(self, problem: Problem, paths: Sequence[Sequence[str]],
                     first: Sequence[int] | None = None) -> StepScores:
@@ -189,7 +183,9 @@ class GenerativePRM(_JudgedPrefixes):
     (``{question}``, ``{steps}`` = steps ``0..j`` one per line), followed by
     ``response_prefix``; one token is generated at temperature 0 and the score is the
     normalised probability of the positive label. The label tokens are every single-token
-    encoding of ``positive`` / ``negative`` with and without a leading space.
+    encoding of ``positive`` / ``negative`` with and without a leading space. Prompt and label
+    tokens come from :mod:`models.prm_format` (:attr:`format`), the definition the PRM trainer
+    (``training.train.prm``) uses too.
 
     With ``exact_label_logprobs`` (default) the request names the label token ids through
     vLLM's ``logprob_token_ids`` so their logprobs are returned even when outside the top
@@ -213,8 +209,8 @@ class GenerativePRM(_JudgedPrefixes):
         client: VLLMClient,
         tokenizer: Tokenizer,
         *,
-        positive: str = "+",
-        negative: str = "-",
+        positive: str = POSITIVE_LABEL,
+        negative: str = NEGATIVE_LABEL,
         template: str = DEFAULT_PRM_TEMPLATE,
         response_prefix: str = "",
         chat: bool = True,
@@ -226,20 +222,10 @@ class GenerativePRM(_JudgedPrefixes):
                          chat=chat, cache_size=cache_size)
         self.exact_label_logprobs = exact_label_logprobs
         self.top_logprobs = top_logprobs
-        self.positive_ids = self._label_ids(positive, "positive")
-        self.negative_ids = self._label_ids(negative, "negative")
-        if set(self.positive_ids) & set(self.negative_ids):
-            raise ConfigError("negative", negative, "shares a token with the positive label")
-
-    def _label_ids(self, label: str, field: str) -> tuple[int, ...]:
-        ids: list[int] = []
-        for variant in (label, " " + label.lstrip()):
-            enc = self.tokenizer.encode(variant)
-            if len(enc) == 1 and enc[0] not in ids:
-                ids.append(enc[0])
-        if not ids:
-            raise ConfigError(field, label, "does not encode to a single token")
-        return tuple(ids)
+        self.format = JudgeFormat(template=template, response_prefix=response_prefix, chat=chat,
+                                  positive=positive, negative=negative)
+        """The judge format (:mod:`models.prm_format`), shared with the PRM trainer."""
+        self.positive_ids, self.negative_ids = self.format.label_ids(tokenizer)
 
     async def _score_prefix(self, problem: Problem, steps: tuple[str, ...], usage: Usage) -> float:
         prompt = self.prompt(problem, steps)

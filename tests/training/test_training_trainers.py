@@ -1,0 +1,316 @@
+"""Trainers on a tiny random Llama built in the test (character tokenizer, no download).
+
+Each stage trains a few dozen steps on a dataset in the exporters' format: its loss goes
+down and it writes a checkpoint that loads and passes models/checkpoint.py's checks. The
+generative PRM's examples are the prompts GenerativePRM sends (one shared format), and the
+trained judge, read by GenerativePRM through a mocked vLLM, tells its labels apart.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import string
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import datasets
+import httpx
+import pytest
+import torch
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+    TrainerCallback,
+)
+from typer.testing import CliRunner
+
+from models.checkpoint import structure_problem
+from models.client import VLLMClient
+from models.pooling_prm import PoolingPRM
+from models.prm_format import JudgeFormat
+from models.reward import GenerativePRM
+from models.tokenizer import HFTokenizer
+from ponder.cli import app
+from search.protocols import ConfigError, Problem
+from training.train import make_config, run_stage
+from training.train.common import question_and_prefix
+from training.train.policy import dpo_examples, sft_examples
+from training.train.prm import judge_examples
+from training.train.value import value_examples
+
+torch.set_num_threads(1)
+
+SPECIAL = ["<pad>", "<|im_start|>", "<|im_end|>", "<unk>"]
+CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                 "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+SHORT_TEMPLATE = "{question}\n{steps}\n?"  # keeps the judge prompts short (seconds, not minutes)
+FAST = {"learning_rate": 3e-3, "batch_size": 4, "logging_steps": 2, "save_steps": 200, "eval_fraction": 0.25}
+JUDGE = {**FAST, "learning_rate": 5e-3, "max_steps": 100, "logging_steps": 10}  # the verdict needs ~100 steps
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random 2-layer Llama (hidden 32) with a one-token-per-character tokenizer and a
+    ChatML-style chat template, saved as a Hugging Face checkpoint."""
+    path = tmp_path_factory.mktemp("base")
+    chars = [c for c in string.printable if c not in "\t\r\x0b\x0c"]
+    vocab = {t: i for i, t in enumerate(SPECIAL + chars)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    tok.add_special_tokens(SPECIAL)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", eos_token="<|im_end|>")
+    fast.chat_template = CHAT_TEMPLATE
+    fast.save_pretrained(path)
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         pad_token_id=0, bos_token_id=None, eos_token_id=2, tie_word_embeddings=True)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(path)
+    return path
+
+
+def save(tmp_path: Path, name: str, rows: list[dict]) -> Path:
+    path = tmp_path / name
+    datasets.Dataset.from_list(rows).save_to_disk(str(path))
+    return path
+
+
+def question(i: int) -> str:
+    return f"Q{i}: what is {i} + 1?"
+
+
+def prm_rows(soft: bool = False) -> list[dict]:
+    """Per problem: a correct chain, a chain that goes wrong at step 2 (its first step is the
+    same judge prompt), and a row whose first step is folded into the prompt."""
+    yes, no = (0.8, 0.2) if soft else (True, False)
+    rows = []
+    for i in range(12):
+        p = question(i) + "\n\n"
+        rows += [
+            {"prompt": p, "completions": [f"{i}+1 ok", f"so {i + 1} ok"], "labels": [yes, yes], "problem_id": f"p{i}"},
+            {"prompt": p, "completions": [f"{i}+1 ok", f"so {i + 2} no"], "labels": [yes, no], "problem_id": f"p{i}"},
+            {"prompt": p + f"{i}+1 ok\n\n", "completions": [f"so {i + 3} no"], "labels": [no], "problem_id": f"p{i}"},
+        ]
+    return rows
+
+
+def losses(result) -> list[float]:
+    return [h["loss"] for h in result.metrics["log_history"] if "loss" in h]
+
+
+def assert_learned(result, factor: float = 0.8) -> None:
+    """The last logged training loss is below ``factor`` times the first; eval loss fell."""
+    train = losses(result)
+    assert len(train) >= 3 and train[-1] < factor * train[0], train
+    assert result.metrics["eval_after"]["eval_loss"] < result.metrics["eval_before"]["eval_loss"]
+
+
+def assert_servable(model_dir: Path, auto_class=AutoModelForCausalLM):
+    assert structure_problem(model_dir) is None
+    assert not list(model_dir.glob("adapter_*"))  # LoRA adapters are merged, not left beside
+    assert AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True).chat_template == CHAT_TEMPLATE
+    return auto_class.from_pretrained(str(model_dir), local_files_only=True)
+
+
+class _NoClient:
+    """Stands in for the vLLM client where only prompt building is used."""
+
+
+# --- generative PRM -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("judge", [JudgeFormat(), JudgeFormat(template=SHORT_TEMPLATE, response_prefix="Verdict:")])
+def test_prm_examples_are_the_prompts_and_labels_generative_prm_reads(base: Path, judge: JudgeFormat) -> None:
+    reader = HFTokenizer(base)
+    prm = GenerativePRM(_NoClient(), reader, template=judge.template, response_prefix=judge.response_prefix)
+    rows = prm_rows()[:3]
+    built = judge_examples(rows, reader, judge)
+    steps = [["0+1 ok"], ["0+1 ok", "so 1 ok"], ["0+1 ok", "so 2 no"], ["0+1 ok", "so 3 no"]]
+    problem = Problem(id="p0", question=question(0))
+    assert [e["input_ids"] for e in built.examples] == [prm.prompt(problem, s) for s in steps]
+    assert [e["target"] for e in built.examples] == [1.0, 1.0, 0.0, 0.0]
+    assert built.duplicates == 1  # the second row's first step
+    assert judge.label_ids(reader) == (prm.positive_ids, prm.negative_ids) == ((reader.encode("+")[0],),
+                                                                               (reader.encode("-")[0],))
+
+
+async def test_prm_trains_the_verdict_generative_prm_reads(base: Path, tmp_path: Path) -> None:
+    config = make_config("prm", dataset=save(tmp_path, "prm", prm_rows()), base=base, out=tmp_path / "out",
+                         template=SHORT_TEMPLATE, **JUDGE)
+    result = run_stage("prm", config)
+    assert_learned(result)
+    model = assert_servable(result.model_dir)
+    assert result.metrics["counts"]["duplicates"] > 0
+
+    def handler(request: httpx.Request) -> httpx.Response:  # vLLM's reply, computed by the model
+        body = json.loads(request.content)
+        with torch.no_grad():
+            logp = model(torch.tensor([body["prompt"]])).logits[0, -1].log_softmax(-1)
+        top = {f"token_id:{t}": float(logp[t]) for t in body["logprob_token_ids"]}
+        choice = {"index": 0, "text": "+", "token_ids": [0], "finish_reason": "length", "stop_reason": None,
+                  "logprobs": {"token_logprobs": [-0.1], "tokens": ["+"], "top_logprobs": [top]}}
+        return httpx.Response(200, json={"choices": [choice], "usage": {"prompt_tokens": 1, "completion_tokens": 1}})
+
+    client = VLLMClient("http://prm:1", "judge", transport=httpx.MockTransport(handler), backoff_s=0.001, max_retries=1)
+    prm = GenerativePRM(client, HFTokenizer(result.model_dir), template=SHORT_TEMPLATE)
+    scores = (await prm.score(Problem(id="p5", question=question(5)), [["5+1 ok", "so 6 ok"], ["5+1 ok", "so 7 no"]])).scores
+    await client.aclose()
+    assert scores[0][1] > 0.5 > scores[1][1]
+
+
+def test_prm_soft_labels_train_as_target_probabilities(base: Path, tmp_path: Path) -> None:
+    config = make_config("prm", dataset=save(tmp_path, "soft", prm_rows(soft=True)), base=base,
+                         out=tmp_path / "out", template=SHORT_TEMPLATE, **JUDGE)
+    result = run_stage("prm", config)
+    assert_learned(result)
+    before, after = result.metrics["eval_before"], result.metrics["eval_after"]
+    assert after["eval_mae"] < before["eval_mae"]  # |P / (P + N) - q| shrinks towards 0.8 / 0.2
+    assert_servable(result.model_dir)
+
+
+def test_prm_resumes_from_its_checkpoint_and_then_is_done(base: Path, tmp_path: Path) -> None:
+    class Kill(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.global_step == 2:
+                raise KeyboardInterrupt
+
+    options = dict(dataset=save(tmp_path, "prm", prm_rows()), base=base, out=tmp_path / "out",
+                   template=SHORT_TEMPLATE, max_steps=4, **{**FAST, "save_steps": 2})
+    config = make_config("prm", **options)
+    with pytest.raises(KeyboardInterrupt):
+        run_stage("prm", config, callbacks=[Kill()])
+    out = tmp_path / "out"
+    assert (out / "checkpoints" / "checkpoint-2").is_dir() and not (out / "done.json").exists()
+    resumed = run_stage("prm", config)
+    assert resumed.resumed_from == out / "checkpoints" / "checkpoint-2"
+    assert resumed.metrics["global_step"] == 4 and resumed.metrics["eval_before"] is None
+    assert [h["step"] for h in resumed.metrics["log_history"] if "loss" in h] == [1, 2, 4]
+    assert_servable(resumed.model_dir)
+    again = run_stage("prm", config)
+    assert again.already_done and again.model_dir == resumed.model_dir
+    with pytest.raises(ConfigError, match="learning_rate"):
+        run_stage("prm", make_config("prm", **{**options, "learning_rate": 1e-4}))
+
+
+# --- policy ---------------------------------------------------------------------------------
+
+def sft_rows() -> list[dict]:
+    return [{"prompt": question(i) + "\n\n", "completion": f"{i} + 1 = {i + 1}\n\nThe answer is {i + 1}.",
+             "problem_id": f"p{i}"} for i in range(12)]
+
+
+def test_sft_trains_on_the_policy_prompt(base: Path, tmp_path: Path) -> None:
+    config = make_config("sft", dataset=save(tmp_path, "sft", sft_rows()), base=base, out=tmp_path / "out",
+                         system_prompt="Be brief.", max_steps=20, **FAST)
+    reader = HFTokenizer(base)
+    [example], _ = sft_examples(sft_rows()[:1], reader, config)
+    prompt = reader.chat_prompt(question(0), "Be brief.")  # the policy's root prefix
+    completion = reader.encode("0 + 1 = 1\n\nThe answer is 1.") + [reader.eos_token_id]
+    assert example["input_ids"] == prompt + completion
+    assert example["labels"] == [-100] * len(prompt) + completion
+    result = run_stage("sft", config)
+    assert_learned(result)
+    assert_servable(result.model_dir)
+
+
+def test_sft_on_chat_rows_with_lora(base: Path, tmp_path: Path) -> None:
+    pytest.importorskip("peft")
+    rows = [{"prompt": [{"role": "system", "content": "S"}, {"role": "user", "content": question(i)}],
+             "completion": [{"role": "assistant", "content": f"The answer is {i + 1}."}], "problem_id": f"p{i}"}
+            for i in range(12)]
+    config = make_config("sft", dataset=save(tmp_path, "chat", rows), base=base, out=tmp_path / "out", lora=True,
+                         lora_rank=8, max_steps=30, **{**FAST, "learning_rate": 2e-2})
+    [example], _ = sft_examples(rows[:1], HFTokenizer(base), config)
+    assert example["input_ids"][: example["labels"].count(-100)] == HFTokenizer(base).chat_prompt(question(0), "S")
+    result = run_stage("sft", config)
+    assert_learned(result, factor=0.97)  # rank-8 adapters on a random model learn slowly
+    assert_servable(result.model_dir)
+
+
+def test_dpo_prefers_the_chosen_step(base: Path, tmp_path: Path) -> None:
+    rows = []
+    for i in range(12):  # per problem: a pair of first steps, and a pair after the chosen one
+        rows += [{"prompt": question(i) + "\n\n", "chosen": f"{i} + 1\n\n", "rejected": f"{i} - 1\n\n",
+                  "margin": 1.0, "problem_id": f"p{i}"},
+                 {"prompt": question(i) + f"\n\n{i} + 1\n\n", "chosen": f"= {i + 1} ok\n\n",
+                  "rejected": f"= {i + 1} no\n\n", "margin": 1.0, "problem_id": f"p{i}"}]
+    config = make_config("dpo", dataset=save(tmp_path, "pairs", rows), base=base, out=tmp_path / "out",
+                         max_steps=20, **FAST)
+    reader = HFTokenizer(base)
+    examples, _ = dpo_examples(rows[:2], reader, config)
+    assert examples[0]["prompt_ids"] == reader.chat_prompt(question(0))
+    assert examples[1]["prompt_ids"] == reader.chat_prompt(question(0)) + reader.encode("0 + 1\n\n")
+    assert examples[1]["chosen_ids"] == reader.encode("= 1 ok\n\n")  # a step: no EOS after it
+    result = run_stage("dpo", config)
+    assert losses(result)[0] == pytest.approx(math.log(2), abs=1e-3)  # policy == reference at the start
+    assert_learned(result)
+    assert result.metrics["eval_after"]["eval_rewards/accuracies"] > 0.5
+    assert_servable(result.model_dir)
+
+
+# --- value ----------------------------------------------------------------------------------
+
+def test_value_head_regresses_targets_on_the_pooling_prm_input(base: Path, tmp_path: Path) -> None:
+    rows = []
+    for i in range(12):
+        rows += [{"prompt": question(i) + "\n\n", "completion": f"{i} + 1 ok\n\n", "value": 0.9, "problem_id": f"p{i}"},
+                 {"prompt": question(i) + "\n\n", "completion": f"{i} + 1 ok\n\nthen {i} no\n\n", "value": 0.1,
+                  "problem_id": f"p{i}"}]
+    config = make_config("value", dataset=save(tmp_path, "value", rows), base=base, out=tmp_path / "out",
+                         max_steps=30, **FAST)
+    reader = HFTokenizer(base)
+    examples, _ = value_examples(rows[:2], reader, config)
+    pooling = PoolingPRM(_NoClient(), reader, mode="classify")  # type: ignore[arg-type]
+    problem = Problem(id="p0", question=question(0))
+    assert [e["input_ids"] for e in examples] == [pooling.classify_input(problem, ["0 + 1 ok"]),
+                                                 pooling.classify_input(problem, ["0 + 1 ok", "then 0 no"])]
+    result = run_stage("value", config)
+    assert_learned(result)
+    model = assert_servable(result.model_dir, AutoModelForSequenceClassification)
+    assert model.config.num_labels == 1 and model.config.architectures == ["LlamaForSequenceClassification"]
+
+
+def test_questions_are_recovered_from_plain_prompts() -> None:
+    q = "First paragraph.\n\nSecond paragraph?"
+    rows = [{"prompt": q + "\n\nA\n\n", "problem_id": "a"}, {"prompt": q + "\n\n", "problem_id": "a"},
+            {"prompt": "Q\n\nS\n\n", "problem_id": "b", "question": "Q"}, {"prompt": "R\n\nS1\n\nS2"}]
+    assert question_and_prefix(rows, "\n\n") == [(q, "A\n\n"), (q, ""), ("Q", "S\n\n"), ("R", "S1\n\nS2")]
+
+
+# --- errors and the command line --------------------------------------------------------------
+
+def test_bad_inputs_are_config_errors(base: Path, tmp_path: Path) -> None:
+    pairs = save(tmp_path, "pairs", [{"prompt": "q", "chosen": "a", "rejected": "b", "problem_id": "p"}])
+    with pytest.raises(ConfigError, match="lacks column"):
+        run_stage("sft", make_config("sft", dataset=pairs, base=base, out=tmp_path / "o1"))
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(base / "config.json", bare)
+    with pytest.raises(ConfigError, match="no chat template"):
+        run_stage("sft", make_config("sft", dataset=pairs, base=bare, out=tmp_path / "o2"))
+    with pytest.raises(ConfigError, match="beta"):
+        make_config("sft", dataset=pairs, base=base, out=tmp_path / "o3", beta=0.1)
+    with pytest.raises(ConfigError, match="stage"):
+        make_config("ppo", dataset=pairs, base=base, out=tmp_path / "o4")
+
+
+def test_cli_trains_a_stage_and_reruns_as_done(base: Path, tmp_path: Path) -> None:
+    data, out = save(tmp_path, "sft", sft_rows()), tmp_path / "out"
+    args = ["train", "sft", str(data), "--base", str(base), "--out", str(out), "--max-steps", "2", "--lr", "1e-3"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "model:" in first.output and (out / "model" / "model.safetensors").is_file()
+    assert json.loads((out / "metrics.json").read_text())["global_step"] == 2
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and "already trained" in again.output
+    bad = CliRunner().invoke(app, ["train", "ppo", str(data), "--base", str(base), "--out", str(out)])
+    assert bad.exit_code == 2 and "stage" in bad.output

@@ -1,0 +1,429 @@
+"""What every trainer shares: the base config, datasets in, the run folder, the checkpoint out.
+
+A run folder (``config.out``) holds::
+
+    OUT/train_config.json   the stage and config of the run (a rerun must match it)
+    OUT/checkpoints/        the Hugging Face Trainer's own checkpoint-N folders (resume points)
+    OUT/model/              the final checkpoint: weights, tokenizer, chat template
+    OUT/metrics.json        the Trainer's log history, eval metrics before and after, counts
+    OUT/done.json           written last: the run is finished
+
+A rerun with the same out dir resumes from the newest ``checkpoint-N`` (the Trainer restores
+weights, optimizer, scheduler, RNG and the data position); once ``done.json`` is there it is a
+no-op that says so. ``resume=False`` starts afresh, removing those five entries first.
+
+CPU or CUDA is the Trainer's choice (CUDA when present); ``dtype="auto"`` loads the weights in
+bfloat16 on a GPU that supports it and in float32 on a CPU. The final checkpoint is written in
+the base checkpoint's dtype and must pass :func:`models.checkpoint.structure_problem`, the
+check a checkpoint that ``ponder serve`` hands to vLLM passes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from models.checkpoint import chat_template, read_json, structure_problem
+from models.embedded import hf_offline
+from search.protocols import ConfigError, PonderError
+from training.formats import DEFAULT_QUESTION_SEP
+
+if TYPE_CHECKING:
+    import datasets
+    from transformers import PreTrainedTokenizerBase, Trainer
+
+Stage = Literal["prm", "sft", "dpo", "value"]
+PEFT_HINT = "pip install peft==0.21.2"
+
+
+class TrainConfig(BaseModel):
+    """Settings every trainer shares. Defaults fit minutes on 2 CPU cores with the 135M
+    embedded model (hundreds of examples, prompts of a few hundred tokens); the same config
+    runs on a GPU."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: Path = Field(description="A dataset folder written by the exporters (datasets.save_to_disk).")
+    base: Path = Field(description="The Hugging Face checkpoint to start from (a folder with a chat template).")
+    out: Path = Field(description="Run folder: checkpoints/, model/ (the result), metrics.json, done.json.")
+    num_epochs: float = Field(1.0, gt=0, description="Passes over the training examples (ignored with max_steps).")
+    max_steps: int | None = Field(None, ge=1, description="Optimizer steps to run; None: num_epochs decides.")
+    learning_rate: float = Field(1e-5, gt=0, description="Peak AdamW learning rate (linear decay).")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Share of the steps spent warming the learning rate up.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    batch_size: int = Field(8, ge=1, description="Examples per device per forward pass.")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Forward passes per optimizer step.")
+    max_length: int = Field(512, ge=8, description="Longest example in tokens; longer ones are left out and counted.")
+    seed: int = Field(0, description="Seed of the model init, the data order and the eval split.")
+    lora: bool = Field(False, description="Train LoRA adapters (peft) on all linear layers, merged into the result.")
+    lora_rank: int = Field(16, ge=1, description="LoRA rank r.")
+    lora_alpha: int = Field(32, ge=1, description="LoRA scaling alpha.")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA inputs.")
+    eval_fraction: float = Field(0.1, ge=0, lt=1, description="Share of the problems held out for evaluation (split by problem_id).")
+    logging_steps: int = Field(10, ge=1, description="Optimizer steps between logged losses.")
+    save_steps: int = Field(50, ge=1, description="Optimizer steps between resumable checkpoints (and evaluations).")
+    save_total_limit: int | None = Field(2, ge=1, description="Newest checkpoints kept; None: all.")
+    resume: bool = Field(True, description="Resume from OUT's newest checkpoint; False: start afresh, clearing OUT.")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field("auto", description="Weights while training; auto: bfloat16 on a GPU that has it, else float32.")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass (less memory, slower).")
+    question_sep: str = Field(DEFAULT_QUESTION_SEP, description="The exporters' text between question and solution in plain-text prompts.")
+
+    @field_validator("dataset", "base", "out", mode="after")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        return path.expanduser().absolute()
+
+
+@dataclasses.dataclass(frozen=True)
+class RunLayout:
+    """The files of one run folder (see the module docstring)."""
+
+    out: Path
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.out / "checkpoints"
+
+    @property
+    def model(self) -> Path:
+        return self.out / "model"
+
+    @property
+    def metrics(self) -> Path:
+        return self.out / "metrics.json"
+
+    @property
+    def config(self) -> Path:
+        return self.out / "train_config.json"
+
+    @property
+    def done(self) -> Path:
+        return self.out / "done.json"
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a trainer did.
+
+    Attributes:
+        stage: ``prm``, ``sft``, ``dpo`` or ``value``.
+        model_dir: The final checkpoint (``OUT/model``).
+        metrics: The contents of ``OUT/metrics.json``.
+        already_done: The run had finished before: nothing was trained this time.
+        resumed_from: The checkpoint training resumed from, if any.
+    """
+
+    stage: Stage
+    model_dir: Path
+    metrics: dict[str, Any]
+    already_done: bool = False
+    resumed_from: Path | None = None
+
+
+@dataclasses.dataclass
+class Run:
+    """A run folder opened for training: where to resume from, or the finished result."""
+
+    stage: Stage
+    config: TrainConfig
+    layout: RunLayout
+    resume_from: Path | None = None
+    finished: TrainResult | None = None
+
+
+def _config_record(stage: Stage, config: TrainConfig) -> dict[str, Any]:
+    record = config.model_dump(mode="json", exclude={"resume"})
+    return {"stage": stage, **record}
+
+
+def open_run(stage: Stage, config: TrainConfig) -> Run:
+    """Checks the base and the run folder; finds the checkpoint to resume from.
+
+    Raises:
+        ConfigError: The base is not a checkpoint with a chat template, or the run folder
+            holds a run of another stage or config (choose another ``out``, or ``resume=False``).
+    """
+    if not (config.base / "config.json").is_file():
+        raise ConfigError("base", str(config.base), "is not a Hugging Face checkpoint folder (no config.json)")
+    if chat_template(config.base) is None:
+        raise ConfigError("base", str(config.base), "has no chat template; the served checkpoint needs one")
+    layout = RunLayout(config.out)
+    if not config.resume:
+        for path in (layout.done, layout.metrics, layout.config):
+            path.unlink(missing_ok=True)
+        for path in (layout.checkpoints, layout.model):
+            shutil.rmtree(path, ignore_errors=True)
+    record = _config_record(stage, config)
+    previous = read_json(layout.config)
+    if previous is not None and previous != record:
+        changed = sorted(k for k in record.keys() | previous.keys() if record.get(k) != previous.get(k))
+        raise ConfigError("out", str(config.out), f"holds a run with other settings ({', '.join(changed)}); "
+                          "use another out dir, or resume=False (--no-resume) to start afresh")
+    run = Run(stage, config, layout)
+    done = read_json(layout.done)
+    if isinstance(done, dict) and structure_problem(layout.model) is None:
+        run.finished = TrainResult(stage, layout.model, read_json(layout.metrics) or {}, already_done=True)
+        return run
+    layout.out.mkdir(parents=True, exist_ok=True)
+    _write_json(layout.config, record)
+    if layout.checkpoints.is_dir():
+        from transformers.trainer_utils import get_last_checkpoint
+
+        last = get_last_checkpoint(str(layout.checkpoints))
+        run.resume_from = Path(last) if last else None
+    return run
+
+
+def load_rows(path: Path, required: Sequence[str], stage: Stage) -> list[dict[str, Any]]:
+    """The rows of an exported dataset folder, checked for the columns a stage reads.
+
+    Raises:
+        ConfigError: The folder is not a saved dataset, lacks a column, or has no rows.
+    """
+    import datasets
+
+    try:
+        with hf_offline():
+            data = datasets.load_from_disk(str(path))
+    except (FileNotFoundError, ValueError) as err:
+        raise ConfigError("dataset", str(path), f"is not a saved dataset ({err})") from None
+    if isinstance(data, datasets.DatasetDict):
+        if "train" not in data:
+            raise ConfigError("dataset", str(path), f"has splits {list(data)} and no 'train'")
+        data = data["train"]
+    missing = [c for c in required if c not in data.column_names]
+    if missing:
+        raise ConfigError("dataset", str(path), f"lacks column(s) {missing} of the {stage} format "
+                          f"(columns: {data.column_names})")
+    if len(data) == 0:
+        raise ConfigError("dataset", str(path), "has no rows")
+    return data.to_list()
+
+
+def split_rows(rows: list[dict[str, Any]], eval_fraction: float, seed: int
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(train, eval)`` rows, split by ``problem_id`` (row index where there is none) so that
+    no problem is in both. Held out: ``round(eval_fraction * problems)``, at least one when
+    the fraction is > 0, and never every problem."""
+    keys = [str(r.get("problem_id", i)) for i, r in enumerate(rows)]
+    unique = sorted(set(keys))
+    random.Random(seed).shuffle(unique)
+    n_eval = 0
+    if eval_fraction > 0 and len(unique) >= 2:
+        n_eval = min(len(unique) - 1, max(1, round(eval_fraction * len(unique))))
+    held = set(unique[:n_eval])
+    train = [r for r, k in zip(rows, keys, strict=True) if k not in held]
+    evaluation = [r for r, k in zip(rows, keys, strict=True) if k in held]
+    return train, evaluation
+
+
+def question_and_prefix(rows: Sequence[dict[str, Any]], question_sep: str) -> list[tuple[str, str]]:
+    """Per row, its ``(question, solution prefix)`` from a plain-text ``prompt``
+    (``question + question_sep + prefix``, ``training.formats.render_prompt``).
+
+    A ``question`` column, where a dataset has one, is exact. Otherwise the question of a
+    problem is its shortest prompt ending in ``question_sep`` (less the separator): exact
+    when the problem has a row that starts at the first step, as every row does in sft and
+    value datasets and in prm datasets of generators that label whole paths. The rest are
+    split at the first ``question_sep``.
+    """
+    shortest: dict[Any, str] = {}
+    for row in rows:
+        pid, prompt = row.get("problem_id"), row["prompt"]
+        if pid is not None and prompt.endswith(question_sep) and (
+                pid not in shortest or len(prompt) < len(shortest[pid])):
+            shortest[pid] = prompt
+    out = []
+    for row in rows:
+        prompt, question = row["prompt"], row.get("question")
+        head = question + question_sep if isinstance(question, str) and question else shortest.get(row.get("problem_id"))
+        if head is not None and prompt.startswith(head):
+            out.append((head[: len(head) - len(question_sep)], prompt[len(head):]))
+            continue
+        q, found, rest = prompt.partition(question_sep) if question_sep else (prompt, "", "")
+        out.append((q, rest) if found else (prompt, ""))
+    return out
+
+
+def split_steps(text: str, delimiter: str) -> list[str]:
+    """Steps of a solution text as generated (each ends at ``delimiter``), stripped, no empties."""
+    return [s.strip() for s in text.split(delimiter) if s.strip()]
+
+
+def load_tokenizer(base: Path) -> PreTrainedTokenizerBase:
+    """The base's Hugging Face tokenizer (offline), with a pad token (the EOS token if none)."""
+    from transformers import AutoTokenizer
+
+    with hf_offline():
+        tokenizer = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def weights_dtype(config: TrainConfig) -> torch.dtype:
+    """The dtype of the weights while training (``config.dtype``; auto: bf16 on a GPU with it)."""
+    if config.dtype == "auto":
+        gpu_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if gpu_bf16 else torch.float32
+    return getattr(torch, config.dtype)
+
+
+def base_dtype(base: Path) -> torch.dtype | None:
+    """The dtype the base checkpoint is stored in (its config's ``dtype``), if it says."""
+    config = read_json(base / "config.json") or {}
+    name = config.get("dtype") or config.get("torch_dtype")
+    value = getattr(torch, name, None) if isinstance(name, str) else None
+    return value if isinstance(value, torch.dtype) else None
+
+
+def load_model(auto_class: Any, config: TrainConfig, peft_config: Any = None, **kwargs: Any) -> Any:
+    """``auto_class.from_pretrained(config.base)`` offline in :func:`weights_dtype`, wrapped
+    in LoRA adapters when ``peft_config`` is given (TRL's trainers wrap it themselves)."""
+    with hf_offline():
+        model = auto_class.from_pretrained(str(config.base), dtype=weights_dtype(config),
+                                           local_files_only=True, **kwargs)
+    if peft_config is not None:
+        from peft import get_peft_model
+
+        model = get_peft_model(model, peft_config)
+        if config.gradient_checkpointing:
+            model.enable_input_require_grads()
+    return model
+
+
+def lora_config(config: TrainConfig, task_type: str) -> Any:
+    """A ``peft.LoraConfig`` on all linear layers, or None without ``config.lora``.
+
+    Raises:
+        ConfigError: ``lora`` is set and peft is not installed.
+    """
+    if not config.lora:
+        return None
+    try:
+        import peft
+    except ImportError:
+        raise ConfigError("lora", True, f"needs the peft package ({PEFT_HINT})") from None
+    return peft.LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                           target_modules="all-linear", task_type=task_type)
+
+
+def training_arguments(config: TrainConfig, layout: RunLayout, has_eval: bool) -> dict[str, Any]:
+    """Keyword arguments of ``transformers.TrainingArguments`` (and TRL's configs) for a run."""
+    return {
+        "output_dir": str(layout.checkpoints),
+        "num_train_epochs": config.num_epochs,
+        "max_steps": config.max_steps or -1,
+        "per_device_train_batch_size": config.batch_size,
+        "per_device_eval_batch_size": config.batch_size,
+        "gradient_accumulation_steps": config.gradient_accumulation_steps,
+        "learning_rate": config.learning_rate,
+        "warmup_steps": config.warmup_ratio,  # < 1: a share of the steps
+        "weight_decay": config.weight_decay,
+        "lr_scheduler_type": "linear",
+        "logging_steps": config.logging_steps,
+        "logging_first_step": True,
+        "save_strategy": "steps",
+        "save_steps": config.save_steps,
+        "save_total_limit": config.save_total_limit,
+        "eval_strategy": "steps" if has_eval else "no",
+        "eval_steps": config.save_steps,
+        "seed": config.seed,
+        "data_seed": config.seed,
+        "bf16": weights_dtype(config) == torch.bfloat16,
+        "gradient_checkpointing": config.gradient_checkpointing,
+        "report_to": "none",
+        "disable_tqdm": False,
+        "dataloader_num_workers": 0,
+        "dataloader_pin_memory": torch.cuda.is_available(),
+    }
+
+
+def examples_dataset(examples: list[dict[str, Any]]) -> datasets.Dataset:
+    """A ``datasets.Dataset`` of built examples (token ids and targets)."""
+    import datasets
+
+    return datasets.Dataset.from_list(examples)
+
+
+def finish_run(run: Run, trainer: Trainer, tokenizer: PreTrainedTokenizerBase, counts: dict[str, int],
+               unwrap: Callable[[Any], Any] | None = None) -> TrainResult:
+    """Trains (resuming where the run folder says), evaluates, writes the final checkpoint,
+    ``metrics.json`` and, last, ``done.json``.
+
+    Args:
+        run: The opened run folder.
+        trainer: A ready Trainer (TRL's or a subclass of transformers').
+        tokenizer: Saved with the weights (chat template included).
+        counts: Example counts for ``metrics.json`` (train, eval, left out).
+        unwrap: Turns ``trainer.model`` into the model to save; default: merge LoRA adapters
+            into their base when there are any.
+    """
+    has_eval = trainer.eval_dataset is not None
+    started = time.perf_counter()
+    before = trainer.evaluate(metric_key_prefix="eval") if has_eval and run.resume_from is None else None
+    output = trainer.train(resume_from_checkpoint=str(run.resume_from) if run.resume_from else None)
+    after = trainer.evaluate(metric_key_prefix="eval") if has_eval else None
+    model = (unwrap or merge_adapters)(trainer.model)
+    write_checkpoint(model, tokenizer, run.layout.model, base_dtype(run.config.base))
+    metrics = {
+        "stage": run.stage,
+        "train": output.metrics,
+        "eval_before": before,
+        "eval_after": after,
+        "counts": counts,
+        "global_step": trainer.state.global_step,
+        "resumed_from": str(run.resume_from) if run.resume_from else None,
+        "wall_seconds": time.perf_counter() - started,
+        "log_history": trainer.state.log_history,
+    }
+    _write_json(run.layout.metrics, metrics)
+    _write_json(run.layout.done, {"stage": run.stage, "model": str(run.layout.model),
+                                  "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    return TrainResult(run.stage, run.layout.model, metrics, resumed_from=run.resume_from)
+
+
+def merge_adapters(model: Any) -> Any:
+    """The model with its LoRA adapters merged in (the model itself when it has none)."""
+    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+
+
+def write_checkpoint(model: Any, tokenizer: PreTrainedTokenizerBase, target: Path,
+                     dtype: torch.dtype | None = None) -> None:
+    """Saves weights (safetensors, in ``dtype`` when given) and tokenizer (with its chat
+    template) to ``target``, built aside and swapped in, after the structural checks that
+    a served checkpoint must pass.
+
+    Raises:
+        PonderError: The written checkpoint fails :func:`models.checkpoint.structure_problem`.
+    """
+    staging = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    if dtype is not None:
+        model = model.to(dtype)
+    model.save_pretrained(str(staging))
+    tokenizer.save_pretrained(str(staging))
+    problem = structure_problem(staging)
+    if problem:
+        raise PonderError(f"the trained checkpoint in {staging} is unusable: {problem}")
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if target.exists():
+        os.replace(target, old)
+    os.replace(staging, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    os.replace(tmp, path)
