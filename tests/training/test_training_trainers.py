@@ -195,6 +195,7 @@ def test_prm_resumes_from_its_checkpoint_and_then_is_done(base: Path, tmp_path: 
     assert resumed.metrics["global_step"] == 4 and resumed.metrics["eval_before"] is None
     assert [h["step"] for h in resumed.metrics["log_history"] if "loss" in h] == [1, 2, 4]
     assert_servable(resumed.model_dir)
+    assert not (out / "checkpoints").exists()  # done: the resume points are removed
     again = run_stage("prm", config)
     assert again.already_done and again.model_dir == resumed.model_dir
     with pytest.raises(ConfigError, match="learning_rate"):
@@ -297,6 +298,9 @@ def test_bad_inputs_are_config_errors(base: Path, tmp_path: Path) -> None:
     shutil.copy(base / "config.json", bare)
     with pytest.raises(ConfigError, match="no chat template"):
         run_stage("sft", make_config("sft", dataset=pairs, base=bare, out=tmp_path / "o2"))
+    with pytest.raises(ConfigError, match="holds the dataset"):
+        run_stage("sft", make_config("sft", dataset=pairs, base=base, out=tmp_path, resume=False))
+    assert pairs.is_dir()
     with pytest.raises(ConfigError, match="beta"):
         make_config("sft", dataset=pairs, base=base, out=tmp_path / "o3", beta=0.1)
     with pytest.raises(ConfigError, match="stage"):

@@ -3,7 +3,8 @@
 A run folder (``config.out``) holds::
 
     OUT/train_config.json   the stage and config of the run (a rerun must match it)
-    OUT/checkpoints/        the Hugging Face Trainer's own checkpoint-N folders (resume points)
+    OUT/checkpoints/        the Hugging Face Trainer's own checkpoint-N folders (resume points;
+                            removed once the run is done unless ``keep_checkpoints``)
     OUT/model/              the final checkpoint: weights, tokenizer, chat template
     OUT/metrics.json        the Trainer's log history, eval metrics before and after, counts
     OUT/done.json           written last: the run is finished
@@ -74,6 +75,7 @@ class TrainConfig(BaseModel):
     save_steps: int = Field(50, ge=1, description="Optimizer steps between resumable checkpoints (and evaluations).")
     save_total_limit: int | None = Field(2, ge=1, description="Newest checkpoints kept; None: all.")
     resume: bool = Field(True, description="Resume from OUT's newest checkpoint; False: start afresh, clearing OUT.")
+    keep_checkpoints: bool = Field(False, description="Keep OUT/checkpoints once the run is done (else removed: weights + optimizer state each).")
     dtype: Literal["auto", "float32", "bfloat16"] = Field("auto", description="Weights while training; auto: bfloat16 on a GPU that has it, else float32.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass (less memory, slower).")
     question_sep: str = Field(DEFAULT_QUESTION_SEP, description="The exporters' text between question and solution in plain-text prompts.")
@@ -142,7 +144,7 @@ class Run:
 
 
 def _config_record(stage: Stage, config: TrainConfig) -> dict[str, Any]:
-    record = config.model_dump(mode="json", exclude={"resume"})
+    record = config.model_dump(mode="json", exclude={"resume", "keep_checkpoints"})
     return {"stage": stage, **record}
 
 
@@ -150,9 +152,13 @@ def open_run(stage: Stage, config: TrainConfig) -> Run:
     """Checks the base and the run folder; finds the checkpoint to resume from.
 
     Raises:
-        ConfigError: The base is not a checkpoint with a chat template, or the run folder
-            holds a run of another stage or config (choose another ``out``, or ``resume=False``).
+        ConfigError: The base is not a checkpoint with a chat template, the run folder holds
+            the dataset or the base, or a run of another stage or config (choose another
+            ``out``, or ``resume=False``).
     """
+    for field, path in (("dataset", config.dataset), ("base", config.base)):
+        if config.out == path or config.out in path.parents:
+            raise ConfigError("out", str(config.out), f"holds the {field}; the run folder must be another one")
     if not (config.base / "config.json").is_file():
         raise ConfigError("base", str(config.base), "is not a Hugging Face checkpoint folder (no config.json)")
     if chat_template(config.base) is None:
@@ -390,6 +396,8 @@ def finish_run(run: Run, trainer: Trainer, tokenizer: PreTrainedTokenizerBase, c
     _write_json(run.layout.metrics, metrics)
     _write_json(run.layout.done, {"stage": run.stage, "model": str(run.layout.model),
                                   "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    if not run.config.keep_checkpoints:
+        shutil.rmtree(run.layout.checkpoints, ignore_errors=True)
     return TrainResult(run.stage, run.layout.model, metrics, resumed_from=run.resume_from)
 
 
