@@ -298,9 +298,12 @@ def test_bad_inputs_are_config_errors(base: Path, tmp_path: Path) -> None:
     shutil.copy(base / "config.json", bare)
     with pytest.raises(ConfigError, match="no chat template"):
         run_stage("sft", make_config("sft", dataset=pairs, base=bare, out=tmp_path / "o2"))
-    with pytest.raises(ConfigError, match="holds the dataset"):
-        run_stage("sft", make_config("sft", dataset=pairs, base=base, out=tmp_path, resume=False))
-    assert pairs.is_dir()
+    with pytest.raises(ConfigError, match="would overwrite the dataset"):
+        run_stage("sft", make_config("sft", dataset=pairs, base=base, out=pairs, resume=False))
+    previous = shutil.copytree(base, tmp_path / "run" / "model")  # training on from a run's own result
+    with pytest.raises(ConfigError, match="would overwrite the base"):
+        run_stage("sft", make_config("sft", dataset=pairs, base=previous, out=tmp_path / "run", resume=False))
+    assert pairs.is_dir() and previous.is_dir()
     with pytest.raises(ConfigError, match="beta"):
         make_config("sft", dataset=pairs, base=base, out=tmp_path / "o3", beta=0.1)
     with pytest.raises(ConfigError, match="stage"):

@@ -152,18 +152,18 @@ def open_run(stage: Stage, config: TrainConfig) -> Run:
     """Checks the base and the run folder; finds the checkpoint to resume from.
 
     Raises:
-        ConfigError: The base is not a checkpoint with a chat template, the run folder holds
-            the dataset or the base, or a run of another stage or config (choose another
-            ``out``, or ``resume=False``).
+        ConfigError: The base is not a checkpoint with a chat template, the run would
+            overwrite the dataset or the base, or the run folder holds a run of another stage
+            or config (choose another ``out``, or ``resume=False``).
     """
+    layout = RunLayout(config.out)
     for field, path in (("dataset", config.dataset), ("base", config.base)):
-        if config.out == path or config.out in path.parents:
-            raise ConfigError("out", str(config.out), f"holds the {field}; the run folder must be another one")
+        if path == config.out or any(p == path or p in path.parents for p in (layout.model, layout.checkpoints)):
+            raise ConfigError("out", str(config.out), f"would overwrite the {field}; choose another run folder")
     if not (config.base / "config.json").is_file():
         raise ConfigError("base", str(config.base), "is not a Hugging Face checkpoint folder (no config.json)")
     if chat_template(config.base) is None:
         raise ConfigError("base", str(config.base), "has no chat template; the served checkpoint needs one")
-    layout = RunLayout(config.out)
     if not config.resume:
         for path in (layout.done, layout.metrics, layout.config):
             path.unlink(missing_ok=True)
