@@ -131,7 +131,8 @@ class Loop:
         from training.train.policy import SFTTrainConfig, train_sft
 
         data = stage_dir(self.dir, r, "label") / "datasets" / "sft"
-        config = SFTTrainConfig(dataset=data, base=self.policy(r - 1), out=directory / "run", **self.cfg.train_policy)
+        fields = {"system_prompt": self.cfg.system_prompt, **self.cfg.train_policy}  # prompted as it is served
+        config = SFTTrainConfig(dataset=data, base=self.policy(r - 1), out=directory / "run", **fields)
         result = await asyncio.to_thread(train_sft, config)
         return StageResult({"model_dir": str(result.model_dir), "metrics": result.metrics})
 
