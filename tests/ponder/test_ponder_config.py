@@ -28,10 +28,16 @@ def test_invalid_config_names_field_and_value(data, field, value):
 def test_every_preset_validates():
     from pathlib import Path
 
-    presets = sorted(Path(__file__).parents[2].joinpath("configs").glob("*.yaml"))
-    assert len(presets) >= 7
+    from ponder.loop.config import load_loop_config
+
+    configs = sorted(Path(__file__).parents[2].joinpath("configs").glob("*.yaml"))
+    loops = [p for p in configs if p.name.startswith("loop")]
+    presets = [p for p in configs if p not in loops]
+    assert len(presets) >= 9 and len(loops) >= 3
     algorithms = {load_run_config(p).search.algorithm for p in presets}
-    assert {"cot", "self_consistency", "best_of_n", "step_beam", "dvts", "best_first", "mcts"} <= algorithms
+    assert {"cot", "self_consistency", "best_of_n", "step_beam", "dvts", "best_first", "mcts", "rest_mcts"} <= algorithms
+    for p in loops:
+        assert load_loop_config(p).eval.methods
 
 
 def test_bad_yaml_and_missing_file(tmp_path):
