@@ -136,7 +136,9 @@ async def solve_all(
         config: The algorithm config, shared by all problems.
         max_concurrent_problems: Problems in progress at once (>= 1).
         on_result: Called as ``on_result(problem, result_or_exception)`` as each problem
-            finishes (sync or async), e.g. to append a line to ``results.jsonl``.
+            finishes (sync or async), e.g. to append a line to ``results.jsonl``; it runs
+            as its own task while the worker starts the next problem (at most
+            ``max_concurrent_problems`` of them pending). The run returns when all are done.
         grace_seconds: Extra seconds past a problem's wall budget before it is cancelled.
 
     Returns:
@@ -146,8 +148,21 @@ async def solve_all(
         raise ConfigError("max_concurrent_problems", max_concurrent_problems, "must be >= 1")
     queue = iter(enumerate(problems))
     outcomes: dict[int, Outcome] = {}
+    # Finished problems waiting for on_result (verification, traces, labels): at most as many
+    # as searches run at once. A search's slot is freed as soon as its search ends, so the
+    # next problem's requests reach the engine while the last one is being recorded.
+    recording = asyncio.Semaphore(max_concurrent_problems)
 
-    async def worker() -> None:
+    async def record(problem: Problem, outcome: Outcome) -> None:
+        try:
+            assert on_result is not None
+            done = on_result(problem, outcome)
+            if inspect.isawaitable(done):
+                await done
+        finally:
+            recording.release()
+
+    async def worker(group: asyncio.TaskGroup) -> None:
         for index, problem in queue:
             try:
                 ctx = make_ctx(problem)
@@ -160,14 +175,13 @@ async def solve_all(
                 outcome = exc
             outcomes[index] = outcome
             if on_result is not None:
-                done = on_result(problem, outcome)
-                if inspect.isawaitable(done):
-                    await done
+                await recording.acquire()
+                group.create_task(record(problem, outcome))
 
     try:
         async with asyncio.TaskGroup() as group:
             for _ in range(max_concurrent_problems):
-                group.create_task(worker())
+                group.create_task(worker(group))
     except ExceptionGroup as failed:  # an engine fault or on_result: surface its own exception
         raise failed.exceptions[0] from failed
     return [outcomes[i] for i in sorted(outcomes)]
