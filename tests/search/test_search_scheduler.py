@@ -77,3 +77,32 @@ async def test_bad_limits_are_config_errors():
         BoundedPolicy(ScriptedPolicy(script, None), 0)
     with pytest.raises(ConfigError):
         await solve_all([], lambda p: None, SelfConsistencyConfig(), 0)
+
+
+async def test_recording_a_result_does_not_hold_up_the_next_search():
+    """With one problem at a time, p1's search starts while p0 is still being recorded; the
+    run returns only after every result is recorded; a failing on_result stops the run."""
+    started, recorded = [], []
+    p0_recording = asyncio.Event()
+    p1_started = asyncio.Event()
+
+    def make(problem):
+        started.append(problem.id)
+        if problem.id == "p1":
+            p1_started.set()
+        return make_ctx(script, question=problem.question, problem_id=problem.id)
+
+    async def on_result(problem, outcome):
+        if problem.id == "p0":
+            p0_recording.set()
+            await asyncio.wait_for(p1_started.wait(), 5)  # would deadlock if recording blocked the worker
+        recorded.append(problem.id)
+
+    await solve_all(problems(3), make, SelfConsistencyConfig(num_samples=1), 1, on_result)
+    assert p0_recording.is_set() and sorted(recorded) == ["p0", "p1", "p2"]
+
+    async def failing(problem, outcome):
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        await solve_all(problems(3), make, SelfConsistencyConfig(num_samples=1), 1, failing)
