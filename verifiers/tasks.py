@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -102,6 +102,12 @@ class TaskSet:
 
     def __repr__(self) -> str:
         return f"TaskSet({len(self.problems)} problems, {type(self.verifier).__name__})"
+
+    def without(self, problem_ids: Collection[str]) -> TaskSet:
+        """The same task set less the problems ``problem_ids`` (sharing the verifier)."""
+        drop = set(problem_ids)
+        kept = [p for p in self.problems if p.id not in drop]
+        return TaskSet(kept, {p.id: self._golds[p.id] for p in kept}, self.verifier)
 
     def _gold(self, problem_id: str) -> Any:
         try:

@@ -64,6 +64,9 @@ class LoopConfig(BaseModel):
     rounds: int = Field(2, ge=0, description="Improvement rounds after round 0 (which only evaluates the base models).")
     train_tasks: TaskConfig = Field(description="Problems the label stage searches (gold answers used there only).")
     eval_tasks: TaskConfig = Field(description="Held-out problems (checked disjoint from train_tasks).")
+    drop_shared_eval: bool = Field(
+        False, description="Leave out held-out problems whose question is also a training question (their ids are "
+        "written to LOOP_DIR/dropped_eval.json); False: such an overlap is an error.")
     base_policy: str | None = Field(None, description="Policy checkpoint of round 0; default: the embedded model.")
     base_prm: str | None = Field(None, description="PRM checkpoint of round 0 (a generative judge); default: base_policy.")
     steps: StepFormat = Field(default_factory=StepFormat, description="Step format of every search.")

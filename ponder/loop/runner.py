@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,12 +37,18 @@ class LoopDirError(PonderError):
     """The loop directory holds another loop, or another command is using it."""
 
 
+def shared_questions(train: TaskSet, held_out: TaskSet) -> list[str]:
+    """Ids of held-out problems whose question (whitespace-normalised) is a training question."""
+    seen = {" ".join(p.question.split()) for p in train.problems}
+    return [p.id for p in held_out.problems if " ".join(p.question.split()) in seen]
+
+
 def check_disjoint(train: TaskSet, held_out: TaskSet) -> None:
     """Raises ConfigError when a held-out question is also a training question."""
-    seen = {" ".join(p.question.split()) for p in train.problems}
-    shared = [p.id for p in held_out.problems if " ".join(p.question.split()) in seen]
+    shared = shared_questions(train, held_out)
     if shared:
-        raise ConfigError("eval_tasks", shared[:3], f"{len(shared)} held-out questions are also training questions")
+        raise ConfigError("eval_tasks", shared[:3], f"{len(shared)} held-out questions are also training "
+                          "questions (change a seed or set drop_shared_eval: true)")
 
 
 class Loop:
@@ -52,6 +59,11 @@ class Loop:
         self.dir = cfg.resolved_loop_dir
         self.train = train or load_tasks(cfg.train_tasks)
         self.held_out = held_out or load_tasks(cfg.eval_tasks)
+        self.dropped = shared_questions(self.train, self.held_out) if cfg.drop_shared_eval else []
+        if self.dropped:
+            self.held_out = self.held_out.without(self.dropped)
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / "dropped_eval.json").write_text(json.dumps(self.dropped))
         check_disjoint(self.train, self.held_out)
 
     # -- checkpoints -----------------------------------------------------------------------

@@ -83,6 +83,11 @@ def test_held_out_problems_must_not_be_training_problems(tmp_path):
     other = TaskSet([Problem("b", "What is  1 + 1?")], {"b": "2"}, MathVerifier())
     with pytest.raises(ConfigError, match="eval_tasks"):
         runner.Loop(loop_cfg(tmp_path), same, other)
+    both = TaskSet([Problem("b", "What is  1 + 1?"), Problem("c", "What is 2 + 5?")], {"b": "2", "c": "7"},
+                   MathVerifier())
+    loop = runner.Loop(loop_cfg(tmp_path, drop_shared_eval=True), same, both)
+    assert [p.id for p in loop.held_out.problems] == ["c"] and loop.dropped == ["b"]
+    assert json.loads((tmp_path / "dropped_eval.json").read_text()) == ["b"]
 
 
 def test_loop_config_errors_name_the_field(tmp_path):
