@@ -171,11 +171,14 @@ def round_summary(round_dir: str | Path, tasks: TaskSet | None = None) -> dict[s
         except (PonderError, OSError) as err:
             notes.append(f"{folder}: not read: {err}")
     labels, label_problems = None, None
-    if (round_dir / "label" / "config.yaml").is_file():
+    # the label run dir: the runner's round-<r>/label/run, or round-<r>/label itself
+    label_dir = next((d for d in (round_dir / "label" / "run", round_dir / "label") if (d / "config.yaml").is_file()),
+                     None)
+    if label_dir is not None:
         try:
-            label_run = read_run(round_dir / "label")
+            label_run = read_run(label_dir)
         except (PonderError, OSError) as err:
-            notes.append(f"{round_dir / 'label'}: not read: {err}")
+            notes.append(f"{label_dir}: not read: {err}")
         else:
             labels = {g: vars(b) for g, b in label_balance(label_run.labels).items()}
             label_problems = len(label_run.finished)

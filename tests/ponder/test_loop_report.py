@@ -366,3 +366,15 @@ def test_pass_at_k_over_part_of_the_problems_is_starred(tmp_path: Path) -> None:
     assert beam["pass_at_k_partial"] == {1: False, 4: True, 8: False}
     report = write_report(tmp_path).read_text()
     assert row_of(report, "0", "step_beam").startswith("| 0 | step_beam | 0.500 | 2 | 0.125 | 1.000* | — | 0.500 |")
+
+
+def test_label_run_inside_the_label_stage_dir_is_found(loop_dir: Path) -> None:
+    """The runner keeps the label run in round-<r>/label/run (beside datasets/ and DONE)."""
+    import shutil
+
+    label = loop_dir / "round-1" / "label"
+    inner = label.with_name("label-run")
+    shutil.move(str(label), str(inner))
+    label.mkdir()
+    shutil.move(str(inner), str(label / "run"))
+    assert round_summary(loop_dir / "round-1")["labels"]["rest_prm"]["labels"] == 3
