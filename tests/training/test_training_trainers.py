@@ -42,7 +42,7 @@ from models.tokenizer import HFTokenizer
 from ponder.cli import app
 from search.protocols import ConfigError, Problem
 from training.train import make_config, run_stage
-from training.train.common import question_and_prefix
+from training.train.data import question_and_prefix
 from training.train.policy import dpo_examples, sft_examples
 from training.train.prm import judge_examples
 from training.train.value import value_examples

@@ -24,10 +24,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import random
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -40,7 +39,6 @@ from search.protocols import ConfigError, PonderError
 from training.formats import DEFAULT_QUESTION_SEP
 
 if TYPE_CHECKING:
-    import datasets
     from transformers import PreTrainedTokenizerBase, Trainer
 
 Stage = Literal["prm", "sft", "dpo", "value"]
@@ -190,82 +188,6 @@ def open_run(stage: Stage, config: TrainConfig) -> Run:
     return run
 
 
-def load_rows(path: Path, required: Sequence[str], stage: Stage) -> list[dict[str, Any]]:
-    """The rows of an exported dataset folder, checked for the columns a stage reads.
-
-    Raises:
-        ConfigError: The folder is not a saved dataset, lacks a column, or has no rows.
-    """
-    import datasets
-
-    try:
-        with hf_offline():
-            data = datasets.load_from_disk(str(path))
-    except (FileNotFoundError, ValueError) as err:
-        raise ConfigError("dataset", str(path), f"is not a saved dataset ({err})") from None
-    if isinstance(data, datasets.DatasetDict):
-        if "train" not in data:
-            raise ConfigError("dataset", str(path), f"has splits {list(data)} and no 'train'")
-        data = data["train"]
-    missing = [c for c in required if c not in data.column_names]
-    if missing:
-        raise ConfigError("dataset", str(path), f"lacks column(s) {missing} of the {stage} format "
-                          f"(columns: {data.column_names})")
-    if len(data) == 0:
-        raise ConfigError("dataset", str(path), "has no rows")
-    return data.to_list()
-
-
-def split_rows(rows: list[dict[str, Any]], eval_fraction: float, seed: int
-               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """``(train, eval)`` rows, split by ``problem_id`` (row index where there is none) so that
-    no problem is in both. Held out: ``round(eval_fraction * problems)``, at least one when
-    the fraction is > 0, and never every problem."""
-    keys = [str(r.get("problem_id", i)) for i, r in enumerate(rows)]
-    unique = sorted(set(keys))
-    random.Random(seed).shuffle(unique)
-    n_eval = 0
-    if eval_fraction > 0 and len(unique) >= 2:
-        n_eval = min(len(unique) - 1, max(1, round(eval_fraction * len(unique))))
-    held = set(unique[:n_eval])
-    train = [r for r, k in zip(rows, keys, strict=True) if k not in held]
-    evaluation = [r for r, k in zip(rows, keys, strict=True) if k in held]
-    return train, evaluation
-
-
-def question_and_prefix(rows: Sequence[dict[str, Any]], question_sep: str) -> list[tuple[str, str]]:
-    """Per row, its ``(question, solution prefix)`` from a plain-text ``prompt``
-    (``question + question_sep + prefix``, ``training.formats.render_prompt``).
-
-    A ``question`` column, where a dataset has one, is exact. Otherwise the question of a
-    problem is its shortest prompt ending in ``question_sep`` (less the separator): exact
-    when the problem has a row that starts at the first step, as every row does in sft and
-    value datasets and in prm datasets of generators that label whole paths. The rest are
-    split at the first ``question_sep``.
-    """
-    shortest: dict[Any, str] = {}
-    for row in rows:
-        pid, prompt = row.get("problem_id"), row["prompt"]
-        if pid is not None and prompt.endswith(question_sep) and (
-                pid not in shortest or len(prompt) < len(shortest[pid])):
-            shortest[pid] = prompt
-    out = []
-    for row in rows:
-        prompt, question = row["prompt"], row.get("question")
-        head = question + question_sep if isinstance(question, str) and question else shortest.get(row.get("problem_id"))
-        if head is not None and prompt.startswith(head):
-            out.append((head[: len(head) - len(question_sep)], prompt[len(head):]))
-            continue
-        q, found, rest = prompt.partition(question_sep) if question_sep else (prompt, "", "")
-        out.append((q, rest) if found else (prompt, ""))
-    return out
-
-
-def split_steps(text: str, delimiter: str) -> list[str]:
-    """Steps of a solution text as generated (each ends at ``delimiter``), stripped, no empties."""
-    return [s.strip() for s in text.split(delimiter) if s.strip()]
-
-
 def load_tokenizer(base: Path) -> PreTrainedTokenizerBase:
     """The base's Hugging Face tokenizer (offline), with a pad token (the EOS token if none)."""
     from transformers import AutoTokenizer
@@ -353,13 +275,6 @@ def training_arguments(config: TrainConfig, layout: RunLayout, has_eval: bool) -
         "dataloader_num_workers": 0,
         "dataloader_pin_memory": torch.cuda.is_available(),
     }
-
-
-def examples_dataset(examples: list[dict[str, Any]]) -> datasets.Dataset:
-    """A ``datasets.Dataset`` of built examples (token ids and targets)."""
-    import datasets
-
-    return datasets.Dataset.from_list(examples)
 
 
 def finish_run(run: Run, trainer: Trainer, tokenizer: PreTrainedTokenizerBase, counts: dict[str, int],

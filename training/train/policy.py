@@ -34,17 +34,14 @@ from search.protocols import ConfigError
 from training.train.common import (
     TrainConfig,
     TrainResult,
-    examples_dataset,
     finish_run,
     load_model,
-    load_rows,
     load_tokenizer,
     lora_config,
     open_run,
-    question_and_prefix,
-    split_rows,
     training_arguments,
 )
+from training.train.data import examples_dataset, question_and_prefix, split_examples
 
 
 class PolicyTrainConfig(TrainConfig):
@@ -157,20 +154,15 @@ def train_sft(config: SFTTrainConfig, *, callbacks: Sequence[TrainerCallback] = 
         return run.finished
     peft_config = lora_config(config, "CAUSAL_LM")
     reader = HFTokenizer(config.base)
-    rows = load_rows(config.dataset, ("prompt", "completion"), "sft")
-    train_rows, eval_rows = split_rows(rows, config.eval_fraction, config.seed)
-    train, long_train = sft_examples(train_rows, reader, config)
-    held, long_eval = sft_examples(eval_rows, reader, config)
-    _need(train, config)
+    data = split_examples(config, ("prompt", "completion"), "sft",
+                                           lambda rows: sft_examples(rows, reader, config))
     tokenizer = load_tokenizer(config.base)
-    args = SFTConfig(**training_arguments(config, run.layout, bool(held)), max_length=config.max_length,
+    args = SFTConfig(**training_arguments(config, run.layout, bool(data.held)), max_length=config.max_length,
                      dataset_num_proc=None, packing=False)
     trainer = SFTTrainer(model=load_model(AutoModelForCausalLM, config), args=args,
-                         train_dataset=examples_dataset(train), eval_dataset=examples_dataset(held) if held else None,
+                         train_dataset=examples_dataset(data.train), eval_dataset=examples_dataset(data.held) if data.held else None,
                          processing_class=tokenizer, peft_config=peft_config, callbacks=list(callbacks))
-    counts = {"rows": len(rows), "train_examples": len(train), "eval_examples": len(held),
-              "too_long": long_train + long_eval}
-    return finish_run(run, trainer, tokenizer, counts)
+    return finish_run(run, trainer, tokenizer, data.counts)
 
 
 def train_dpo(config: DPOTrainConfig, *, callbacks: Sequence[TrainerCallback] = ()) -> TrainResult:
@@ -186,24 +178,15 @@ def train_dpo(config: DPOTrainConfig, *, callbacks: Sequence[TrainerCallback] = 
         return run.finished
     peft_config = lora_config(config, "CAUSAL_LM")
     reader = HFTokenizer(config.base)
-    rows = load_rows(config.dataset, ("prompt", "chosen", "rejected"), "dpo")
-    train_rows, eval_rows = split_rows(rows, config.eval_fraction, config.seed)
-    train, long_train = dpo_examples(train_rows, reader, config)
-    held, long_eval = dpo_examples(eval_rows, reader, config)
-    _need(train, config)
+    data = split_examples(config, ("prompt", "chosen", "rejected"), "dpo",
+                                           lambda rows: dpo_examples(rows, reader, config))
     tokenizer = load_tokenizer(config.base)
-    args = DPOConfig(**training_arguments(config, run.layout, bool(held)), max_length=config.max_length,
+    args = DPOConfig(**training_arguments(config, run.layout, bool(data.held)), max_length=config.max_length,
                      beta=config.beta, dataset_num_proc=None)
     reference = None if peft_config is not None else load_model(AutoModelForCausalLM, config)
     trainer = _StepDPOTrainer(model=load_model(AutoModelForCausalLM, config), ref_model=reference, args=args,
-                              train_dataset=examples_dataset(train),
-                              eval_dataset=examples_dataset(held) if held else None,
+                              train_dataset=examples_dataset(data.train),
+                              eval_dataset=examples_dataset(data.held) if data.held else None,
                               processing_class=tokenizer, peft_config=peft_config, callbacks=list(callbacks))
-    counts = {"rows": len(rows), "train_examples": len(train), "eval_examples": len(held),
-              "too_long": long_train + long_eval}
-    return finish_run(run, trainer, tokenizer, counts)
+    return finish_run(run, trainer, tokenizer, data.counts)
 
-
-def _need(train: list[dict[str, Any]], config: TrainConfig) -> None:
-    if not train:
-        raise ConfigError("dataset", str(config.dataset), f"gives no example within max_length={config.max_length}")

@@ -43,17 +43,19 @@ from search.protocols import ConfigError, Tokenizer
 from training.train.common import (
     TrainConfig,
     TrainResult,
-    examples_dataset,
     finish_run,
     load_model,
-    load_rows,
     load_tokenizer,
     lora_config,
     open_run,
+    training_arguments,
+)
+from training.train.data import (
+    examples_dataset,
+    load_rows,
     question_and_prefix,
     split_rows,
     split_steps,
-    training_arguments,
 )
 from training.train.scoring import (
     PadCollator,

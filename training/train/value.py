@@ -39,17 +39,18 @@ from search.protocols import ConfigError, Tokenizer
 from training.train.common import (
     TrainConfig,
     TrainResult,
-    examples_dataset,
     finish_run,
     load_model,
-    load_rows,
     load_tokenizer,
     lora_config,
     open_run,
-    question_and_prefix,
-    split_rows,
-    split_steps,
     training_arguments,
+)
+from training.train.data import (
+    examples_dataset,
+    question_and_prefix,
+    split_examples,
+    split_steps,
 )
 from training.train.scoring import (
     PadCollator,
@@ -116,21 +117,15 @@ def train_value(config: ValueTrainConfig, *, callbacks: Sequence[TrainerCallback
         return run.finished
     peft_config = lora_config(config, "SEQ_CLS")
     reader = HFTokenizer(config.base)
-    rows = load_rows(config.dataset, ("prompt", "completion", "value"), "value")
-    train_rows, eval_rows = split_rows(rows, config.eval_fraction, config.seed)
-    train, long_train = value_examples(train_rows, reader, config)
-    held, long_eval = value_examples(eval_rows, reader, config)
-    if not train:
-        raise ConfigError("dataset", str(config.dataset), f"gives no example within max_length={config.max_length}")
+    data = split_examples(config, ("prompt", "completion", "value"), "value",
+                                           lambda rows: value_examples(rows, reader, config))
     tokenizer = load_tokenizer(config.base)
     model = load_model(AutoModelForSequenceClassification, config, peft_config, num_labels=1,
                        pad_token_id=tokenizer.pad_token_id)
-    args = TrainingArguments(**training_arguments(config, run.layout, bool(held)), **score_arguments())
+    args = TrainingArguments(**training_arguments(config, run.layout, bool(data.held)), **score_arguments())
     trainer = ValueTrainer(
         model=model, args=args, data_collator=PadCollator(tokenizer.pad_token_id, "right"),
-        train_dataset=examples_dataset(train), eval_dataset=examples_dataset(held) if held else None,
+        train_dataset=examples_dataset(data.train), eval_dataset=examples_dataset(data.held) if data.held else None,
         processing_class=tokenizer, compute_metrics=score_metrics, callbacks=list(callbacks),
     )
-    counts = {"rows": len(rows), "train_examples": len(train), "eval_examples": len(held),
-              "too_long": long_train + long_eval}
-    return finish_run(run, trainer, tokenizer, counts)
+    return finish_run(run, trainer, tokenizer, data.counts)
