@@ -6,7 +6,7 @@ Validation happens up front; every error names the field (dotted path) and the v
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import pydantic
 import yaml
@@ -113,24 +113,27 @@ class RunConfig(BaseModel):
         return list(self.labels) or [RestValueConfig(), RestPrmConfig()]
 
 
-def _first_error(err: pydantic.ValidationError, data: Any) -> ConfigError:
-    e = err.errors()[0]
-    loc = ".".join(str(p) for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-    return ConfigError(loc or "config", e.get("input"), e["msg"])
+M = TypeVar("M", bound=BaseModel)
 
 
-def parse_run_config(data: Any) -> RunConfig:
-    """Validates a mapping; raises ConfigError naming the field and value."""
+def validated(model: type[M], data: Any) -> M:
+    """``model`` validated from a mapping; raises ConfigError naming the field and value."""
     if not isinstance(data, dict):
         raise ConfigError("config", type(data).__name__, "the top level must be a mapping")
     try:
-        return RunConfig.model_validate(data)
+        return model.model_validate(data)
     except pydantic.ValidationError as err:
-        raise _first_error(err, data) from None
+        e = err.errors()[0]
+        loc = ".".join(str(p) for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        raise ConfigError(loc or "config", e.get("input"), e["msg"]) from None
 
 
-def load_run_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Reads a YAML run config (with optional top-level overrides) and validates it."""
+def read_yaml(path: str | Path, overrides: dict[str, Any] | None = None) -> Any:
+    """A YAML file's contents (with top-level ``overrides`` when it is a mapping).
+
+    Raises:
+        ConfigError: The file is missing or not valid YAML.
+    """
     p = Path(path)
     if not p.is_file():
         raise ConfigError("config", str(p), "file not found")
@@ -138,6 +141,14 @@ def load_run_config(path: str | Path, overrides: dict[str, Any] | None = None) -
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as err:
         raise ConfigError("config", str(p), f"not valid YAML: {err}") from None
-    if isinstance(data, dict) and overrides:
-        data = {**data, **overrides}
-    return parse_run_config(data)
+    return {**data, **overrides} if isinstance(data, dict) and overrides else data
+
+
+def parse_run_config(data: Any) -> RunConfig:
+    """Validates a mapping; raises ConfigError naming the field and value."""
+    return validated(RunConfig, data)
+
+
+def load_run_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Reads a YAML run config (with optional top-level overrides) and validates it."""
+    return parse_run_config(read_yaml(path, overrides))

@@ -9,14 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from ponder.config import DEFAULT_SYSTEM_PROMPT
+from ponder.config import DEFAULT_SYSTEM_PROMPT, read_yaml, validated
 from search.algorithms import AlgorithmConfig
 from search.context import Budget
 from search.labels import LabelConfig, MathShepherdConfig
-from search.protocols import ConfigError
 from search.steps import StepFormat
 from verifiers.tasks import TaskConfig
 
@@ -92,18 +90,4 @@ def load_loop_config(path: str | Path, overrides: dict[str, Any] | None = None) 
     Raises:
         ConfigError: Naming the first offending field and its value.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError("config", str(p), "file not found")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError("config", str(p), f"not valid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise ConfigError("config", type(data).__name__, "the top level must be a mapping")
-    try:
-        return LoopConfig.model_validate({**data, **(overrides or {})})
-    except pydantic.ValidationError as err:
-        e = err.errors()[0]
-        loc = ".".join(str(x) for x in e["loc"] if not (isinstance(x, str) and x.startswith("function-")))
-        raise ConfigError(loc or "config", e.get("input"), e["msg"]) from None
+    return validated(LoopConfig, read_yaml(path, overrides))

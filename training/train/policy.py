@@ -155,7 +155,7 @@ def train_sft(config: SFTTrainConfig, *, callbacks: Sequence[TrainerCallback] = 
     peft_config = lora_config(config, "CAUSAL_LM")
     reader = HFTokenizer(config.base)
     data = split_examples(config, ("prompt", "completion"), "sft",
-                                           lambda rows: sft_examples(rows, reader, config))
+                          lambda rows: sft_examples(rows, reader, config))
     tokenizer = load_tokenizer(config.base)
     args = SFTConfig(**training_arguments(config, run.layout, bool(data.held)), max_length=config.max_length,
                      dataset_num_proc=None, packing=False)
@@ -179,7 +179,7 @@ def train_dpo(config: DPOTrainConfig, *, callbacks: Sequence[TrainerCallback] = 
     peft_config = lora_config(config, "CAUSAL_LM")
     reader = HFTokenizer(config.base)
     data = split_examples(config, ("prompt", "chosen", "rejected"), "dpo",
-                                           lambda rows: dpo_examples(rows, reader, config))
+                          lambda rows: dpo_examples(rows, reader, config))
     tokenizer = load_tokenizer(config.base)
     args = DPOConfig(**training_arguments(config, run.layout, bool(data.held)), max_length=config.max_length,
                      beta=config.beta, dataset_num_proc=None)

@@ -118,7 +118,7 @@ def train_value(config: ValueTrainConfig, *, callbacks: Sequence[TrainerCallback
     peft_config = lora_config(config, "SEQ_CLS")
     reader = HFTokenizer(config.base)
     data = split_examples(config, ("prompt", "completion", "value"), "value",
-                                           lambda rows: value_examples(rows, reader, config))
+                          lambda rows: value_examples(rows, reader, config))
     tokenizer = load_tokenizer(config.base)
     model = load_model(AutoModelForSequenceClassification, config, peft_config, num_labels=1,
                        pad_token_id=tokenizer.pad_token_id)
