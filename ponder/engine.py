@@ -255,7 +255,7 @@ async def run_config(cfg: RunConfig, on_row: Callable[[dict[str, Any]], None] | 
 
             # The verifier's worker processes start (imports: seconds of CPU) while the server
             # does, not during the search, where they would take the server's cores.
-            warm = asyncio.ensure_future(tasks.averify(pending[0].id, "")) if pending else None
+            warm = asyncio.ensure_future(asyncio.to_thread(tasks.warm)) if pending else None
             async with open_engine(cfg.model, cfg.reward, on_event=event) as engine:
                 if warm is not None:
                     await warm

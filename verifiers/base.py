@@ -56,6 +56,10 @@ class PooledVerifier:
     def pool(self) -> WorkerPool:
         return self._pool if self._pool is not None else shared_pool()
 
+    def warm(self) -> None:
+        """Starts the pool's workers and waits for their imports (see :meth:`WorkerPool.warm`)."""
+        self.pool.warm()
+
     @staticmethod
     def _to_verdict(outcome: WorkerOutcome, extracted: str) -> Verdict:
         status, detail = outcome

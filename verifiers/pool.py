@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import atexit
 import multiprocessing
+import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
@@ -140,6 +142,23 @@ class WorkerPool:
                 raise
             raise translated from exc
 
+    def warm(self, timeout_s: float = 120.0) -> int:
+        """Starts the workers and returns once each has run its initializer (the preload
+        imports: seconds of CPU per worker), or ``timeout_s`` has passed.
+
+        A caller that shares the machine with a local model server warms the pool before
+        it starts the clock, so the imports do not take the server's cores mid-run.
+
+        Returns:
+            The number of distinct workers that answered.
+        """
+        deadline = time.monotonic() + timeout_s
+        seen: set[int] = set()
+        while len(seen) < self.config.num_workers and time.monotonic() < deadline:
+            calls = [self.submit(_worker_pid, timeout=timeout_s) for _ in range(self.config.num_workers)]
+            seen.update(call.result() for call in calls)
+        return len(seen)
+
     def close(self) -> None:
         """Stops the workers now (running calls are abandoned). Safe to call twice."""
         with self._lock:
@@ -153,6 +172,13 @@ class WorkerPool:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _worker_pid() -> int:
+    """The worker's pid, after a short pause, so that calls sent together land on different
+    workers (a worker runs one call at a time)."""
+    time.sleep(0.05)
+    return os.getpid()
 
 
 _shared: WorkerPool | None = None

@@ -115,6 +115,10 @@ class TaskSet:
         except KeyError:
             raise UnknownProblemError(f"no problem with id {problem_id!r}") from None
 
+    def warm(self) -> None:
+        """Starts the verifier's worker processes and waits until they are ready (blocking)."""
+        self.verifier.warm()
+
     def verify(self, problem_id: str, candidate: str | bytes) -> Verdict:
         """Checks free model text against the problem's gold answer (blocking)."""
         return self.verifier.verify(self._gold(problem_id), candidate)

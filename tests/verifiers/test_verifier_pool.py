@@ -148,3 +148,22 @@ def test_config_is_validated() -> None:
         PoolConfig(num_workers=0)
     with pytest.raises(ValueError):
         PoolConfig(bogus=1)  # type: ignore[call-arg]
+
+
+def test_warm_waits_for_every_worker_to_start() -> None:
+    # run_config warms the pool before its clock starts: afterwards a call finds every
+    # worker already up (no process is spawned mid-search).
+    with WorkerPool(PoolConfig(num_workers=2, preload=())) as pool:
+        assert pool.warm() == 2
+        pids = {pool.run(os.getpid, timeout=10) for _ in range(6)}
+        assert len(pids) <= 2
+        assert pool.warm() == 2  # idempotent
+
+
+def test_a_task_set_warms_its_verifiers_pool() -> None:
+    from verifiers.tasks import load_tasks
+
+    with WorkerPool(PoolConfig(num_workers=1, preload=())) as pool:
+        tasks = load_tasks({"source": "reasoning_gym", "name": "chain_sum", "size": 2, "seed": 1}, pool=pool)
+        tasks.warm()
+        assert pool._pool is not None and pool._pool.active
