@@ -314,6 +314,8 @@ def flat(
     max_in_flight: MaxInFlight = 256,
     ponder_fields: Annotated[bool, typer.Option(
         help="The plain client also sends the fields only ponder needs (return_token_ids).")] = False,
+    repeats: Annotated[int, typer.Option(
+        help="ponder runs, each between two plain runs (plain, ponder, plain, ponder, ..., plain).")] = 1,
     endpoint: Endpoint = None,
     block_size: BlockSize = None,
 ) -> None:
@@ -336,7 +338,7 @@ def flat(
                                            "max_in_flight": max(max_in_flight, cfg.max_concurrent_problems)}})
             reqs = flat_requests(cfg, tasks)
             _header("flat", desc, [cfg])
-            fm = asyncio.run(measure_flat(cfg, tasks, reqs, url, ponder_fields))
+            fm = asyncio.run(measure_flat(cfg, tasks, reqs, url, ponder_fields, repeats))
     except PonderError as err:
         _fail(err)
     print("\n".join(flat_lines(cfg, reqs, fm, ponder_fields)))

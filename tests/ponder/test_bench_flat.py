@@ -112,33 +112,52 @@ def test_flat_requests_refuse_configs_the_plain_client_cannot_mirror(updates, fi
         flat_requests(override(cfg, updates), load_tasks(cfg.tasks))
 
 
-def _flat(plain_tokens: tuple[int, int], ponder_tokens: int) -> tuple[FlatMeasure, FlatRequests]:
-    cfg = flat_config(num_problems=4)
+def _ponder_run(cfg, ponder_tokens: int) -> RunMeasure:
     rows = [{"usage": {"prompt_tokens": 10, "generated_tokens": ponder_tokens // 4, "cached_prompt_tokens": 0,
                        "reward_tokens": 0, "calls": 1, "reward_calls": 0, "wall_seconds": 1.0},
              "status": "correct" if i < 3 else "wrong", "correct": i < 3} for i in range(4)]
     summary = {"problems": 4, "accuracy": 0.75, "errors": 0, "generated_tokens": ponder_tokens, "calls": 4}
-    ponder = RunMeasure("ponder", cfg, rows, summary, 10.0, 4, {GENERATED: 0.0}, {GENERATED: float(ponder_tokens)},
-                        [], 1.0, True, 12.5)
+    return RunMeasure("ponder", cfg, rows, summary, 10.0, 4, {GENERATED: 0.0}, {GENERATED: float(ponder_tokens)},
+                      [], 1.0, True, 12.5)
+
+
+def _flat(plain_tokens: tuple[int, ...], *ponder_tokens: int) -> tuple[FlatMeasure, FlatRequests]:
+    cfg = flat_config(num_problems=4)
     plain = tuple(PlainMeasure(PlainRun(t, 4, 10.0), float(t), True) for t in plain_tokens)
     reqs = FlatRequests([[1]] * 4, 8, 576, 0.7, 1.0, 32)
-    return FlatMeasure(plain, ponder), reqs
+    return FlatMeasure(plain, tuple(_ponder_run(cfg, t) for t in ponder_tokens)), reqs
 
 
 def test_flat_report_divides_ponder_by_the_mean_plain_rate():
     fm, reqs = _flat((2000, 1800), 1000)
     assert fm.plain_tok_per_s == pytest.approx(190.0) and fm.ponder_tok_per_s == pytest.approx(100.0)
-    text = "\n".join(flat_lines(fm.ponder.cfg, reqs, fm, ponder_fields=False))
+    text = "\n".join(flat_lines(fm.ponder[0].cfg, reqs, fm, ponder_fields=False))
     assert f"{100 / 190:.3f} (search wall)" in text and f"{80 / 190:.3f} (whole run_config wall)" in text
     assert "n=8, max_tokens=576" in text and "32 problems at once" in text
-    assert "ponder accuracy: 0.750 over 4 problems, errors 0" in text and "WARNING" not in text
-    row = next(line for line in text.splitlines() if line.startswith("ponder (run_config wall)"))
+    assert "ponder 1 accuracy: 0.750 over 4 problems, errors 0" in text and "WARNING" not in text
+    assert "median" not in text
+    row = next(line for line in text.splitlines() if line.startswith("ponder 1 (run_config wall)"))
     assert row.split()[-5:] == ["1000", "4", "12.5", "80.0", "1000"]
 
 
 def test_flat_report_warns_when_the_plain_runs_disagree():
     fm, reqs = _flat((2000, 1000), 1000)
-    assert "WARNING: the two plain runs differ by 50%" in "\n".join(flat_lines(fm.ponder.cfg, reqs, fm, True))
+    assert "WARNING: plain 1 and 2 differ by 50%" in "\n".join(flat_lines(fm.ponder[0].cfg, reqs, fm, True))
+
+
+def test_repeated_runs_divide_each_ponder_run_by_its_own_bracket_and_report_the_median():
+    # plain 200, ponder 100, plain 100, ponder 150, plain 200, ponder 90, plain 100 tok/s
+    fm, reqs = _flat((2000, 1000, 2000, 1000), 1000, 1500, 900)
+    assert fm.ratios == pytest.approx([100 / 150, 150 / 150, 90 / 150])
+    assert fm.median_ratio == pytest.approx(100 / 150)
+    text = "\n".join(flat_lines(fm.ponder[0].cfg, reqs, fm, False))
+    assert "order: plain, ponder, plain, ponder, plain, ponder, plain" in text
+    assert f"median ratio over 3 ponder runs (search wall): {100 / 150:.3f}" in text
+
+
+def test_a_flat_measure_needs_one_more_plain_run_than_ponder_runs():
+    with pytest.raises(ValueError, match="k \\+ 1 plain"):
+        _flat((2000,), 1000)
 
 
 def test_plain_run_rate_of_an_empty_run_is_zero():
