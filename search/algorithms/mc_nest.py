@@ -61,6 +61,7 @@ from search.selection import (
     selection_probabilities,
 )
 from search.trace import SearchResult
+from search.tree import Tree
 
 PRESETS: dict[str, dict[str, Any]] = {
     "mc_nest": {},
@@ -259,7 +260,7 @@ class _Refine:
             q_hat = 0.5 * (node.value + max(tree.nodes[c].value for c in node.children))
         return mctsr_ucb(q_hat, node.visits, 0 if parent is None else parent.visits, self.config.c)
 
-    def pick(self, tree: Any, dead: set[int]) -> list[int] | None:
+    def pick(self, tree: Tree, dead: set[int]) -> list[int] | None:
         """The loop's pick: the candidate the selection policy draws (§5); records it all."""
         cfg = self.config
         self.iteration += 1

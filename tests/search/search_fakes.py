@@ -227,10 +227,16 @@ class ChatPolicy:
         self.reply_fn = reply_fn
         self.requests: list[tuple[list[int], Sampling]] = []
         self._seen: dict[tuple[int, ...], int] = defaultdict(int)
+        self.in_flight = self.peak_in_flight = 0
 
     async def propose(self, prefix: Sequence[int], sampling: Sampling) -> Generation:
         self.requests.append((list(prefix), sampling))
-        await asyncio.sleep(0)
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0)
+        finally:
+            self.in_flight -= 1
         count = self._seen[tuple(prefix)]
         self._seen[tuple(prefix)] += 1
         proposals = []
@@ -250,10 +256,11 @@ class ChatPolicy:
 
 
 def make_chat_ctx(reply_fn: ReplyFn, *, question: str = "What is 2+2?", budget: Budget | None = None,
-                  seed: int | None = None, problem_id: str = "p0") -> SearchContext:
-    """A context whose policy is a ``ChatPolicy`` and whose ``chat`` is a ``FakeChat``."""
+                  seed: int | None = None, problem_id: str = "p0", policy: ChatPolicy | None = None) -> SearchContext:
+    """A context whose policy is a ``ChatPolicy`` (of ``reply_fn`` unless given) and whose
+    ``chat`` is a ``FakeChat``."""
     return SearchContext(
-        policy=ChatPolicy(reply_fn), root_prefix=chat_prompt(question),
+        policy=policy or ChatPolicy(reply_fn), root_prefix=chat_prompt(question),
         problem=Problem(id=problem_id, question=question), steps=StepFormat(max_depth=6),
         extract_fn=answer_of, budget=budget or Budget(), sampling=SamplingDefaults(seed=seed), chat=FakeChat(),
     )

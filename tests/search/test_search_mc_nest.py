@@ -29,7 +29,7 @@ from search.selection import (
 )
 from search.trace import SearchTrace
 from search.tree import Tree
-from search_fakes import EOT, SEP, chat_prompt, conversation, encode, make_chat_ctx
+from search_fakes import EOT, SEP, ChatPolicy, chat_prompt, conversation, encode, make_chat_ctx
 
 # --- formulas ----------------------------------------------------------------------------
 
@@ -305,3 +305,15 @@ async def test_needs_chat_turns():
     ctx.chat = None
     with pytest.raises(ConfigError, match="chat"):
         await run_search(ctx, MCNestConfig())
+
+
+async def test_trees_and_a_rollouts_requests_go_concurrently():  # ponder's scheduler model
+    import asyncio
+
+    one = make_chat_ctx(replier({ROOT: [" 20"], FIX: [" 30"]}))
+    await run_search(one, MCNestConfig(num_rollouts=2))
+    assert one.policy.peak_in_flight == 2  # the picked node's new sample beside its critique
+    shared = ChatPolicy(replier({ROOT: [" 20"], FIX: [" 30"]}))
+    ctxs = [make_chat_ctx(shared.reply_fn, problem_id=f"p{i}", policy=shared) for i in range(3)]
+    results = await asyncio.gather(*(run_search(c, MCNestConfig(num_rollouts=2)) for c in ctxs))
+    assert shared.peak_in_flight >= 3 and all(r.answer == "4" for r in results)
