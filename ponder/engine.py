@@ -187,6 +187,7 @@ def make_context(cfg: RunConfig, engine: Engine, problem: Problem, tasks: TaskSe
         budget=cfg.budget,
         sampling=SamplingDefaults(temperature=cfg.temperature, seed=None if cfg.seed is None else cfg.seed + index),
         pause_clock=engine.outage_seconds,
+        chat=engine.tokenizer if hasattr(engine.tokenizer, "chat_follow_up") else None,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
-from search.tree import Tree
+from search.tree import Node, Tree
 
 BackupRule = Literal["mean", "max", "visit_weighted"]
 BackupFn = Callable[[Tree, int, float], None]
@@ -62,3 +62,44 @@ def backup_fn(rule: BackupRule) -> BackupFn:
             return max_backup
         case "visit_weighted":
             return visit_weighted_backup
+
+
+def set_quality(node: Node, q: float) -> None:
+    """Stores Q on a node of a self-refine search, keeping ``node.value == q`` (W = Q * N;
+    Q on the self-evaluation scale [-100, 100])."""
+    node.value_sum = q * max(node.visits, 1)
+    if node.visits == 0:
+        node.visits = 1
+
+
+def add_visit(node: Node) -> None:
+    """One more visit, Q unchanged."""
+    q = node.value
+    node.visits += 1
+    node.value_sum = q * node.visits
+
+
+def refine_backup(*, blend: bool, count_visits: bool) -> BackupFn:
+    """Self-refine backup (spec 01 §7) from a new answer's parent up to its root (the nodes
+    below node 0, which holds no answer).
+
+    Args:
+        blend: MC-NEST: ``Q(parent) = (Q(parent) + max_c Q(c)) / 2`` over its children,
+            overwriting Q (a later reward sample recomputes Q from samples, as its code does).
+            False: MCTSr's code, which keeps Q from samples and blends in its UCB instead.
+        count_visits: MC-NEST: each node on the way gets one visit. False: MCTSr, where N is
+            the number of reward samples.
+    """
+
+    def backup(tree: Tree, node_id: int, value: float) -> None:
+        current = tree.nodes[node_id].parent
+        while current is not None and current != 0:
+            node = tree.nodes[current]
+            if blend:
+                best = max(tree.nodes[c].value for c in node.children)
+                set_quality(node, 0.5 * (node.value + best))
+            if count_visits:
+                add_visit(node)
+            current = node.parent
+
+    return backup

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from search.protocols import (
+    ChatTurns,
     EngineFault,
     Generation,
     Policy,
@@ -74,6 +75,9 @@ class SearchContext:
         reward_key: Name under which reward-model step scores are stored on nodes.
         pause_clock: Cumulative seconds the engine was unavailable (an outage being
             recovered); the search's wall clock stops meanwhile. None: never paused.
+        chat: Builds follow-up conversation turns as token ids (the policy's tokenizer), for
+            searches whose nodes are whole answers of a conversation (MC-NEST, MCTSr); None
+            when the engine has no chat template to offer.
         usage: Compute spent so far (filled by the context; not an argument).
         tree: The search tree (created from ``root_prefix``; not an argument).
     """
@@ -89,6 +93,7 @@ class SearchContext:
     sampling: SamplingDefaults = dataclasses.field(default_factory=SamplingDefaults)
     reward_key: str = "prm"
     pause_clock: Callable[[], float] | None = None
+    chat: ChatTurns | None = None
     usage: Usage = dataclasses.field(default_factory=Usage, init=False)
     tree: Tree = dataclasses.field(init=False)
     bookkeeping_seconds: float = dataclasses.field(default=0.0, init=False)
@@ -251,13 +256,71 @@ class SearchContext:
             # No logprobs: they cost the server time and flat methods use no priors; the
             # policy derives the token offsets that split() needs from the token ids.
             sampling = dataclasses.replace(sampling, stop=(), max_tokens=self._solution_tokens(n), logprobs=None)
+        return await self._guarded(node_id, prefix, sampling, reward=False, mark_error=True)
+
+    async def _guarded(
+        self, node_id: int, prefix: Sequence[int], sampling: Sampling, *, reward: bool, mark_error: bool
+    ) -> Generation | None:
+        """``propose`` with node-level failures caught (the node's ``error`` set when
+        ``mark_error``; None returned); an ``EngineFault`` propagates."""
         try:
-            return await self.propose(prefix, sampling)
+            generation = await self.propose(prefix, sampling)
         except EngineFault:
             raise  # the engine is gone: not this node's failure
         except PonderError as exc:
-            self.tree.nodes[node_id].error = f"{type(exc).__name__}: {exc}"
+            if mark_error:
+                self.tree.nodes[node_id].error = f"{type(exc).__name__}: {exc}"
             return None
+        if reward:  # generated, so in the budget above; also listed as self-evaluation cost
+            u = generation.usage
+            self.usage.reward_tokens += u.prompt_tokens + u.generated_tokens
+            self.usage.reward_calls += 1
+        return generation
+
+    async def converse(
+        self,
+        node_id: int,
+        prompt: Sequence[int],
+        n: int,
+        *,
+        max_tokens: int,
+        temperature: float | None = None,
+        stop: tuple[str, ...] = (),
+        reward: bool = False,
+        mark_error: bool = True,
+    ) -> Generation | None:
+        """One policy request from an arbitrary conversation ``prompt`` (token ids), on behalf
+        of ``node_id``: a critique, a rewrite or a self-evaluation turn of a self-refine search.
+
+        Seeded like every request of the node (``step_sampling``), no logprobs asked; with a
+        token budget, ``max_tokens`` is capped at an even share of what is left of it. With
+        ``reward``, the call is also counted as self-evaluation (``Usage.reward_tokens`` =
+        prompt + generated tokens, ``reward_calls``); its generated tokens stay in
+        ``generated_tokens`` and the token budget, since the policy generated them.
+
+        Returns:
+            The generation; None when the budget is exhausted or the request failed (the
+            node's ``error`` is then set when ``mark_error``).
+        """
+        if self.exhausted():
+            return None
+        if self.budget.max_generated_tokens is not None:
+            left = self.budget.max_generated_tokens - self.usage.generated_tokens
+            max_tokens = min(max_tokens, max(-(-left // n), 1))
+        sampling = self.step_sampling(node_id, prompt, n, temperature)
+        sampling = dataclasses.replace(sampling, stop=stop, max_tokens=max_tokens, logprobs=None)
+        return await self._guarded(node_id, prompt, sampling, reward=reward, mark_error=mark_error)
+
+    def add_answer(self, parent_id: int, proposal: StepProposal, prompt_ids: Sequence[int]) -> Node:
+        """Appends a whole-answer child of ``parent_id`` (0: a root answer): the reply
+        ``proposal`` to the conversation ``prompt_ids``, its answer extracted from its text.
+        An answer node is never terminal (a self-refine search refines it again)."""
+        child = self.tree.add_child(parent_id, proposal, terminal=False, prompt_ids=prompt_ids)
+        if proposal.finish_reason == "error":
+            child.error = "the policy returned an errored proposal"
+        else:
+            child.answer = self.extract_fn(proposal.text)
+        return child
 
     def _solution_tokens(self, n: int) -> int:
         """Per-sample token limit of a whole-solution request: ``steps.solution_tokens``, and

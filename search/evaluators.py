@@ -50,7 +50,7 @@ async def reward_values(ctx: SearchContext, node_ids: Sequence[int], how: PrmAgg
     if ctx.reward_model is None:
         raise ConfigError("reward_model", None, "this value source needs a reward model")
     tree, key = ctx.tree, ctx.reward_key
-    paths = {i: tree.path(i)[1:] for i in node_ids}
+    paths = {i: tree.content_path(i) for i in node_ids}
     first = {i: next((k for k, j in enumerate(paths[i]) if key not in tree.nodes[j].scores), None)
              for i in node_ids}
     missing = [i for i in dict.fromkeys(node_ids) if first[i] is not None]

@@ -21,6 +21,10 @@ Two optional pieces cover searches that do more between those steps (ReST-MCTS*)
 - ``rollout_fn(children, values)`` replaces "back up every child": it returns which children
   to back up with which value (ReST-MCTS*: one child, its value mixed with a roll-forward).
 
+- ``pick_fn(tree, dead)`` replaces the root-to-leaf descent: it returns the path (root first)
+  to the node to expand, chosen by a global scan (MC-NEST / MCTSr: among every node that is
+  not fully expanded), or None to end the search. ``select_fn`` is then unused (None).
+
 ``num_parallel`` simulations run at once (asyncio). Nodes on the path of an in-flight
 simulation carry virtual loss, which the select function sees; a simulation that
 reaches a leaf already being expanded waits for it and descends again.
@@ -41,20 +45,28 @@ from search.tree import Tree
 
 GateAction = Literal["expand", "close", "stop"]
 GateFn = Callable[[int], GateAction]
+PickFn = Callable[[Tree, set[int]], "list[int] | None"]
+"""(tree, dead node ids) -> path (root first) to the node to expand, or None: no node left."""
 RolloutFn = Callable[[Sequence[int], Sequence[float]], Awaitable[list[tuple[int, float]]]]
 """(new children, their values) -> the (child, value) pairs to back up."""
 
 
 @dataclasses.dataclass(frozen=True)
 class LoopFns:
-    """The pieces an MCTS-like algorithm plugs into the loop (the last two optional)."""
+    """The pieces an MCTS-like algorithm plugs into the loop (the last three optional;
+    ``select_fn`` is None when ``pick_fn`` chooses)."""
 
-    select_fn: SelectFn
+    select_fn: SelectFn | None
     expand_fn: Callable[[int], Awaitable[list[int]]]
     evaluate_fn: ValueFn
     backup_fn: BackupFn
     gate_fn: GateFn | None = None
     rollout_fn: RolloutFn | None = None
+    pick_fn: PickFn | None = None
+
+    def __post_init__(self) -> None:
+        if (self.select_fn is None) == (self.pick_fn is None):
+            raise ValueError("LoopFns needs exactly one of select_fn (descent) and pick_fn (global pick)")
 
 
 @dataclasses.dataclass
@@ -100,7 +112,11 @@ async def _simulate(ctx: SearchContext, fns: LoopFns, state: _LoopState) -> bool
     tree = ctx.tree
     while True:
         with ctx.bookkeeping():
-            path = descend(tree, fns.select_fn, state.dead)
+            if fns.pick_fn is not None:
+                path = fns.pick_fn(tree, state.dead)
+            else:
+                assert fns.select_fn is not None
+                path = descend(tree, fns.select_fn, state.dead)
         if path is None:
             return False
         in_flight = state.pending.get(path[-1])

@@ -158,6 +158,21 @@ class Tokenizer(Protocol):
 
 
 @runtime_checkable
+class ChatTurns(Protocol):
+    """Builds a conversation as token ids, so that each turn extends the previous prompt and
+    the server's prefix cache holds everything before the new turn (``models.tokenizer``)."""
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` with no special tokens added."""
+        ...
+
+    def chat_follow_up(self, user: str) -> list[int]:
+        """Token ids that close the assistant reply written so far and open a new ``user``
+        turn, ready for the next reply."""
+        ...
+
+
+@runtime_checkable
 class Policy(Protocol):
     """Proposes next steps. A prefix is token ids: root prompt + steps so far."""
 

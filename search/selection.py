@@ -143,3 +143,78 @@ def bfs_priority(step_mean_logprobs: Sequence[float], alpha: float) -> float:
     if depth == 0:
         return 0.0
     return sum(step_mean_logprobs) / depth**alpha
+
+
+# --- Self-refine searches (MC-NEST / MCTSr, spec 01 §5): a global pick among candidates ---
+
+RefinePolicy = Literal["greedy", "importance_sampling", "pairwise_importance_sampling"]
+ExpandedRule = Literal["or", "and"]
+ROOT_UCT = 10000.0
+"""MC-NEST's UCT of a node without a parent (spec 01 §5.2)."""
+
+
+def mc_nest_uct(q: float, visits: int, parent_visits: int | None, c: float = 1.0, eps: float = 1e-10) -> float:
+    """MC-NEST (spec 01 §5.2): ``Q + c * sqrt(ln(N_parent + 1) / (N + eps))``; a root
+    (``parent_visits`` None) scores :data:`ROOT_UCT`."""
+    if parent_visits is None:
+        return ROOT_UCT
+    return q + c * math.sqrt(math.log(parent_visits + 1) / (visits + eps))
+
+
+def mctsr_ucb(q_hat: float, visits: int, parent_visits: int, c: float = 1.4, eps: float = 1e-5) -> float:
+    """MCTSr code (spec 01 §5.2): ``Qhat + C * sqrt(ln(N_parent + 1) / (N + eps))``; roots
+    have ``parent_visits`` 0, so their exploration term is 0. ``q_hat`` is
+    ``(Q + max child Q) / 2`` for a node with children, else Q."""
+    return q_hat + c * math.sqrt(math.log(parent_visits + 1) / (visits + eps))
+
+
+def fully_expanded(num_children: int, child_qs: Sequence[float], q: float, rule: ExpandedRule, max_children: int) -> bool:
+    """Spec 01 §5.1: MC-NEST ``or`` (``>= max_children`` children OR a child with Q > the
+    node's) and MCTSr ``and`` (``>= max_children`` children AND a child with Q >= the node's)."""
+    if rule == "or":
+        return num_children >= max_children or any(cq > q for cq in child_qs)
+    return num_children >= max_children and any(cq >= q for cq in child_qs)
+
+
+def nash_prior(candidates: Sequence[int], support: Sequence[int]) -> list[float]:
+    """The "Nash equilibrium" strategy (spec 01 §5.3): uniform over ``support`` (MC-NEST code:
+    the root's children; or the candidates themselves), 0 for every candidate outside it."""
+    inside = set(support)
+    p = 1.0 / len(inside) if inside else 0.0
+    return [p if c in inside else 0.0 for c in candidates]
+
+
+def selection_probabilities(policy: RefinePolicy, ucts: Sequence[float], prior: Sequence[float] | None) -> list[float]:
+    """The probability of picking each candidate (spec 01 §5.4), ``prior`` None: non-NE.
+
+    - greedy: all mass on ``argmax(UCT + pi)`` (non-NE: ``argmax UCT``); ties go to the first.
+    - importance_sampling: ``w = max(UCT * pi, 0)`` (non-NE: ``max(UCT, 0)``), normalised;
+      negative weights are clipped (the code passes them to ``random.choices`` unchecked).
+    - pairwise_importance_sampling: a pair is drawn with weight ``|UCT_i - UCT_j| * pi_i * pi_j``
+      over unordered pairs i < j (non-NE: ``max - min`` over ordered pairs, i = j included)
+      and its higher-UCT member (ties: the first) is picked; returned as each candidate's
+      marginal probability of being picked.
+
+    A total weight <= 0 gives the uniform distribution (the codes' random fallback).
+    """
+    k = len(ucts)
+    if k == 0:
+        return []
+    pi = list(prior) if prior is not None else [1.0] * k
+    if policy == "greedy":
+        keys = [u + p for u, p in zip(ucts, pi)] if prior is not None else list(ucts)
+        best = max(range(k), key=lambda i: (keys[i], -i))
+        return [1.0 if i == best else 0.0 for i in range(k)]
+    weights = [0.0] * k
+    if policy == "importance_sampling":
+        weights = [max(u * p, 0.0) for u, p in zip(ucts, pi)]
+    else:
+        for i in range(k):
+            for j in range(i if prior is None else i + 1, k):
+                w = abs(ucts[i] - ucts[j]) * (pi[i] * pi[j] if prior is not None else 1.0)
+                pairs = 1 if (prior is not None or i == j) else 2  # ordered pairs (i, j) and (j, i)
+                weights[i if ucts[i] >= ucts[j] else j] += pairs * w
+    total = sum(weights)
+    if total <= 0.0:
+        return [1.0 / k] * k
+    return [w / total for w in weights]

@@ -40,6 +40,10 @@ class NodeRecord(BaseModel):
     error: str | None = Field(description="Why expanding or scoring this node failed.")
     end: bool = Field(False, description="Closed by the search's end gate (an end leaf without EOS).")
     children: list[int] = Field(description="Child ids in creation order.")
+    prompt_ids: list[int] | None = Field(
+        None, description="Whole-answer nodes: the conversation token ids the answer replies to; None for steps.")
+    info: dict[str, Any] = Field(
+        default_factory=dict, description="Algorithm-specific records (MC-NEST: critique, reward samples, Q history).")
 
     @classmethod
     def from_node(cls, node: Node) -> NodeRecord:

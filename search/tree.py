@@ -3,6 +3,12 @@
 Nodes live in one list; a node's id is its index, which is also its creation order; the
 root is node 0 and holds no step (the problem prompt is ``Tree.root_prefix``). Parent and
 children are ids, so the tree is deterministic, cheap to copy and trivial to serialise.
+
+A node holds either a **step** appended to its parent's path (step searches: its text
+continues the parent's token path) or a **whole answer** produced from a conversation
+(self-refine searches, MC-NEST / MCTSr: ``prompt_ids`` is set, and the node's content path
+starts at the node itself, whatever its ancestors wrote). ``content_path`` says which nodes'
+tokens and texts make up a node's solution; every ``path_*`` helper follows it.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass
 class Node:
-    """One reasoning step (or the root, which has none).
+    """One reasoning step, or one whole answer (``prompt_ids`` set), or the root (neither).
 
     Attributes:
         id: Index in ``Tree.nodes`` (creation order); 0 is the root.
@@ -45,6 +51,11 @@ class Node:
             mode: the value reached ``end_gate``); it is never expanded and counts as an
             end leaf, with ``answer`` extracted from its path text.
         children: Child ids in creation order.
+        prompt_ids: For a whole-answer node: the conversation (token ids, chat template
+            applied) whose reply ``token_ids`` is; its path tokens are ``prompt_ids +
+            token_ids`` instead of the parent's path + ``token_ids``. None for a step.
+        info: Algorithm-specific records (JSON-serialisable), kept in the trace, e.g.
+            MC-NEST's critique, reward samples, Q history and selection weights.
         virtual_loss: Pending virtual visits of in-flight simulations (transient).
     """
 
@@ -65,7 +76,14 @@ class Node:
     error: str | None = None
     end: bool = False
     children: list[int] = dataclasses.field(default_factory=list)
+    prompt_ids: tuple[int, ...] | None = None
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
     virtual_loss: int = 0
+
+    @property
+    def is_answer(self) -> bool:
+        """Whether the node holds a whole answer (its content does not continue its parent's)."""
+        return self.prompt_ids is not None
 
     @property
     def value(self) -> float:
@@ -99,8 +117,11 @@ class Tree:
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes)
 
-    def add_child(self, parent_id: int, proposal: StepProposal, *, terminal: bool) -> Node:
-        """Appends a child of ``parent_id`` made from a sampled step and returns it."""
+    def add_child(
+        self, parent_id: int, proposal: StepProposal, *, terminal: bool, prompt_ids: Sequence[int] | None = None
+    ) -> Node:
+        """Appends a child of ``parent_id`` made from a sampled step and returns it; with
+        ``prompt_ids``, a whole-answer child: the reply ``proposal`` to that conversation."""
         parent = self.nodes[parent_id]
         node = Node(
             id=len(self.nodes),
@@ -112,6 +133,7 @@ class Tree:
             logprob_sum=float(sum(proposal.logprobs)),
             logprob_mean=proposal.mean_logprob,
             terminal=terminal,
+            prompt_ids=None if prompt_ids is None else tuple(prompt_ids),
         )
         self.nodes.append(node)
         parent.children.append(node.id)
@@ -126,24 +148,37 @@ class Tree:
             current = self.nodes[current].parent
         return ids[::-1]
 
+    def content_path(self, node_id: int) -> list[int]:
+        """The nodes whose texts make up ``node_id``'s solution, first to last: the path below
+        the root, or from the nearest whole-answer node on it (itself included) down."""
+        ids = self.path(node_id)[1:]
+        for k in range(len(ids) - 1, -1, -1):
+            if self.nodes[ids[k]].is_answer:
+                return ids[k:]
+        return ids
+
     def path_token_ids(self, node_id: int) -> list[int]:
-        """The prompt to continue ``node_id``: root prefix + every step's token ids."""
-        out = list(self.root_prefix)
-        for i in self.path(node_id)[1:]:
+        """The prompt to continue ``node_id``: root prefix (or the conversation of the answer
+        the content path starts at) + every step's token ids."""
+        ids = self.content_path(node_id)
+        first = self.nodes[ids[0]] if ids else None
+        out = list(first.prompt_ids) if first is not None and first.prompt_ids is not None else list(self.root_prefix)
+        for i in ids:
             out.extend(self.nodes[i].token_ids)
         return out
 
     def path_texts(self, node_id: int) -> list[str]:
-        """Step texts from the root's first child down to ``node_id`` (root excluded)."""
-        return [self.nodes[i].text for i in self.path(node_id)[1:]]
+        """Texts of ``content_path(node_id)``: the steps below the root (root excluded), or the
+        whole answer and any steps after it."""
+        return [self.nodes[i].text for i in self.content_path(node_id)]
 
     def path_text(self, node_id: int) -> str:
         """The solution text so far: step texts joined as generated (they carry delimiters)."""
         return "".join(self.path_texts(node_id))
 
     def path_mean_logprob(self, node_id: int) -> float:
-        """Mean token log-probability over every step token of the path (0.0 for the root)."""
-        steps = [self.nodes[i] for i in self.path(node_id)[1:]]
+        """Mean token log-probability over every token of the content path (0.0 for the root)."""
+        steps = [self.nodes[i] for i in self.content_path(node_id)]
         num_tokens = sum(len(n.token_ids) for n in steps)
         return sum(n.logprob_sum for n in steps) / num_tokens if num_tokens else 0.0
 
@@ -182,7 +217,8 @@ class Tree:
     def from_trace(cls, trace: SearchTrace) -> Tree:
         """Rebuilds the tree stored in a trace (see ``search.trace``)."""
         nodes = [
-            Node(**{**record.model_dump(), "token_ids": tuple(record.token_ids)})
+            Node(**{**record.model_dump(), "token_ids": tuple(record.token_ids),
+                    "prompt_ids": None if record.prompt_ids is None else tuple(record.prompt_ids)})
             for record in trace.nodes
         ]
         return cls(trace.root_prefix, nodes)

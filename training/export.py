@@ -37,6 +37,7 @@ from training.formats import (
     select_labels,
     value_rows,
 )
+from training.refine_pairs import SELF_REFINE, refine_pair_rows
 from training.sft import VerifyFn, sft_rows
 from training.sources import RunData, read_run
 
@@ -106,6 +107,9 @@ def build_rows(fmt: Format, run: RunData, config: ExportConfig,
                         min_chars=config.min_chars, question_sep=config.question_sep,
                         chat=config.chat, system_prompt=system_prompt)
         return rows, "traces: end leaves (verifier scores, else the run's task set)"
+    if fmt == "pairs" and config.generator is None and verify_fn is not None and _self_refine(run):
+        return (refine_pair_rows(run.traces.values(), verify_fn, question_sep=config.question_sep),
+                "traces: self-refine answers, MCTSr structure rewards toward verified answers")
     if fmt == "pairs" and config.generator is None:
         return (pair_rows_from_traces(run.traces.values(), margin=config.margin,
                                       max_pairs_per_parent=config.max_pairs_per_parent,
@@ -225,8 +229,8 @@ def export_run(run_dir: str | Path, formats: Sequence[Format] = FORMATS, out_dir
         raise ConfigError("formats", unknown[0], f"expected one of {', '.join(FORMATS)}")
     run = read_run(run_dir)
     base = Path(out_dir) if out_dir is not None else run.path / "datasets"
-    verify_fn, pool = (task_verify_fn(run, tasks) if "sft" in formats and _needs_tasks(run)
-                       else (None, None))
+    verify_fn, pool = (task_verify_fn(run, tasks) if ("sft" in formats and _needs_tasks(run))
+                       or ("pairs" in formats and _self_refine(run)) else (None, None))
     written: dict[str, Path] = {}
     try:
         for fmt in dict.fromkeys(formats):
@@ -243,6 +247,12 @@ def export_run(run_dir: str | Path, formats: Sequence[Format] = FORMATS, out_dir
         if pool is not None:
             pool.close()
     return written
+
+
+def _self_refine(run: RunData) -> bool:
+    """Whether the run's traces are self-refine trees (MC-NEST / MCTSr): their pairs follow
+    the MCTSr recipe (``training.refine_pairs``), which needs the task set's verdicts."""
+    return any(t.algorithm in SELF_REFINE for t in run.traces.values())
 
 
 def _needs_tasks(run: RunData) -> bool:

@@ -260,8 +260,10 @@ def accuracy(
     max_in_flight: MaxInFlight = 256,
     endpoint: Endpoint = None,
     block_size: BlockSize = None,
+    only: Annotated[list[str] | None, typer.Option(help="Run only these algorithms (e.g. cot, mc_nest_is, mctsr).")] = None,
 ) -> None:
-    """Accuracy of cot, self-consistency, best-of-N, step beam, best-first and MCTS at equal budgets."""
+    """Accuracy of cot, self-consistency, best-of-N, step beam, best-first, MCTS, MC-NEST and MCTSr at
+    equal budgets."""
     from models.client import VLLMClient, served_model
     from ponder.bench.search_runs import bench_endpoint, measure_run
     from ponder.bench.suite import (PILOT_SAMPLES, accuracy_entries, accuracy_plot, accuracy_point,
@@ -277,7 +279,9 @@ def accuracy(
                   f"steps: {json.dumps(baseline_entries(task_cfg)[0].cfg.steps.model_dump())}")
             print("solve mode: no search sees a gold answer; answers are verified after each search. "
                   "Scorers: best_of_n and mcts use the policy's self-evaluation (reward.kind=self_eval, "
-                  "tokens in 'rm tok/pb', not counted in the budget); step_beam and best_first the "
+                  "tokens in 'rm tok/pb', not counted in the budget); mc_nest_* and mctsr evaluate "
+                  "with a follow-up turn of the policy (generated, so counted in the budget and in "
+                  "'gen tok/pb'; prompt + generated in 'rm tok/pb'); step_beam and best_first the "
                   "logprob prior; self_consistency a majority vote; cot is greedy.")
 
             async def go():
@@ -288,11 +292,18 @@ def accuracy(
                         cfg = _for_run(entry.cfg, url, max_in_flight, len(tasks))
                         return entry, await measure_run(cfg, tasks, client)
 
-                    runs = [await one(e) for e in baseline_entries(task_cfg)]
-                    per_chain = runs[1][1].summary["generated_tokens"] / max(len(tasks) * PILOT_SAMPLES, 1)
+                    def wanted(e):
+                        return not only or e.algorithm in only
+
+                    sampled = not only or {"self_consistency", "best_of_n"} & set(only)
+                    base = baseline_entries(task_cfg)
+                    runs = [await one(e) for e in base if wanted(e) or (sampled and e.budget is None
+                                                                        and e.algorithm == "self_consistency")]
+                    pilot = next((m for e, m in runs if e.algorithm == "self_consistency"), None)
+                    per_chain = pilot.summary["generated_tokens"] / max(len(tasks) * PILOT_SAMPLES, 1) if pilot else 1.0
                     print(f"  pilot: {per_chain:.1f} generated tokens per sampled chain", flush=True)
                     for b in budget:
-                        runs += [await one(e) for e in accuracy_entries(task_cfg, b, per_chain)]
+                        runs += [await one(e) for e in accuracy_entries(task_cfg, b, per_chain) if wanted(e)]
                     return runs
 
             runs = asyncio.run(go())

@@ -109,12 +109,23 @@ def accuracy_entries(tasks: Mapping[str, Any], budget: int, tokens_per_chain: fl
                                          "max_expansions": 256, "depth_alpha": 2.0}, False),
         ("mcts", "self_eval", {"algorithm": "mcts", "num_simulations": 256, "num_children": 3,
                                "selection": "puct", "value": "reward_model", "num_parallel": 4}, True),
+        *((name, "self-eval turn", {**search, **REFINE}, False) for name, search in REFINE_SEARCHES),
     ]
     return [AccuracyEntry(name, budget, scorer, parse_run_config({
         "name": f"bench-acc-{name}-{budget}", "tasks": dict(tasks), "steps": SEGMENTS, "search": search,
         "budget": {"max_generated_tokens": budget}, **({"reward": SELF_EVAL} if rm else {}),
     })) for name, scorer, search, rm in searches]
 
+
+REFINE = {"num_rollouts": 64, "answer_tokens": 96, "critique_tokens": 64}
+"""Self-refine searches in the accuracy bench: the budget stops them (their self-evaluations
+are policy generations, so they count in it)."""
+REFINE_SEARCHES = (
+    ("mc_nest_is", {"algorithm": "mc_nest", "selection": "importance_sampling"}),
+    ("mc_nest_greedy", {"algorithm": "mc_nest", "selection": "greedy"}),
+    ("mc_nest_pairwise", {"algorithm": "mc_nest", "selection": "pairwise_importance_sampling"}),
+    ("mctsr", {"algorithm": "mctsr"}),
+)
 
 PILOT_SAMPLES = 4
 

@@ -15,6 +15,7 @@ from search.algorithms.best_first import BestFirstConfig, best_first_search
 from search.algorithms.best_of_n import BestOfNConfig, best_of_n_search
 from search.algorithms.cot import CotConfig, cot_search
 from search.algorithms.dvts import DvtsConfig, dvts_search
+from search.algorithms.mc_nest import MCNestConfig, mc_nest_search
 from search.algorithms.mcts import MctsConfig, mcts_search
 from search.algorithms.rest_mcts import RestMctsConfig, rest_mcts_search
 from search.algorithms.self_consistency import SelfConsistencyConfig, self_consistency_search
@@ -33,6 +34,7 @@ AlgorithmConfig = Annotated[
         BestFirstConfig,
         MctsConfig,
         RestMctsConfig,
+        MCNestConfig,
     ],
     Field(discriminator="algorithm"),
 ]
@@ -77,6 +79,8 @@ async def run_search(ctx: SearchContext, config: AlgorithmConfig) -> SearchResul
             result = await mcts_search(ctx, config)
         case RestMctsConfig():
             result = await rest_mcts_search(ctx, config)
+        case MCNestConfig():
+            result = await mc_nest_search(ctx, config)
         case _:
             raise ConfigError("algorithm", type(config).__name__, "not an algorithm config")
     result.config = config.model_dump(mode="json")
@@ -89,6 +93,7 @@ __all__ = [
     "BestOfNConfig",
     "CotConfig",
     "DvtsConfig",
+    "MCNestConfig",
     "MctsConfig",
     "RestMctsConfig",
     "SelfConsistencyConfig",

@@ -109,7 +109,11 @@ def test_compare_presets_match_beam_width_times_children_to_n():
 def test_accuracy_entries_size_sampling_to_the_budget_and_share_it():
     entries = accuracy_entries(accuracy_tasks(4), budget=400, tokens_per_chain=50.0)
     by = {e.algorithm: e for e in entries}
-    assert set(by) == {"self_consistency", "best_of_n", "step_beam", "best_first", "mcts"}
+    assert set(by) == {"self_consistency", "best_of_n", "step_beam", "best_first", "mcts",
+                       "mc_nest_is", "mc_nest_greedy", "mc_nest_pairwise", "mctsr"}
+    # self-refine searches evaluate with the policy itself (counted in the budget), no reward model
+    assert by["mctsr"].cfg.search.algorithm == "mctsr" and by["mc_nest_greedy"].cfg.search.selection == "greedy"
+    assert by["mc_nest_is"].cfg.reward is None and by["mctsr"].cfg.reward is None
     assert by["self_consistency"].cfg.search.num_samples == 8 == by["best_of_n"].cfg.search.num_samples
     assert {e.cfg.budget.max_generated_tokens for e in entries} == {400}
     assert by["best_of_n"].cfg.reward is not None and by["mcts"].cfg.reward is not None

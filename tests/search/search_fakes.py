@@ -177,3 +177,90 @@ def make_ctx(
         budget=budget or Budget(),
         sampling=SamplingDefaults(temperature=temperature, seed=seed),
     )
+
+
+# --- Conversations (self-refine searches: MC-NEST / MCTSr) ---------------------------------
+
+EOT = 3
+"""Fake end-of-turn token: closes an assistant reply (the fake tokenizer's EOS)."""
+
+
+class FakeChat:
+    """Fake ``ChatTurns``: a user turn is ``EOT + text + SEP`` after an assistant reply (the
+    prompt itself is ``BOS + question + SEP``, as ``chat_prompt``)."""
+
+    eos_token_id = EOT
+
+    def encode(self, text: str) -> list[int]:
+        return encode(text)
+
+    def chat_follow_up(self, user: str) -> list[int]:
+        return [EOT, *encode(user), SEP]
+
+
+def conversation(ids: Sequence[int]) -> list[tuple[str, str]]:
+    """(role, text) turns of a fake prompt; the last assistant turn may be a started reply."""
+    turns: list[tuple[str, str]] = []
+    role, buf = "user", []
+    for t in ids:
+        if t == BOS:
+            continue
+        if t in (SEP, EOT):
+            assert (role == "user") == (t == SEP), f"token {t} inside a {role} turn (a doubled EOT?)"
+            turns.append((role, decode(buf)))
+            role, buf = ("assistant" if t == SEP else "user"), []
+            continue
+        buf.append(t)
+    turns.append((role, decode(buf)))
+    return turns
+
+
+ReplyFn = Callable[[list[tuple[str, str]], int], str]
+"""(conversation turns, how many times this exact prompt was asked before) -> reply text."""
+
+
+class ChatPolicy:
+    """A policy that answers conversations: ``reply_fn`` gets the decoded turns. Replies end
+    with EOT (finish ``eos``), like vLLM's token ids, unless cut at ``stop`` or ``max_tokens``."""
+
+    def __init__(self, reply_fn: ReplyFn) -> None:
+        self.reply_fn = reply_fn
+        self.requests: list[tuple[list[int], Sampling]] = []
+        self._seen: dict[tuple[int, ...], int] = defaultdict(int)
+        self.in_flight = self.peak_in_flight = 0
+
+    async def propose(self, prefix: Sequence[int], sampling: Sampling) -> Generation:
+        self.requests.append((list(prefix), sampling))
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0)
+        finally:
+            self.in_flight -= 1
+        count = self._seen[tuple(prefix)]
+        self._seen[tuple(prefix)] += 1
+        proposals = []
+        for i in range(sampling.n):
+            text, finish = self.reply_fn(conversation(prefix), count * sampling.n + i), "eos"
+            for s in sampling.stop:
+                if s in text:
+                    text, finish = text[: text.index(s) + len(s)], "stop"
+            ids = encode(text)
+            if len(ids) > sampling.max_tokens:
+                text, ids, finish = text[: sampling.max_tokens], ids[: sampling.max_tokens], "length"
+            elif finish == "eos":
+                ids = [*ids, EOT]
+            proposals.append(StepProposal(text, tuple(ids), (), finish))
+        generated = sum(len(p.token_ids) for p in proposals)
+        return Generation(tuple(proposals), Usage(prompt_tokens=len(prefix), generated_tokens=generated, calls=1))
+
+
+def make_chat_ctx(reply_fn: ReplyFn, *, question: str = "What is 2+2?", budget: Budget | None = None,
+                  seed: int | None = None, problem_id: str = "p0", policy: ChatPolicy | None = None) -> SearchContext:
+    """A context whose policy is a ``ChatPolicy`` (of ``reply_fn`` unless given) and whose
+    ``chat`` is a ``FakeChat``."""
+    return SearchContext(
+        policy=policy or ChatPolicy(reply_fn), root_prefix=chat_prompt(question),
+        problem=Problem(id=problem_id, question=question), steps=StepFormat(max_depth=6),
+        extract_fn=answer_of, budget=budget or Budget(), sampling=SamplingDefaults(seed=seed), chat=FakeChat(),
+    )

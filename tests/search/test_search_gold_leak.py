@@ -98,3 +98,20 @@ def test_the_leak_detector_finds_a_gold_captured_by_an_oracle():
 
     ctx = make_ctx(script, question=TASK["question"], oracle=oracle)
     assert any(SENTINEL in s for s in reachable_strings(ctx))
+
+
+@pytest.mark.parametrize("algorithm", ["mc_nest", "mctsr"])
+async def test_self_refine_never_sends_or_holds_the_gold(algorithm):  # spec 01 §8: no oracle
+    from search.algorithms import parse_algorithm_config
+    from search_fakes import make_chat_ctx
+
+    def reply(turns, count):
+        return " 40" if turns[-1] == ("assistant", "Score:") else "So ANSWER:42"
+
+    ctx = make_chat_ctx(reply, question=TASK["question"], problem_id=TASK["id"])
+    result = await run_search(ctx, parse_algorithm_config({"algorithm": algorithm, "num_rollouts": 3}))
+    assert result.answer == "42" and len(ctx.tree) > 3
+    assert not any(contains(prefix, encode(SENTINEL)) for prefix, _ in ctx.policy.requests)
+    assert ctx.oracle is None
+    assert not any(SENTINEL in s for s in reachable_strings(ctx))
+    assert not any(SENTINEL in s for s in reachable_strings(result))
