@@ -400,7 +400,8 @@ def label(
 
 @bench_app.command("treepo")
 def treepo(
-    num_problems: Annotated[int, typer.Option(help="chain_sum problems (2-3 terms of 1-2 digits).")] = 100,
+    num_problems: Annotated[int, typer.Option(help="Problems of the workload.")] = 100,
+    workload: Annotated[str, typer.Option(help="chain_sum (2-3 terms of 1-2 digits) or gsm_symbolic.")] = "chain_sum",
     width: Annotated[list[int], typer.Option(help="Trajectories per prompt W (one pair of runs each).")] = [8, 16],
     segment_tokens: Annotated[int, typer.Option(help="TreePO segment length L (tokens); both sides' step format.")] = 16,
     max_depth: Annotated[int, typer.Option(help="Segments per trajectory at most (both sides: L x this tokens).")] = 8,
@@ -420,7 +421,7 @@ def treepo(
 
     try:
         extra = json.loads(search) if search else None
-        entries = treepo_entries(num_problems, width, segment_tokens, max_depth, concurrency, extra)
+        entries = treepo_entries(num_problems, width, segment_tokens, max_depth, concurrency, extra, workload)
         tasks = load_tasks(entries[0].cfg.tasks)
         with bench_endpoint(endpoint, _settings(None, block_size)) as (url, desc):
             entries = [dataclasses.replace(e, cfg=override(e.cfg, {"model": {"endpoints": [url],

@@ -27,6 +27,7 @@ from ponder.bench.metrics import fmt, ratio
 from ponder.bench.search_runs import RunMeasure, measure_run
 from ponder.bench.suite import chain_sum
 from ponder.config import RunConfig, parse_run_config
+from search.protocols import ConfigError
 from search.trace import SearchTrace
 from search.tree import Tree
 from verifiers.tasks import TaskSet
@@ -41,10 +42,16 @@ class TreepoEntry:
 
 
 def treepo_entries(num_problems: int = 100, widths: Sequence[int] = (8, 16), segment_tokens: int = 16,
-                   max_depth: int = 8, concurrency: int = 16, search: dict[str, Any] | None = None) -> list[TreepoEntry]:
-    """Independent and TreePO sampling at each width, ABBA order, chain_sum (2-3 terms of 1-2
-    digits, the embedded model's edge). ``search``: extra TreePO settings."""
-    common = {"tasks": chain_sum(num_problems, 7, 2), "steps": {"fixed_tokens": segment_tokens, "max_depth": max_depth},
+                   max_depth: int = 8, concurrency: int = 16, search: dict[str, Any] | None = None,
+                   workload: str = "chain_sum") -> list[TreepoEntry]:
+    """Independent and TreePO sampling at each width, ABBA order. ``workload``: chain_sum (2-3
+    terms of 1-2 digits, the embedded model's edge; it answers in ~30 tokens) or gsm_symbolic
+    (word problems: longer chains). ``search``: extra TreePO settings."""
+    if workload not in ("chain_sum", "gsm_symbolic"):
+        raise ConfigError("workload", workload, "expected chain_sum or gsm_symbolic")
+    tasks = (chain_sum(num_problems, 7, 2) if workload == "chain_sum" else
+             {"source": "reasoning_gym", "name": "gsm_symbolic", "size": num_problems, "seed": 7})
+    common = {"tasks": tasks, "steps": {"fixed_tokens": segment_tokens, "max_depth": max_depth},
               "max_concurrent_problems": concurrency}
     out = []
     for k, w in enumerate(widths):
