@@ -4,12 +4,14 @@
 ``compare`` and ``accuracy`` run real searches on one shared server (see
 :mod:`ponder.bench.search_runs` for how a run is measured, :mod:`ponder.bench.suite` for presets);
 ``flat`` sets ponder's whole-solution sampling beside a plain client (:mod:`ponder.bench.flat`);
-``label`` what Math-Shepherd and OmegaPRM labels cost on the same trees (:mod:`ponder.bench.label`).
+``label`` what Math-Shepherd and OmegaPRM labels cost on the same trees (:mod:`ponder.bench.label`);
+``treepo`` TreePO tree sampling vs independent sampling (:mod:`ponder.bench.treepo`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Optional
@@ -20,7 +22,7 @@ from rich.console import Console
 from search.protocols import PonderError
 
 bench_app = typer.Typer(help="Benchmarks: server ceiling, engine overhead, search throughput, algorithm comparison, "
-                        "flat sampling vs a plain client, label generators' cost.",
+                        "flat sampling vs a plain client, label generators' cost, TreePO sampling.",
                         no_args_is_help=True)
 console = Console()
 
@@ -407,3 +409,42 @@ def label(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
     print(f"summary: {path.resolve()}")
+
+
+@bench_app.command("treepo")
+def treepo(
+    num_problems: Annotated[int, typer.Option(help="Problems of the workload.")] = 100,
+    workload: Annotated[str, typer.Option(help="chain_sum (2-3 terms of 1-2 digits) or gsm_symbolic.")] = "chain_sum",
+    width: Annotated[list[int], typer.Option(help="Trajectories per prompt W (one pair of runs each).")] = [8, 16],
+    segment_tokens: Annotated[int, typer.Option(help="TreePO segment length L (tokens); both sides' step format.")] = 16,
+    max_depth: Annotated[int, typer.Option(help="Segments per trajectory at most (both sides: L x this tokens).")] = 8,
+    concurrency: Annotated[int, typer.Option(help="Problems at once (max_concurrent_problems), both sides.")] = 16,
+    search: Annotated[Optional[str], typer.Option(help="Extra TreePO settings as JSON, e.g. '{\"divergence\": 4}'.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="JSON of the measured runs; default runs/bench-treepo/<UTC>.json.")] = None,
+    max_in_flight: MaxInFlight = 256,
+    endpoint: Endpoint = None,
+    block_size: BlockSize = None,
+) -> None:
+    """TreePO segment-tree sampling vs independent sampling at equal W: tokens, server compute, wall, pass@W."""
+    import time
+
+    from ponder.bench.search_runs import bench_endpoint, override
+    from ponder.bench.treepo import measure_treepo, treepo_entries, treepo_json, treepo_lines
+    from verifiers.tasks import load_tasks
+
+    try:
+        extra = json.loads(search) if search else None
+        entries = treepo_entries(num_problems, width, segment_tokens, max_depth, concurrency, extra, workload)
+        tasks = load_tasks(entries[0].cfg.tasks)
+        with bench_endpoint(endpoint, _settings(None, block_size)) as (url, desc):
+            entries = [dataclasses.replace(e, cfg=override(e.cfg, {"model": {"endpoints": [url],
+                       "max_in_flight": max_in_flight}})) for e in entries]
+            _header("treepo", desc, [e.cfg for e in entries])
+            points = asyncio.run(measure_treepo(entries, tasks, url))
+    except (PonderError, ValueError) as err:
+        _fail(err)
+    print("\n".join(treepo_lines(points)))
+    path = out or Path("runs/bench-treepo") / time.strftime("treepo-%Y%m%d-%H%M%S.json", time.gmtime())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(treepo_json(points) + "\n")
+    print(f"runs: {path.resolve()}")

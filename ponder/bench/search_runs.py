@@ -14,7 +14,8 @@ import dataclasses
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from models.client import VLLMClient
@@ -200,10 +201,12 @@ def _warm_tokenizer(cfg: RunConfig) -> None:
 
 
 async def measure_run(cfg: RunConfig, tasks: TaskSet, client: VLLMClient, label: str = "",
-                      *, interval_s: float = 1.0) -> RunMeasure:
+                      *, interval_s: float = 1.0,
+                      inspect: Callable[[Path], Awaitable[None]] | None = None) -> RunMeasure:
     """Runs ``cfg`` on ``tasks`` in a temporary run dir (deleted after), measuring the server.
 
     ``client`` is only used to read ``/metrics`` of the first endpoint; the run opens its own.
+    ``inspect`` reads the run directory (traces) after the measurement, before it is deleted.
     """
     with tempfile.TemporaryDirectory(prefix="ponder-bench-") as tmp:
         cfg = override(cfg, {"run_dir": tmp})
@@ -224,6 +227,8 @@ async def measure_run(cfg: RunConfig, tasks: TaskSet, client: VLLMClient, label:
         after = await snapshot(client)
         samples.append(Sample(time.perf_counter() - start, counter_delta(before, after, GENERATED),
                               after.get(RUNNING, 0.0), after.get(WAITING, 0.0)))
+        if inspect is not None:
+            await inspect(Path(tmp))
     return RunMeasure(label or cfg.search.algorithm, cfg, outcome.rows,
                       summarize(outcome.rows, outcome.wall_seconds), outcome.wall_seconds,
                       outcome.peak_in_flight, before, after, samples, cpu, reset, call)

@@ -20,6 +20,7 @@ from search.algorithms.mcts import MctsConfig, mcts_search
 from search.algorithms.rest_mcts import RestMctsConfig, rest_mcts_search
 from search.algorithms.self_consistency import SelfConsistencyConfig, self_consistency_search
 from search.algorithms.step_beam import StepBeamConfig, step_beam_search
+from search.algorithms.treepo import TreePOConfig, treepo_search
 from search.context import SearchContext
 from search.protocols import ConfigError
 from search.trace import SearchResult
@@ -35,6 +36,7 @@ AlgorithmConfig = Annotated[
         MctsConfig,
         RestMctsConfig,
         MCNestConfig,
+        TreePOConfig,
     ],
     Field(discriminator="algorithm"),
 ]
@@ -81,6 +83,8 @@ async def run_search(ctx: SearchContext, config: AlgorithmConfig) -> SearchResul
             result = await rest_mcts_search(ctx, config)
         case MCNestConfig():
             result = await mc_nest_search(ctx, config)
+        case TreePOConfig():
+            result = await treepo_search(ctx, config)
         case _:
             raise ConfigError("algorithm", type(config).__name__, "not an algorithm config")
     result.config = config.model_dump(mode="json")
@@ -98,6 +102,7 @@ __all__ = [
     "RestMctsConfig",
     "SelfConsistencyConfig",
     "StepBeamConfig",
+    "TreePOConfig",
     "parse_algorithm_config",
     "run_search",
 ]
