@@ -226,7 +226,7 @@ def read_run_view(path: Path, index: int, *, with_gold: bool = True) -> tuple[di
         "index": index, "path": str(path), "name": config.get("name") or path.name,
         "algorithm": search.get("algorithm"), "mode": config.get("mode", "solve"), "config": config,
         "totals": totals(rows), "problems": problems, "events": _read_jsonl(path / "events.jsonl"),
-        "notes": notes, "gold_shown": bool(golds),
+        "notes": notes, "gold_shown": any("gold" in p for p in problems),
     }
     return run, trees
 

@@ -172,7 +172,7 @@ function route() {
   else if (q.has("p")) P.treePage(run, q.get("p"), q.has("node") ? +q.get("node") : null);
   else runPage(run);
   document.title = `ponder view: ${P.data.title}`;
-  window.ponderReady = true;
+  if (window.ponderReadyAt === undefined) window.ponderReadyAt = performance.now();
 }
 window.addEventListener("hashchange", route);
 window.addEventListener("DOMContentLoaded", () => {

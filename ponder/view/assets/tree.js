@@ -54,7 +54,7 @@
     const out = new Set();
     if (t.n <= 400) return out;
     const depth = t.cols.depth || [];
-    for (let i = 1; i < t.n; i++) if (depth[i] >= 2 && !d.chosen.has(i) && d.kids[i].length) out.add(i);
+    for (let i = 1; i < t.n; i++) if (depth[i] >= 3 && !d.chosen.has(i) && d.kids[i].length) out.add(i);
     return out;
   }
 
