@@ -41,8 +41,8 @@ def driver():
 
 
 def _open(driver, html: Path, fragment: str = ""):
-    driver.get(html.resolve().as_uri() + fragment)
-    driver.execute_script("return 1")  # the page's scripts have run (get() waits for load)
+    driver.get("about:blank")  # a full load each time, not a same-document hash change
+    driver.get(html.resolve().as_uri() + fragment)  # waits for the load event: the page's scripts have run
     assert driver.execute_script("return window.ponderReadyAt !== undefined")
 
 
