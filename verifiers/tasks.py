@@ -115,12 +115,6 @@ class TaskSet:
         except KeyError:
             raise UnknownProblemError(f"no problem with id {problem_id!r}") from None
 
-    def gold_text(self, problem_id: str) -> str:
-        """The gold answer as text, for reports read after a search (never for a search)."""
-        gold = self._gold(problem_id)
-        entry = getattr(gold, "entry", None)
-        return str(entry.get("answer")) if isinstance(entry, dict) else str(gold)
-
     def verify(self, problem_id: str, candidate: str | bytes) -> Verdict:
         """Checks free model text against the problem's gold answer (blocking)."""
         return self.verifier.verify(self._gold(problem_id), candidate)

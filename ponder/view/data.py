@@ -143,7 +143,15 @@ def gold_answers(config: dict[str, Any], notes: list[str]) -> dict[str, str]:
     except PonderError as err:
         notes.append(f"golds not shown: the task set could not be loaded ({err})")
         return {}
-    return {p.id: tasks.gold_text(p.id) for p in tasks.problems}
+    # TaskSet keeps its golds private (no public gold accessor, so no search code can reach one);
+    # this report is read after the searches ended, so it looks them up itself.
+    return {p.id: _gold_text(tasks._gold(p.id)) for p in tasks.problems}
+
+
+def _gold_text(gold: Any) -> str:
+    """A gold as text: a reasoning-gym entry's ``answer``, else the gold itself."""
+    entry = getattr(gold, "entry", None)
+    return str(entry.get("answer")) if isinstance(entry, dict) else str(gold)
 
 
 def _problem_row(row: dict[str, Any], tree: dict[str, Any] | None, gold: str | None) -> dict[str, Any]:

@@ -126,3 +126,21 @@ def test_write_view_and_cli(runs, tmp_path):
     assert result.exit_code == 0 and result.output.strip() == str((tmp_path / "cli.html").resolve())
     result = CliRunner().invoke(app, ["view", str(tmp_path / "missing")])
     assert result.exit_code == 2 and "no such directory" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("source", ["reasoning_gym", "jsonl"])
+def test_gold_text_is_the_answer_the_verifier_accepts(tmp_path, source):
+    from ponder.view.data import gold_answers
+    from verifiers.tasks import load_tasks
+
+    if source == "jsonl":
+        (tmp_path / "t.jsonl").write_text('{"question": "1+1?", "answer": "#### 2"}\n')
+        config = {"source": "jsonl", "path": str(tmp_path / "t.jsonl")}
+    else:
+        config = {"source": "reasoning_gym", "name": "chain_sum", "size": 3, "seed": 1}
+    tasks, notes = load_tasks(config), []
+    golds = gold_answers({"tasks": config}, notes)
+    assert notes == [] and set(golds) == {p.id for p in tasks.problems}
+    for p in tasks.problems:
+        gold = golds[p.id]
+        assert tasks.verify(p.id, f"The answer is \\boxed{{{gold}}}.").correct, (p.id, gold)
