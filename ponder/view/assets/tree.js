@@ -179,7 +179,11 @@
       const ys = [...drawn.pos.values()].map((p) => p[1]), xs = [...drawn.pos.values()].map((p) => p[0]);
       const w = Math.max(...xs) + 260, h = Math.max(...ys) + DY * 2, W = svg.clientWidth || 800, H = (svg.clientHeight || 600) - 40;
       const k = Math.min(1.4, W / w, H / h);
-      st.tf = { k, x: 20, y: 40 + Math.max(0, (H - h * k) / 2) + DY * k };
+      if (k >= 0.35) st.tf = { k, x: 20, y: 40 + Math.max(0, (H - h * k) / 2) + DY * k };
+      else {  // too tall to read whole: full width (at a readable scale), centred on the selected node
+        const kw = Math.min(1, Math.max(0.35, W / w)), at = drawn.pos.get(st.selected) || drawn.pos.get(0);
+        st.tf = { k: kw, x: 20, y: 40 + H / 2 - at[1] * kw };
+      }
       apply();
     };
     const render = () => {
@@ -203,8 +207,13 @@
     document.getElementById("metric").addEventListener("change", (e) => { st.metric = e.target.value; render(); select(st.selected); });
     document.getElementById("fit").addEventListener("click", fit);
     const zoom = (f, cx, cy) => { const k = Math.max(0.02, Math.min(6, st.tf.k * f)); st.tf.x = cx - ((cx - st.tf.x) * k) / st.tf.k; st.tf.y = cy - ((cy - st.tf.y) * k) / st.tf.k; st.tf.k = k; apply(); };
-    document.getElementById("zin").addEventListener("click", () => zoom(1.25, svg.clientWidth / 2, svg.clientHeight / 2));
-    document.getElementById("zout").addEventListener("click", () => zoom(0.8, svg.clientWidth / 2, svg.clientHeight / 2));
+    const focus = () => {  // the selected node on screen, else the middle
+      const at = drawn.pos.get(st.selected), W = svg.clientWidth, H = svg.clientHeight;
+      const x = at ? st.tf.x + at[0] * st.tf.k : W / 2, y = at ? st.tf.y + at[1] * st.tf.k : H / 2;
+      return x >= 0 && x <= W && y >= 0 && y <= H ? [x, y] : [W / 2, H / 2];
+    };
+    document.getElementById("zin").addEventListener("click", () => zoom(1.25, ...focus()));
+    document.getElementById("zout").addEventListener("click", () => zoom(0.8, ...focus()));
     document.getElementById("expand").addEventListener("click", () => { st.collapsed = new Set(); render(); select(st.selected); fit(); });
     document.getElementById("offpath").addEventListener("click", () => {
       st.collapsed = new Set([...Array(t.n).keys()].filter((i) => i && !d.chosen.has(i) && d.kids[i].length)); render(); select(st.selected); fit();
