@@ -72,17 +72,33 @@ def _rounded(value: Any) -> Any:
     return value
 
 
+def _flat(node: dict[str, Any]) -> dict[str, Any]:
+    """A node with its dict-valued fields spread one level (``info.role``, ``info.q_history``) and
+    other token-id lists (``*_ids``) as their lengths (``prompt_ids (count)``)."""
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in NODE_SKIP:
+            out[key] = value
+        elif isinstance(value, dict):
+            out.update({f"{key}.{sub}": v for sub, v in value.items()})
+        elif key.endswith("_ids") and isinstance(value, list):
+            out[f"{key} (count)"] = len(value)
+        else:
+            out[key] = value
+    return out
+
+
 def tree_columns(trace: dict[str, Any], labels: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """One trace (raw JSON) as the tree page reads it.
 
     Returns:
         ``n`` nodes; ``cols``: field -> one value per node (every field the nodes have, less
-        ``token_ids`` / ``children`` / ``scores``); ``tokens``: tokens per step; ``scores``:
+        ``token_ids`` / ``children`` / ``scores``; dict fields spread one level, see ``_flat``); ``tokens``: tokens per step; ``scores``:
         source -> one score or None per node; ``labels``: node id -> its labels; ``loose_labels``:
         labels of states that are not tree nodes; plus the trace's question, answer, path,
         usage, algorithm, config and extra.
     """
-    nodes = sorted(trace.get("nodes") or [], key=lambda n: n.get("id", 0))
+    nodes = [_flat(node) for node in sorted(trace.get("nodes") or [], key=lambda n: n.get("id", 0))]
     n = len(nodes)
     keys: dict[str, None] = {}
     score_keys: dict[str, None] = {}

@@ -158,3 +158,43 @@ def test_label_run_shows_labels_on_nodes(pages, driver):
         assert driver.find_elements(By.CSS_SELECTOR, "#vp text.ferr")
     print(f"screenshot: {_shot(driver, 'label-tree.png')}")
     assert _errors(driver) == []
+
+
+def test_other_node_kinds_show_their_fields(tmp_path, driver):
+    """A node kind today's search does not make (an MC-NEST-style refine node with a Q history)."""
+    from ponder.rundir import RunDir
+    from search.protocols import Problem, StepProposal, Usage
+    from search.trace import SearchResult
+    from search.tree import Tree
+
+    tree = Tree((1, 2))
+    node = tree.add_child(0, StepProposal("Refined answer: 42.", (3, 4, 5), (-0.1,) * 3, "eos"), terminal=True)
+    node.visits, node.value_sum = 2, 1.5
+    trace = SearchResult("42", [0, 1], tree, Usage(calls=1), "mc_nest").to_trace(Problem("p", "q?")).model_dump()
+    trace["nodes"][1]["info"] = {"role": "refine", "q_history": [0.5, 0.75, 0.7]}
+    with RunDir(tmp_path / "run") as rd:
+        rd.write_config({"name": "kinds", "search": {"algorithm": "mc_nest"}})
+        rd.record({"id": "p", "answer": "42", "status": "correct", "correct": True, "usage": {}}, trace)
+    _open(driver, write_view(tmp_path / "run"), "#run=0&p=p&node=1")
+    from selenium.webdriver.common.by import By
+
+    detail = driver.find_element(By.ID, "detail")
+    assert "refine" in [t.text for t in detail.find_elements(By.CSS_SELECTOR, "h2 .tag")]
+    fields = driver.find_element(By.ID, "node-fields").text
+    assert "info.q_history [0.5,0.75,0.7]" in fields
+    assert detail.find_elements(By.CSS_SELECTOR, "#node-fields svg polyline")  # the value history drawn
+    assert _errors(driver) == []
+
+
+def test_a_folder_of_runs_opens_on_an_overview(pages, driver, tmp_path):
+    root = pages["solve"][0].parent
+    html = write_view(root, tmp_path / "all.html")
+    _open(driver, html)
+    from selenium.webdriver.common.by import By
+
+    rows = driver.find_elements(By.CSS_SELECTOR, "#runs tbody tr")
+    assert [r.find_element(By.CSS_SELECTOR, "td").text for r in rows] == ["label", "solve"]
+    assert len(driver.find_elements(By.CSS_SELECTOR, "svg.plot a circle")) == 2  # accuracy vs tokens, one per run
+    rows[1].click()
+    assert len(_rows(driver)) == 4
+    assert _errors(driver) == []

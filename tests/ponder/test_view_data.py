@@ -72,10 +72,13 @@ def test_fields_of_other_node_kinds_pass_through():
     trace = {"question": "q", "path": [0, 1], "nodes": [
         {"id": 0, "parent": None, "text": "", "token_ids": [], "scores": {}},
         {"id": 1, "parent": 0, "text": "A", "token_ids": [1, 2], "scores": {"self_eval": 0.25},
-         "kind": "answer", "value_history": [0.1, 0.5, 0.375]}]}
+         "kind": "answer", "value_history": [0.1, 0.5, 0.375], "prompt_ids": [5, 6, 7],
+         "info": {"role": "refine", "q_history": [95.0, 94.25]}}]}
     tree = tree_columns(trace)
     assert tree["cols"]["kind"] == [None, "answer"]
     assert tree["cols"]["value_history"] == [None, [0.1, 0.5, 0.375]]
+    assert tree["cols"]["info.role"] == [None, "refine"] and tree["cols"]["info.q_history"] == [None, [95.0, 94.25]]
+    assert tree["cols"]["prompt_ids (count)"] == [None, 3] and "prompt_ids" not in tree["cols"]
     assert tree["scores"] == {"self_eval": [None, 0.25]} and tree["tokens"] == [0, 2]
 
 

@@ -7,6 +7,7 @@
   const P = window.ponder;
   const KNOWN = new Set(["id", "parent", "depth", "text", "finish_reason", "logprob_sum", "logprob_mean", "visits",
     "value_sum", "first_value", "terminal", "answer", "error", "end"]);
+  const KINDS = new Set(["kind", "role", "type"]);  // node-kind fields, shown as tags
   const DX = 170, DY = 22;
   P.treeState = {};
 
@@ -121,7 +122,7 @@
     const d = derive(t), c = t.cols, get = (k) => (c[k] ? c[k][i] : null);
     const tags = [d.chosen.has(i) ? `<span class="tag chosen">chosen path</span>` : "", get("terminal") ? `<span class="tag">terminal</span>` : "",
       get("end") ? `<span class="tag">end-gated</span>` : "", get("error") ? `<span class="tag err">error</span>` : "",
-      c.kind && get("kind") ? `<span class="tag">${P.esc(get("kind"))}</span>` : ""].join("");
+      ...Object.keys(c).filter((k) => KINDS.has(k.split(".").pop()) && typeof get(k) === "string").map((k) => `<span class="tag" title="${P.esc(k)}">${P.esc(get(k))}</span>`)].join("");
     const v = get("visits") || 0, lpm = get("logprob_mean");
     let kv = kvRow("tokens", P.fmt(t.tokens[i])) + kvRow("finish reason", P.esc(P.fmt(get("finish_reason")))) +
       kvRow("prior exp(mean logprob)", i && lpm !== null ? P.fmt(Math.exp(lpm)) : "—") + kvRow("logprob mean / sum", `${P.fmt(lpm)} / ${P.fmt(get("logprob_sum"))}`) +
@@ -133,7 +134,9 @@
     for (const [k, vals] of Object.entries(c)) {
       if (KNOWN.has(k) || vals[i] === null || vals[i] === undefined) continue;
       const val = vals[i];
-      kv += kvRow(k, Array.isArray(val) ? P.esc(JSON.stringify(val)) + (val.every((x) => typeof x === "number") ? spark(val) : "") : P.esc(P.fmt(val)));
+      const numeric = Array.isArray(val) && val.every((x) => typeof x === "number");
+      kv += kvRow(k, numeric ? P.esc(JSON.stringify(val)) + spark(val)
+        : typeof val === "object" ? `<pre>${P.esc(JSON.stringify(val, null, 1))}</pre>` : typeof val === "string" && val.length > 60 ? `<pre>${P.esc(val)}</pre>` : P.esc(P.fmt(val)));
     }
     kv += kvRow("children / subtree", `${d.kids[i].length} / ${d.size[i] - 1}`);
     const labels = t.labels[i] || [];
