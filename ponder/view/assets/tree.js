@@ -8,7 +8,7 @@
   const KNOWN = new Set(["id", "parent", "depth", "text", "finish_reason", "logprob_sum", "logprob_mean", "visits",
     "value_sum", "first_value", "terminal", "answer", "error", "end"]);
   const KINDS = new Set(["kind", "role", "type"]);  // node-kind fields, shown as tags
-  const DX = 170, DY = 22;
+  const DX = 210, DY = 22;
   P.treeState = {};
 
   function derive(t) {
@@ -88,13 +88,15 @@
     const colour = m ? colourOf(m) : { f: () => "#c8c8c8" };
     const text = t.cols.text || [];
     let edges = "", nodes = "";
+    const radius = (i) => Math.min(13, 4 + 2 * Math.log2(1 + (d.visits[i] || 0)));
+    const labelOf = (i) => (i === 0 ? "root" : `#${i}${d.visits[i] ? " n=" + d.visits[i] : ""} ${snippet(text[i], 22)}`);
     for (const [i, [x, y]] of pos) {
       const p = d.parent[i];
-      if (p !== null && pos.has(p)) {
-        const [px, py] = pos.get(p), mx = (px + x) / 2;
-        edges += `<path class="edge${d.chosen.has(i) ? " chosen" : ""}" d="M${px},${py}C${mx},${py} ${mx},${y} ${x},${y}"/>`;
+      if (p !== null && pos.has(p)) {  // an edge runs under its parent's label (drawn above the line), then curves to the child
+        const [px0, py] = pos.get(p), px = px0 + Math.min(DX - 24, radius(p) + 12 + 5.6 * labelOf(p).length), mx = (px + x) / 2;
+        edges += `<path class="edge${d.chosen.has(i) ? " chosen" : ""}" d="M${px0 + radius(p)},${py}H${px}C${mx},${py} ${mx},${y} ${x},${y}"/>`;
       }
-      const v = d.visits[i] || 0, r = Math.min(13, 4 + 2 * Math.log2(1 + v));
+      const v = d.visits[i] || 0, r = radius(i);
       const cls = ["node", d.chosen.has(i) ? "chosen" : "", t.cols.error && t.cols.error[i] ? "err" : "", st.selected === i ? "selected" : ""].join(" ");
       let extra = "";
       if (st.collapsed.has(i) && d.kids[i].length) extra += `<text class="badge" x="${-r - 3}" y="-${r + 2}" text-anchor="end">+${d.size[i] - 1}</text>`;
@@ -103,8 +105,8 @@
         extra += `<rect class="lab" x="${r - 1}" y="${-r - 7}" width="7" height="7" fill="${lv ? `hsl(${Math.round(120 * Math.max(0, Math.min(1, lv.value)))},70%,47%)` : "#ddd"}"/>`;
       }
       if (d.firstError.has(i)) extra += `<text class="ferr" x="${-r - 12}" y="5">✗</text>`;
-      const label = i === 0 ? "root" : `#${i}${v ? " n=" + v : ""} ${snippet(text[i], 22)}`;
-      nodes += `<g class="${cls}" data-id="${i}" transform="translate(${x},${y})"><circle r="${r}" fill="${colour.f(m ? m.values[i] : null)}"/>${extra}<text x="${r + 9}" y="4">${P.esc(label)}</text><title>#${i}</title></g>`;
+      const label = labelOf(i);
+      nodes += `<g class="${cls}" data-id="${i}" transform="translate(${x},${y})"><circle r="${r}" fill="${colour.f(m ? m.values[i] : null)}"/>${extra}<text x="${r + 7}" y="${st.collapsed.has(i) || !d.kids[i].length ? 4 : -4}">${P.esc(label)}</text><title>#${i}</title></g>`;
     }
     return { svg: edges + nodes, pos, colour, m };
   }
