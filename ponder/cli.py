@@ -1,4 +1,4 @@
-"""The `ponder` command line: solve, run, label, export, train, loop, serve, model, bench."""
+"""The `ponder` command line: solve, run, view, label, export, train, loop, serve, model, bench."""
 
 from __future__ import annotations
 
@@ -192,6 +192,28 @@ def _execute(cfg, tasks) -> None:
     if summary["errors"]:
         console.print(f"[red]{summary['errors']} problems errored[/]: re-run the command to retry them")
         raise typer.Exit(1)
+
+
+@app.command()
+def view(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory, or a folder of run directories (a benchmark, a loop).")],
+    problem_id: Annotated[Optional[str], typer.Argument(help="Open on this problem's tree.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="The HTML file; default RUN_DIR/view.html.")] = None,
+    open_: Annotated[bool, typer.Option("--open", help="Open it in the default browser.")] = False,
+    gold: Annotated[bool, typer.Option(help="Show gold answers of finished problems (from the run's task set).")] = True,
+) -> None:
+    """Write one self-contained HTML file (run report, problem table, search trees) and print its path."""
+    from ponder.view import write_view
+
+    try:
+        path = write_view(run_dir, out, problem_id, with_gold=gold)
+    except PonderError as err:
+        _fail(err)
+    print(path.resolve())
+    if open_:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
 
 
 @app.command()

@@ -73,3 +73,13 @@ async def embedded_client(embedded_server: object) -> AsyncIterator[object]:
         yield client
     finally:
         await client.aclose()
+
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Says why the viewer's browser tests (marker ``browser``) were skipped, even under -q."""
+    from ponder.view.browser import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is not None:
+        terminalreporter.write_line(f"browser tests skipped: {reason}")
