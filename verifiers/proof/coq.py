@@ -273,6 +273,12 @@ class CoqEnv:
             return TacticResult(TacticStatus.ERROR, error=f"refused: {err}")
         return self._run(theorem, tactics, allow_placeholder=True)
 
+    @staticmethod
+    def source(theorem: Theorem, body: str) -> str:
+        """The vernacular of one checked proof: statement, tactics, Qed, Print Assumptions."""
+        return "\n".join((f"Theorem {theorem.name} : {theorem.statement}.", "Proof.", body, "Qed.",
+                          f"Print Assumptions {theorem.name}.", ""))
+
     def check(self, theorem: Theorem, tactics: Sequence[str]) -> ProofCheck:
         start = time.perf_counter()
         try:
@@ -280,8 +286,7 @@ class CoqEnv:
             check_identifier(theorem.name)
         except TacticRefused as err:
             return ProofCheck(False, f"refused: {err}", time.perf_counter() - start)
-        source = "\n".join((*self.config.preamble, f"Theorem {theorem.name} : {theorem.statement}.", "Proof.",
-                            body, "Qed.", f"Print Assumptions {theorem.name}.", ""))
+        source = "\n".join((*self.config.preamble, self.source(theorem, body)))
         with tempfile.TemporaryDirectory(prefix="ponder-coq-") as tmp:
             path = os.path.join(tmp, "Check.v")
             with open(path, "w") as f:

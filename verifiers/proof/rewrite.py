@@ -184,7 +184,14 @@ class RewriteEnv:
     def _run(self, theorem: Theorem, tactics: Sequence[str], allow_placeholder: bool = False) -> TacticResult:
         start = time.perf_counter()
         self._theorems[theorem.name] = theorem
+        if not tactics_free(theorem.statement):
+            return TacticResult(TacticStatus.ERROR, error=f"bad statement {theorem.statement!r}")
         goals: tuple[str, ...] = (f"============================\n{theorem.statement}",)
+        for t in ("symmetry", "symmetry"):  # parses both sides and prints them as sympy does
+            kind, value = self._step(goals, t, None)
+            if kind == "error":
+                return TacticResult(TacticStatus.ERROR, error=f"bad statement: {value}")
+            goals = tuple(value)  # type: ignore[arg-type]
         for t in tactics:
             if t.strip().rstrip(".").strip() == PLACEHOLDER and not allow_placeholder:
                 return TacticResult(TacticStatus.ERROR, error="refused: admit", seconds=time.perf_counter() - start)
@@ -199,11 +206,7 @@ class RewriteEnv:
                             seconds=time.perf_counter() - start)
 
     def start(self, theorem: Theorem) -> TacticResult:
-        if not tactics_free(theorem.statement):
-            return TacticResult(TacticStatus.ERROR, error=f"bad statement {theorem.statement!r}")
-        result = self._run(theorem, ())
-        kind, value = self._step(result.state.goals, "symmetry", None)  # parses both sides
-        return result if kind == "ok" else TacticResult(TacticStatus.ERROR, error=str(value))
+        return self._run(theorem, ())
 
     def apply(self, state: ProofState, tactic: str, timeout_s: float | None = None) -> TacticResult:
         start = time.perf_counter()
