@@ -91,6 +91,25 @@ class ProveOutcome:
         return SearchResult(answer, path, tree, usage, "bfs_prover", extra, dict(self.config))
 
 
+async def gather_or_cancel(coros: Sequence[Any]) -> list[Any]:
+    """Runs ``coros`` concurrently; the first exception (an ``EngineFault``, say) cancels the
+    others, is waited out, and is raised."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    if not tasks:
+        return []
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for t in tasks:
+            if not t.done():
+                t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for t in tasks:
+        if not t.cancelled() and t.exception() is not None:
+            raise t.exception()
+    return [t.result() for t in tasks]
+
+
 def _graft(tree: Tree, attempt: Attempt, record: dict[str, Any]) -> int:
     """Copies an attempt's tree under a new child of the root; returns that child's id."""
     top = len(tree)
@@ -146,7 +165,7 @@ async def prove_theorem(theorem: Theorem, env: ProofEnv, policy: Policy | Sequen
     caches = [shared or make_cache() for _ in range(config.num_agents)]
     for cache in {id(c): c for c in caches}.values():
         await cache.register(theorem, plan)
-    await asyncio.gather(*(_agent(run, k, caches[k]) for k in range(config.num_agents)))
+    await gather_or_cancel([_agent(run, k, caches[k]) for k in range(config.num_agents)])
     entry = await (run.winner or caches[0]).entry(theorem.name)
     return ProveOutcome(theorem, entry.final is not None, entry.final, entry.check, entry, run.attempts, run.trees,
                         run.meter, run.plans, run.hits, time.perf_counter() - start, config.model_dump())
