@@ -30,7 +30,7 @@ class PolicyPlanner:
     from the tactic-generation budget (``calls``, ``generated_tokens``)."""
 
     def __init__(self, policy: Policy, tokenizer: Tokenizer, env_name: str, *, temperature: float = 1.0,
-                 max_tokens: int = 256) -> None:
+                 max_tokens: int = 160) -> None:
         self.policy, self.tokenizer, self.env_name = policy, tokenizer, env_name
         self.temperature, self.max_tokens = temperature, max_tokens
         self.calls = self.generated_tokens = 0

@@ -104,3 +104,16 @@ async def test_engine_fault_stops_the_run_and_a_rerun_resumes(tmp_path, env):
 def test_bad_theorem_name_is_named(tmp_path):
     with pytest.raises(ValueError, match="theorems=.*nope"):
         select_theorems(ProveConfig(env="rewrite", theorems=["nope"]))
+
+
+def test_bench_configs_share_one_budget(tmp_path):
+    from ponder.bench.prove import CONFIGS, bench_configs, format_table
+
+    cfgs = bench_configs("rewrite", 4, 2, tmp_path, None, 0, 4, 4)
+    assert [c.name for c in cfgs] == list(CONFIGS)
+    assert {c.search.max_calls for c in cfgs} == {4} and {c.search.prover.expansion_width for c in cfgs} == {4}
+    assert [(c.search.num_agents, c.search.share_cache, c.search.planner) for c in cfgs] == [
+        (1, True, False), (4, True, False), (4, False, False), (1, True, True), (4, True, True)]
+    assert len({c.resolved_run_dir for c in cfgs}) == 5
+    table = format_table([{"config": "1 agent", "proved": 1}])
+    assert table.splitlines()[2].startswith("| 1 agent | 1 |")
