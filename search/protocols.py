@@ -238,3 +238,111 @@ class Verifier(Protocol):
         ...
 
     def verify(self, gold: Any, candidate: str) -> Verdict: ...
+
+
+# --- Proof environments (spec 04): a theorem -> states; a tactic -> new state | error | proved ---
+
+
+@dataclasses.dataclass(frozen=True)
+class Theorem:
+    """A statement to prove. ``statement`` is in the environment's language (no proof here)."""
+
+    name: str
+    statement: str
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ProofState:
+    """An open proof state. Equal (and hashed) by theorem and goals only, so identical states
+    reached by different tactics merge (spec 04 §1); ``tactics`` is how this one was reached.
+
+    Attributes:
+        theorem: The theorem's name.
+        goals: The open goals, pretty-printed; the first one with its hypotheses. Empty: proved.
+        tactics: The script from the theorem's start to this state.
+    """
+
+    theorem: str
+    goals: tuple[str, ...]
+    tactics: tuple[str, ...] = ()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ProofState) and (self.theorem, self.goals) == (other.theorem, other.goals)
+
+    def __hash__(self) -> int:
+        return hash((self.theorem, self.goals))
+
+    @property
+    def proved(self) -> bool:
+        return not self.goals
+
+    @property
+    def text(self) -> str:
+        """Every goal, numbered when there are several (the full pretty-printed state)."""
+        if len(self.goals) == 1:
+            return self.goals[0]
+        return "\n\n".join(f"goal {i + 1}:\n{g}" for i, g in enumerate(self.goals))
+
+
+class TacticStatus(str, enum.Enum):
+    OPEN = "open"
+    PROVED = "proved"
+    ERROR = "error"
+
+
+@dataclasses.dataclass(frozen=True)
+class TacticResult:
+    """What running a tactic (or a script) did: a new state, a proof, or an error message."""
+
+    status: TacticStatus
+    state: ProofState | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ProofCheck:
+    """The final full-proof check: the whole script replayed from scratch, no assumptions."""
+
+    accepted: bool
+    detail: str = ""
+    seconds: float = 0.0
+
+
+@runtime_checkable
+class ProofEnv(Protocol):
+    """A proof assistant. Blocking calls, each bounded by a per-tactic timeout in seconds.
+
+    ``placeholder`` is the environment's own "assume it" tactic (Coq ``admit``): only
+    :meth:`check_plan` uses it; a tactic the model writes that contains it is refused.
+    """
+
+    name: str
+    placeholder: str
+
+    def start(self, theorem: Theorem) -> TacticResult:
+        """The initial state of ``theorem`` (an error when the statement does not parse)."""
+        ...
+
+    def apply(self, state: ProofState, tactic: str, timeout_s: float | None = None) -> TacticResult:
+        """Runs one tactic on the first goal of ``state``."""
+        ...
+
+    def run(self, theorem: Theorem, tactics: Sequence[str]) -> TacticResult:
+        """Replays ``tactics`` from the theorem's start; the first failing one is the error."""
+        ...
+
+    def assert_tactic(self, name: str, statement: str) -> str:
+        """The tactic that states subgoal ``name : statement`` (Coq ``assert (name : statement).``)."""
+        ...
+
+    def check_plan(self, theorem: Theorem, subgoals: Sequence[tuple[str, str]]) -> TacticResult:
+        """Asserts every subgoal, each closed by the placeholder: the main goal with them all as
+        hypotheses, or the first subgoal that does not type-check."""
+        ...
+
+    def check(self, theorem: Theorem, tactics: Sequence[str]) -> ProofCheck:
+        """Replays the whole proof in a fresh session and accepts it only when it closes the
+        theorem without any assumption (no placeholder, axiom, or other smuggled hypothesis)."""
+        ...

@@ -38,6 +38,7 @@ from training.formats import (
     value_rows,
 )
 from training.refine_pairs import SELF_REFINE, refine_pair_rows
+from training.proofs import ALGORITHM, proof_pair_rows, proof_sft_rows
 from training.sft import VerifyFn, sft_rows
 from training.sources import RunData, read_run
 
@@ -100,6 +101,10 @@ def to_dataset(rows: Rows, feats: datasets.Features) -> datasets.Dataset:
 def build_rows(fmt: Format, run: RunData, config: ExportConfig,
                verify_fn: VerifyFn | None = None) -> tuple[Rows, str]:
     """The rows of one format and a phrase naming their source (for the card)."""
+    if run.algorithm == ALGORITHM and fmt in ("sft", "pairs"):
+        if fmt == "sft":
+            return proof_sft_rows(run.traces.values()), "bfs_prover traces: (state, tactic) on checked proofs"
+        return proof_pair_rows(run.traces.values()), "bfs_prover traces: proof tactic vs errored tactic"
     if fmt == "sft":
         model = run.config.get("model")
         system_prompt = model.get("system_prompt") if isinstance(model, dict) else None
@@ -257,6 +262,8 @@ def _self_refine(run: RunData) -> bool:
 
 def _needs_tasks(run: RunData) -> bool:
     """Whether some end leaf lacks a stored verifier score (so a task set must check it)."""
+    if run.algorithm == ALGORITHM:
+        return False  # proofs are checked by the proof assistant, not by a task set
     from search.labels.inputs import end_leaves
     from search.tree import Tree
 

@@ -6,6 +6,7 @@
 ``flat`` sets ponder's whole-solution sampling beside a plain client (:mod:`ponder.bench.flat`);
 ``label`` what Math-Shepherd and OmegaPRM labels cost on the same trees (:mod:`ponder.bench.label`);
 ``treepo`` TreePO tree sampling vs independent sampling (:mod:`ponder.bench.treepo`).
+``prove`` prover agents, cache sharing and the planner at equal budgets (:mod:`ponder.bench.prove`).
 """
 
 from __future__ import annotations
@@ -448,3 +449,31 @@ def treepo(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(treepo_json(points) + "\n")
     print(f"runs: {path.resolve()}")
+
+
+@bench_app.command("prove")
+def prove(
+    env: Annotated[str, typer.Option(help="auto (Coq when installed), coq or rewrite.")] = "auto",
+    max_calls: Annotated[int, typer.Option(help="Tactic-generation requests per theorem (every config).")] = 4,
+    expansion_width: Annotated[int, typer.Option(help="Tactics per request.")] = 4,
+    max_expansions: Annotated[int, typer.Option(help="States expanded per attempt.")] = 4,
+    limit: Annotated[Optional[int], typer.Option(help="At most this many theorems.")] = None,
+    only: Annotated[Optional[list[str]], typer.Option(help="Only these configs (labels).")] = None,
+    out: Annotated[Path, typer.Option(help="Parent of the configs' run dirs (resumable).")] = Path("runs/bench_prove"),
+    endpoint: Endpoint = None,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+) -> None:
+    """Prover configs at equal generation budgets: 1 agent, 4 shared / unshared, with and without planner."""
+    from ponder.bench.prove import bench_configs, bench_prove, format_table
+    from ponder.bench.search_runs import machine_note
+
+    try:
+        cfgs = bench_configs(env, max_calls, limit, out, endpoint, seed, expansion_width, max_expansions, only)
+        print("== ponder bench prove")
+        print(f"machine: {machine_note()}")
+        print(f"env: {cfgs[0].resolved_env}; budget: {max_calls} requests x {expansion_width} tactics per theorem; "
+              f"{max_expansions} expansions per attempt")
+        rows = asyncio.run(bench_prove(cfgs))
+    except (PonderError, ValueError) as err:
+        _fail(err)
+    print(format_table(rows))
