@@ -152,7 +152,7 @@ def update(model: Any, optimizer: torch.optim.Optimizer, batch: Batch, config: R
                 part = batch.rows(rows)
                 loss, stats = micro_loss(model, config, part, old_logp[rows], old_mean[rows], max(tokens, 1.0))
                 loss.backward()
-                total += float(loss)
+                total += float(loss.detach())
                 parts.append({**stats, "tokens": float(part.mask.sum())})
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
