@@ -162,3 +162,36 @@ def test_config_errors_name_the_field(base: Path, tmp_path: Path) -> None:  # no
         config(base, tmp_path / "x", "rover", rover_target="tree")
     with pytest.raises(ValueError, match="recipe"):
         config(base, tmp_path / "x", "ppo")
+
+
+def test_cli_trains_a_recipe_and_the_presets_validate(base: Path, tmp_path: Path, monkeypatch) -> None:  # noqa: F811
+    import yaml
+    from typer.testing import CliRunner
+
+    import ponder.rl
+    from ponder.cli import app
+    from ponder.config import read_yaml, validated
+    from ponder.loop.config import load_loop_config
+
+    root = Path(__file__).parents[2]
+    small = validated(RLTrainConfig, {**read_yaml(root / "configs" / "rl" / "small.yaml"), "recipe": "treepo",
+                                      "base": "b", "out": "o"})
+    assert small.resolved_sampler == "tree" and small.tree_sampler()[1].max_depth == 3
+    assert load_loop_config(root / "configs" / "loop_rl.yaml").policy_recipe == "rover"
+
+    sampler = ScriptedSampler()
+    monkeypatch.setattr(ponder.rl, "engine_sampler", lambda config, tasks, model=None: sampler)
+    cfg = tmp_path / "rl.yaml"
+    cfg.write_text(yaml.safe_dump({"tasks": TASKS, **FAST, "rounds": 1}))
+    import verifiers.tasks
+
+    monkeypatch.setattr(verifiers.tasks, "load_tasks", lambda cfg: tasks())
+    args = ["train", "rover", str(cfg), "--out", str(tmp_path / "out"), "--base", str(base)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "round 1: reward" in result.output and sampler.calls == [1]
+    assert structure_problem(tmp_path / "out" / "model") is None
+    again = CliRunner().invoke(app, args)
+    assert "already trained" in again.output
+    bad = CliRunner().invoke(app, [*args[:3], "--out", str(tmp_path / "o2"), "--base", str(base), "--lr", "-1"])
+    assert bad.exit_code != 0 and "learning_rate" in bad.output
