@@ -88,8 +88,13 @@ class LoopConfig(BaseModel):
         if self.policy_recipe in ("grpo", "treepo", "rover"):  # checked now, not rounds later
             from training.rl import RLTrainConfig
 
-            RLTrainConfig(recipe=self.policy_recipe, base=Path("base"), out=Path("out"), tasks=self.train_tasks,
-                          **self.train_policy)
+            try:
+                RLTrainConfig(recipe=self.policy_recipe, base=Path("base"), out=Path("out"), tasks=self.train_tasks,
+                              **self.train_policy)
+            except pydantic.ValidationError as err:
+                first = err.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                raise ValueError(f"train_policy.{where}={first.get('input')!r}: {first['msg']}") from None
         return self
 
     @property
