@@ -309,6 +309,14 @@ def train(
 
 def _train_rl(recipe: str, config_path: Path, out: Path, base: Optional[Path], given: dict) -> None:
     """`ponder train grpo|treepo|rover RL.yaml --out OUT`: the on-policy trainer (ponder.rl)."""
+    import logging
+
+    progress = logging.getLogger("training.rl")  # one line per optimizer step and round
+    if not progress.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        progress.addHandler(handler)
+    progress.setLevel(logging.INFO)
     from ponder.config import DEFAULT_SYSTEM_PROMPT, read_yaml, validated
     from ponder.rl import train_policy_rl
     from search.protocols import ConfigError

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--eval-tasks", type=str, default=None, help="JSON task config of the held-out problems.")
     args = parser.parse_args()
+    logging.basicConfig(format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("training.rl").setLevel(logging.INFO)
 
     from models.embedded import embedded_checkpoint
     from ponder.rl import train_policy_rl
