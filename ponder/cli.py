@@ -289,8 +289,10 @@ def export(
 
 @app.command()
 def train(
-    stage: Annotated[str, typer.Argument(help="prm (generative judge), sft (correct solutions), dpo (step pairs) or value (regression head).")],
-    dataset: Annotated[Path, typer.Argument(help="A dataset folder written by `ponder export` / `ponder label`.")],
+    stage: Annotated[str, typer.Argument(help="prm (generative judge), sft (correct solutions), dpo (step pairs), value (regression head); "
+                                            "on-policy: grpo, treepo, rover.")],
+    dataset: Annotated[Path, typer.Argument(help="A dataset folder written by `ponder export` / `ponder label`; for grpo / treepo / "
+                                              "rover a YAML of training.rl.RLTrainConfig fields (tasks, n, ...; see configs/rl/small.yaml).")],
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints/, model/ (the result), metrics.json, done.json.")],
     base: Annotated[Optional[Path], typer.Option(help="HF checkpoint to start from; default: the embedded model.")] = None,
     epochs: Annotated[Optional[float], typer.Option(help="Passes over the data.")] = None,
@@ -308,6 +310,7 @@ def train(
     beta: Annotated[Optional[float], typer.Option(help="dpo: strength of the tie to the reference.")] = None,
     system_prompt: Annotated[Optional[str], typer.Option(help="sft / dpo: system turn of prompts built from plain-text rows.")] = None,
     resume: Annotated[bool, typer.Option(help="Resume from OUT's last checkpoint; --no-resume starts afresh.")] = True,
+    rounds: Annotated[Optional[int], typer.Option(help="grpo / treepo / rover: sample -> update rounds.")] = None,
 ) -> None:
     """Train one stage on an exported dataset; the checkpoint lands in OUT/model (servable
     with `ponder serve OUT/model`; a value model needs vLLM's --runner pooling).
@@ -316,6 +319,10 @@ def train(
     """
     from training.train import make_config, run_stage
 
+    if stage in ("grpo", "treepo", "rover"):
+        _train_rl(stage, dataset, out, base, {"learning_rate": lr, "seed": seed, "rounds": rounds,
+                                              "system_prompt": system_prompt, "resume": resume})
+        return
     given = {"num_epochs": epochs, "max_steps": max_steps, "learning_rate": lr, "batch_size": batch_size,
              "gradient_accumulation_steps": grad_accum, "max_length": max_length, "eval_fraction": eval_fraction,
              "save_steps": save_steps, "logging_steps": logging_steps, "seed": seed, "lora_rank": lora_rank,
@@ -342,6 +349,49 @@ def train(
     after = result.metrics.get("eval_after") or {}
     shown = {k: round(v, 4) for k, v in after.items() if isinstance(v, float) and "runtime" not in k and "per_second" not in k}
     console.print(f"model: {result.model_dir}\nmetrics: {out / 'metrics.json'}   eval: {shown or 'none'}")
+
+
+def _train_rl(recipe: str, config_path: Path, out: Path, base: Optional[Path], given: dict) -> None:
+    """`ponder train grpo|treepo|rover RL.yaml --out OUT`: the on-policy trainer (ponder.rl)."""
+    import logging
+
+    progress = logging.getLogger("training.rl")  # one line per optimizer step and round
+    if not progress.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        progress.addHandler(handler)
+    progress.setLevel(logging.INFO)
+    from ponder.config import DEFAULT_SYSTEM_PROMPT, read_yaml, validated
+    from ponder.rl import train_policy_rl
+    from search.protocols import ConfigError
+    from training.rl import RLTrainConfig
+
+    try:
+        if base is None:
+            from models.embedded import embedded_checkpoint
+
+            base = embedded_checkpoint()
+        data = read_yaml(config_path, None)
+        if not isinstance(data, dict):
+            raise ConfigError("config", str(config_path), "the top level must be a mapping of RLTrainConfig fields")
+        fields = {"system_prompt": DEFAULT_SYSTEM_PROMPT, **data,
+                  **{k: v for k, v in given.items() if v is not None}}
+        config = validated(RLTrainConfig, {**fields, "recipe": recipe, "base": str(base), "out": str(out)})
+        console.print(f"train {recipe}: {config.rounds} rounds of {config.prompts_per_round} prompts x {config.n} "
+                      f"on {config.base} -> {config.out}")
+        result = train_policy_rl(config)
+    except PonderError as err:
+        _fail(err)
+    except KeyboardInterrupt:
+        console.print(f"[bold yellow]stopped:[/] re-run the same command to resume from the last round in {out}")
+        raise typer.Exit(130) from None
+    if result.already_done:
+        console.print(f"already trained: {result.model_dir} (--no-resume to train again)")
+        return
+    for r in result.metrics["rounds"]:
+        console.print(f"round {r['round']}: reward {r['reward_mean']:.3f}, {r['trained_rollouts']} trained rollouts, "
+                      f"sample {r['sample_seconds']:.0f} s, update {r['update_seconds']:.0f} s")
+    console.print(f"model: {result.model_dir}\nmetrics: {out / 'metrics.json'}")
 
 
 @app.command()

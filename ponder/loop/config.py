@@ -6,7 +6,7 @@ Validated up front; errors name the field and the value (``ConfigError``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
@@ -75,9 +75,27 @@ class LoopConfig(BaseModel):
     label: LabelStageConfig = Field(description="The label stage.")
     train_prm: dict[str, Any] = Field(
         default_factory=dict, description="PRMTrainConfig fields (not dataset/base/out), e.g. num_epochs, learning_rate.")
+    policy_recipe: Literal["sft", "dpo", "grpo", "treepo", "rover"] = Field(
+        "sft", description="How round r trains the policy: sft (correct solutions), dpo (step pairs of the label "
+        "run), or on-policy on train_tasks: grpo (group advantages), treepo (tree advantages), rover (spec 06).")
     train_policy: dict[str, Any] = Field(
-        default_factory=dict, description="SFTTrainConfig fields (not dataset/base/out).")
+        default_factory=dict, description="Fields of the recipe's config (SFTTrainConfig, DPOTrainConfig or "
+        "training.rl.RLTrainConfig), not dataset/base/out/recipe/tasks.")
     eval: EvalConfig = Field(description="The held-out evaluation.")
+
+    @pydantic.model_validator(mode="after")
+    def _policy_fields(self) -> LoopConfig:
+        if self.policy_recipe in ("grpo", "treepo", "rover"):  # checked now, not rounds later
+            from training.rl import RLTrainConfig
+
+            try:
+                RLTrainConfig(recipe=self.policy_recipe, base=Path("base"), out=Path("out"), tasks=self.train_tasks,
+                              **self.train_policy)
+            except pydantic.ValidationError as err:
+                first = err.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                raise ValueError(f"train_policy.{where}={first.get('input')!r}: {first['msg']}") from None
+        return self
 
     @property
     def resolved_loop_dir(self) -> Path:

@@ -5,7 +5,9 @@ Round 0 evaluates the base models. Round r >= 1:
 1. ``label``: label-mode search of the training problems with round r-1's policy (and PRM, if
    the label search scores steps), the configured generators, then the PRM and SFT datasets;
 2. ``train_prm``: the generative PRM, from round r-1's PRM, on the labels of ``prm_generator``;
-3. ``train_policy``: SFT of round r-1's policy on the correct solutions;
+3. ``train_policy``: round r-1's policy trained by ``policy_recipe``: SFT on the correct
+   solutions (default), DPO on the label run's step pairs, or on-policy (grpo / treepo /
+   rover, :mod:`ponder.rl`) on the training problems, each round's checkpoint served;
 4. ``eval``: every method on the held-out problems at the same budget, with round r's models.
 
 Each stage is a directory with a done marker (``ponder.loop.stages``); after each round the
@@ -28,7 +30,7 @@ import yaml
 
 from ponder.config import ModelConfig, RewardConfig, RunConfig
 from ponder.loop.config import LoopConfig
-from ponder.loop.stages import Stage, StageResult, run_rounds, stage_dir
+from ponder.loop.stages import Stage, StageResult, done_marker, run_rounds, stage_dir
 from search.protocols import ConfigError, PonderError
 from verifiers.tasks import TaskSet, load_tasks
 
@@ -124,12 +126,17 @@ class Loop:
             outcome = await run_config(cfg, tasks=self.train)
         prm = export_run(cfg.resolved_run_dir, ["prm"], directory / "datasets", lab.prm_generator, lab.soft_labels)
         sft = export_run(cfg.resolved_run_dir, ["sft"], directory / "datasets", tasks=self.train)
+        if self.cfg.policy_recipe == "dpo":
+            sft.update(export_run(cfg.resolved_run_dir, ["pairs"], directory / "datasets", lab.prm_generator))
         tokens = sum(row["usage"]["generated_tokens"] + row.get("label_usage", {}).get("generated_tokens", 0)
                      for row in outcome.rows)
         calls = sum(row["usage"]["calls"] + row.get("label_usage", {}).get("calls", 0) for row in outcome.rows)
         labels = sum(row.get("labels", 0) for row in outcome.rows)
-        return StageResult({"run_dir": str(cfg.resolved_run_dir), "prm_dataset": str(prm["prm"]),
-                            "sft_dataset": str(sft["sft"]), "labels": labels}, tokens, calls)
+        outputs = {"run_dir": str(cfg.resolved_run_dir), "prm_dataset": str(prm["prm"]),
+                   "sft_dataset": str(sft["sft"]), "labels": labels}
+        if "pairs" in sft:
+            outputs["dpo_dataset"] = str(sft["pairs"])
+        return StageResult(outputs, tokens, calls)
 
     async def train_prm(self, r: int, directory: Path) -> StageResult:
         from training.train.prm import PRMTrainConfig, train_prm
@@ -140,12 +147,27 @@ class Loop:
         return StageResult({"model_dir": str(result.model_dir), "metrics": result.metrics})
 
     async def train_policy(self, r: int, directory: Path) -> StageResult:
-        from training.train.policy import SFTTrainConfig, train_sft
+        """Round r's policy from round r-1's by ``policy_recipe`` (prompted as it is served)."""
+        recipe = self.cfg.policy_recipe
+        fields = {"system_prompt": self.cfg.system_prompt, **self.cfg.train_policy}
+        base, out = self.policy(r - 1), directory / "run"
+        if recipe in ("grpo", "treepo", "rover"):
+            from ponder.rl import train_policy_rl
+            from training.rl import RLTrainConfig
 
-        data = stage_dir(self.dir, r, "label") / "datasets" / "sft"
-        fields = {"system_prompt": self.cfg.system_prompt, **self.cfg.train_policy}  # prompted as it is served
-        config = SFTTrainConfig(dataset=data, base=self.policy(r - 1), out=directory / "run", **fields)
-        result = await asyncio.to_thread(train_sft, config)
+            config = RLTrainConfig(recipe=recipe, base=base, out=out, tasks=self.cfg.train_tasks, **fields)
+            model = ModelConfig(system_prompt=self.cfg.system_prompt, max_in_flight=self.cfg.max_in_flight)
+            result = await asyncio.to_thread(train_policy_rl, config, self.train, model)
+            return StageResult({"model_dir": str(result.model_dir), "metrics": result.metrics})
+        from training.train.policy import DPOTrainConfig, SFTTrainConfig, train_dpo, train_sft
+
+        label = stage_dir(self.dir, r, "label")
+        if recipe == "dpo":
+            data = Path(done_marker(self.dir, r, "label")["outputs"]["dpo_dataset"])
+            result = await asyncio.to_thread(train_dpo, DPOTrainConfig(dataset=data, base=base, out=out, **fields))
+        else:
+            data = label / "datasets" / "sft"
+            result = await asyncio.to_thread(train_sft, SFTTrainConfig(dataset=data, base=base, out=out, **fields))
         return StageResult({"model_dir": str(result.model_dir), "metrics": result.metrics})
 
     async def evaluate(self, r: int, directory: Path) -> StageResult:

@@ -121,3 +121,43 @@ def test_a_resumed_loop_must_keep_its_config(tmp_path):
     with pytest.raises(runner.LoopDirError, match="different config"):
         with runner.loop_dir_lock(loop_cfg(tmp_path, temperature=0.3)):
             pass
+
+
+@pytest.mark.parametrize("recipe", ["grpo", "treepo", "rover", "dpo", "sft"])
+def test_train_policy_runs_the_configured_recipe(tmp_path, monkeypatch, recipe):
+    import ponder.rl
+    import training.train.policy as policy
+
+    seen: dict = {}
+
+    def trained(name):
+        def fn(config, *args, **kwargs):
+            seen.update(name=name, config=config, args=args)
+            return type("R", (), {"model_dir": config.out / "model", "metrics": {}})()
+        return fn
+
+    monkeypatch.setattr(ponder.rl, "train_policy_rl", trained("rl"))
+    monkeypatch.setattr(policy, "train_dpo", trained("dpo"))
+    monkeypatch.setattr(policy, "train_sft", trained("sft"))
+    train = TaskSet([Problem("a", "q1")], {"a": "1"}, MathVerifier())
+    held = TaskSet([Problem("b", "q2")], {"b": "2"}, MathVerifier())
+    extra = {"train_policy": {"rounds": 1, "n": 2}} if recipe in ("grpo", "treepo", "rover") else {}
+    loop = runner.Loop(loop_cfg(tmp_path, base_policy=str(tmp_path / "base"), policy_recipe=recipe, **extra), train, held)
+    label = stage_dir(tmp_path, 1, "label")
+    label.mkdir(parents=True)
+    (label / DONE).write_text(json.dumps({"outputs": {"dpo_dataset": str(label / "datasets" / "pairs")}}))
+    asyncio.run(loop.train_policy(1, stage_dir(tmp_path, 1, "train_policy")))
+    config = seen["config"]
+    assert seen["name"] == {"grpo": "rl", "treepo": "rl", "rover": "rl"}.get(recipe, recipe)
+    assert config.base == tmp_path / "base" and config.system_prompt == loop.cfg.system_prompt
+    if seen["name"] == "rl":
+        assert config.recipe == recipe and config.n == 2 and seen["args"][0] is train  # the loop's training problems
+    else:
+        assert config.dataset.name == ("pairs" if recipe == "dpo" else "sft")
+
+
+def test_an_rl_recipe_with_a_bad_field_fails_at_load(tmp_path):
+    import pydantic
+
+    with pytest.raises(pydantic.ValidationError, match="train_policy.rho=0"):
+        loop_cfg(tmp_path, policy_recipe="rover", train_policy={"rho": 0})

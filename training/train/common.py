@@ -41,7 +41,7 @@ from training.formats import DEFAULT_QUESTION_SEP
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase, Trainer
 
-Stage = Literal["prm", "sft", "dpo", "value"]
+Stage = Literal["prm", "sft", "dpo", "value", "grpo", "treepo", "rover"]
 PEFT_HINT = "pip install peft==0.21.2"
 
 
@@ -155,7 +155,10 @@ def open_run(stage: Stage, config: TrainConfig) -> Run:
             or config (choose another ``out``, or ``resume=False``).
     """
     layout = RunLayout(config.out)
-    for field, path in (("dataset", config.dataset), ("base", config.base)):
+    for field in ("dataset", "base"):  # the on-policy trainers (training.rl) have no dataset
+        path = getattr(config, field, None)
+        if path is None:
+            continue
         if path == config.out or any(p == path or p in path.parents for p in (layout.model, layout.checkpoints)):
             raise ConfigError("out", str(config.out), f"would overwrite the {field}; choose another run folder")
     if not (config.base / "config.json").is_file():

@@ -1,0 +1,94 @@
+"""`python -m ponder.bench.rl`: on-policy training evidence (issues 12 §4, 15 §2).
+
+For one recipe: held-out greedy accuracy, pass@k (k = 1, 4, 8, the unbiased estimator over
+n = 8 samples) and distinct correct solutions per problem, for the base policy (cached in
+OUT/base_eval.json, shared by the recipes) and after ``ponder train <recipe>`` with the same
+config (same prompts, samples and steps); wall times. Writes OUT/<recipe>/evidence.json.
+
+    python -m ponder.bench.rl --recipe rover --config configs/rl/small.yaml --out runs/rl-evidence
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from ponder.config import DEFAULT_SYSTEM_PROMPT, ModelConfig, read_yaml, validated
+from ponder.loop.metrics import pass_at_k
+from training.rl.rollout import sample_independent
+from verifiers.tasks import TaskSet, load_tasks
+
+
+async def evaluate(checkpoint: Path, tasks: TaskSet, *, n: int = 8, max_tokens: int = 96, temperature: float = 1.0,
+                   system_prompt: str | None = DEFAULT_SYSTEM_PROMPT, seed: int = 0) -> dict[str, Any]:
+    """Greedy accuracy, pass@{1,4,8} over ``n`` samples and distinct correct solutions per problem."""
+    from ponder.engine import open_engine
+
+    start = time.perf_counter()
+    async with open_engine(ModelConfig(checkpoint=str(checkpoint), system_prompt=system_prompt)) as engine:
+        greedy = await sample_independent(engine.client, engine.tokenizer, tasks.problems, tasks, n=1,
+                                          max_tokens=max_tokens, temperature=0.0, system_prompt=system_prompt)
+        sampled = await sample_independent(engine.client, engine.tokenizer, tasks.problems, tasks, n=n,
+                                           max_tokens=max_tokens, temperature=temperature,
+                                           system_prompt=system_prompt, seed=seed)
+    per: dict[str, list] = {}
+    for r in sampled:
+        per.setdefault(r.problem_id, []).append(r)
+    counts = [(len(v), sum(x.reward for x in v)) for v in per.values()]
+    distinct = [len({" ".join(x.text.split()) for x in v if x.reward > 0}) for v in per.values()]
+    out: dict[str, Any] = {"problems": len(tasks.problems), "greedy_accuracy": sum(r.reward for r in greedy) / len(greedy)}
+    for k in (1, 4, 8):
+        if k <= n:
+            out[f"pass@{k}"] = sum(pass_at_k(m, int(c), k) for m, c in counts) / len(counts)
+    out["distinct_correct_per_problem"] = sum(distinct) / len(distinct)
+    out["sample_tokens_mean"] = sum(len(r.response_ids) for r in sampled) / len(sampled)
+    out["wall_seconds"] = round(time.perf_counter() - start, 1)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--recipe", required=True, choices=["grpo", "treepo", "rover"])
+    parser.add_argument("--config", type=Path, required=True, help="RLTrainConfig fields (configs/rl/small.yaml).")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--eval-tasks", type=str, default=None, help="JSON task config of the held-out problems.")
+    args = parser.parse_args()
+    logging.basicConfig(format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("training.rl").setLevel(logging.INFO)
+
+    from models.embedded import embedded_checkpoint
+    from ponder.rl import train_policy_rl
+    from training.rl import RLTrainConfig
+
+    base = Path(embedded_checkpoint())
+    fields = {"system_prompt": DEFAULT_SYSTEM_PROMPT, **read_yaml(args.config, None)}
+    held_cfg = json.loads(args.eval_tasks) if args.eval_tasks else {**fields["tasks"], "seed": fields["tasks"]["seed"] + 1000, "size": 30}
+    held = load_tasks(held_cfg)
+    train_questions = {" ".join(p.question.split()) for p in load_tasks(fields["tasks"]).problems}
+    held = held.without([p.id for p in held.problems if " ".join(p.question.split()) in train_questions])
+    eval_opts = {"max_tokens": fields.get("max_tokens", 96), "system_prompt": fields["system_prompt"]}
+    args.out.mkdir(parents=True, exist_ok=True)
+    cached = args.out / "base_eval.json"
+    if not cached.exists():
+        cached.write_text(json.dumps(asyncio.run(evaluate(base, held, **eval_opts)), indent=1))
+    config = validated(RLTrainConfig, {**fields, "recipe": args.recipe, "base": str(base), "out": str(args.out / args.recipe)})
+    start = time.perf_counter()
+    result = train_policy_rl(config)
+    train_wall = time.perf_counter() - start
+    after = asyncio.run(evaluate(result.model_dir, held, **eval_opts))
+    evidence = {"recipe": args.recipe, "config": config.model_dump(mode="json"), "held_out": held_cfg,
+                "held_out_problems": len(held), "before": json.loads(cached.read_text()), "after": after,
+                "train_wall_seconds": round(train_wall, 1),
+                "rounds": [{k: v for k, v in r.items() if k != "steps"} | {"last_step": (r["steps"] or [{}])[-1]}
+                           for r in result.metrics["rounds"]]}
+    (args.out / args.recipe / "evidence.json").write_text(json.dumps(evidence, indent=1, default=str))
+    print(json.dumps({"before": evidence["before"], "after": after, "train_wall_seconds": evidence["train_wall_seconds"]}))
+
+
+if __name__ == "__main__":
+    main()
