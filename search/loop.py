@@ -27,7 +27,7 @@ Two optional pieces cover searches that do more between those steps (ReST-MCTS*)
 
 ``num_parallel`` simulations run at once (asyncio). Nodes on the path of an in-flight
 simulation carry virtual loss, which the select function sees; a simulation that
-reaches a leaf already being expanded waits for it and descends again.
+reaches (or passes through) a node being expanded waits for it and descends again.
 """
 
 from __future__ import annotations
@@ -119,7 +119,9 @@ async def _simulate(ctx: SearchContext, fns: LoopFns, state: _LoopState) -> bool
                 path = descend(tree, fns.select_fn, state.dead)
         if path is None:
             return False
-        in_flight = state.pending.get(path[-1])
+        # A node being expanded has its children in the tree before they are evaluated and
+        # marked dead (terminal, errored): a path through it waits, like one that ends at it.
+        in_flight = next((state.pending[i] for i in path if i in state.pending), None)
         if in_flight is None:
             break
         await in_flight.wait()

@@ -1,8 +1,11 @@
 """MCTS through the generic loop: hand-computed simulations, a bandit, parallelism, errors."""
 
+import asyncio
+
 import pytest
 
 from search.algorithms import MctsConfig, run_search
+from search.algorithms.mcts import mcts_search
 from search.protocols import Verdict, VerdictStatus
 from search_fakes import Cand, ScriptedRewardModel, make_ctx
 
@@ -126,3 +129,24 @@ async def test_label_mode_rollouts_and_verified_terminals():
     assert any("rollout" in n.scores for n in ctx.tree)
     assert all(n.scores.get("verifier") in (None, 0.0, 1.0) for n in ctx.tree)
     assert any(s.stop == () and s.n == 2 for _, s in ctx.policy.requests)  # rollout requests
+
+
+async def test_parallel_simulations_never_expand_a_terminal_node_whose_parent_is_being_evaluated():
+    # Node "a" expands into two EOS (terminal) steps whose evaluation is slow; meanwhile another
+    # simulation finishes "b" and descends again. It must wait for "a" rather than pass through
+    # it into a terminal child that is not yet marked dead and expand that child.
+    def script(steps):
+        if steps == ("a\n\n",):
+            return [Cand("ANSWER:1 x", finish="eos"), Cand("ANSWER:2 y", finish="eos")]
+        return [Cand("a\n\n"), Cand("b\n\n")] if not steps else [Cand(f"c{len(steps)}\n\n"), Cand(f"d{len(steps)}\n\n")]
+
+    class SlowUnderA(ScriptedRewardModel):
+        async def score(self, problem, paths, first=None):
+            slow = any(len(p) > 1 and p[0] == "a\n\n" for p in paths)
+            await asyncio.sleep(0.1 if slow else 0.001)
+            return await super().score(problem, paths, first)
+
+    ctx = make_ctx(script, reward_model=SlowUnderA(scores={"a\n\n": 0.9}, default=0.5))
+    await mcts_search(ctx, MctsConfig(num_simulations=12, num_parallel=4, num_children=2, dedupe=True))
+    assert [n.id for n in ctx.tree.nodes if n.terminal and n.children] == []
+    assert any(n.terminal for n in ctx.tree.nodes)  # the terminal steps were created
