@@ -304,7 +304,8 @@ def accuracy(
                                                                         and e.algorithm == "self_consistency")]
                     pilot = next((m for e, m in runs if e.algorithm == "self_consistency"), None)
                     per_chain = pilot.summary["generated_tokens"] / max(len(tasks) * PILOT_SAMPLES, 1) if pilot else 1.0
-                    print(f"  pilot: {per_chain:.1f} generated tokens per sampled chain", flush=True)
+                    if pilot is not None:
+                        print(f"  pilot: {per_chain:.1f} generated tokens per sampled chain", flush=True)
                     for b in budget:
                         runs += [await one(e) for e in accuracy_entries(task_cfg, b, per_chain) if wanted(e)]
                     return runs
