@@ -102,7 +102,7 @@
       if (st.collapsed.has(i) && d.kids[i].length) extra += `<text class="badge" x="${-r - 3}" y="-${r + 2}" text-anchor="end">+${d.size[i] - 1}</text>`;
       if (t.labels[i]) {
         const lv = t.labels[i].find((l) => typeof l.value === "number");
-        extra += `<rect class="lab" x="${r - 1}" y="${-r - 7}" width="7" height="7" fill="${lv ? `hsl(${Math.round(120 * Math.max(0, Math.min(1, lv.value)))},70%,47%)` : "#ddd"}"/>`;
+        extra += `<rect class="lab" x="${r - 3}" y="${r - 3}" width="7" height="7" fill="${lv ? `hsl(${Math.round(120 * Math.max(0, Math.min(1, lv.value)))},70%,47%)` : "#ddd"}"/>`;
       }
       if (d.firstError.has(i)) extra += `<text class="ferr" x="${-r - 12}" y="5">✗</text>`;
       const label = labelOf(i);
