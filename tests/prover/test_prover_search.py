@@ -66,6 +66,8 @@ async def test_errors_become_preference_pairs():
 def test_parse_tactic_and_plan():
     assert parse_tactic("```\nintros n.\n```") == "intros n"
     assert parse_tactic("Tactic: simpl.") == "simpl"
+    assert parse_tactic("intros n. simpl. reflexivity.") == "intros n"
+    assert parse_tactic("rewrite Nat.add_comm.") == "rewrite Nat.add_comm"
     assert parse_plan("assert (h1 : 1 + 1 = 2).\nfoo\n`assert (h2 : forall n, n = n).`") == [
         ("h1", "1 + 1 = 2"), ("h2", "forall n, n = n")]
 
