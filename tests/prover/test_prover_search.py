@@ -190,3 +190,12 @@ async def test_local_cache_is_awaitable_and_copies():
     assert await cache.progress("t") == 0
     assert (await cache.update("t", 0, StepProof(["p1"]))).accepted
     assert await cache.prefix("t", 1) == ["assert (h1 : S1)", "p1"]
+
+
+async def test_a_prefix_that_no_longer_replays_is_logged_and_the_trace_still_builds():
+    env = GraphEnv({})
+    env.run = lambda th, tactics: TacticResult(TacticStatus.ERROR, error="worker lost")
+    out = await prove_theorem(THM, env, ScriptedPolicy({}), TOK, BfsProverConfig(num_agents=2, max_calls=4))
+    assert not out.proved and [a["status"] for a in out.attempts] == ["prefix_failed"] * 2
+    trace = out.to_result().to_trace(Problem("t", "A"))
+    assert trace.extra["attempts"][0]["error"] == "worker lost"
