@@ -72,7 +72,8 @@ class ProveOutcome:
         tree = Tree(())
         states: dict[str, str] = {}
         path: list[int] = []
-        for attempt, record in zip(self.trees, self.attempts):
+        searched = [r for r in self.attempts if "nodes" in r]  # attempts that ran a search (have a tree)
+        for attempt, record in zip(self.trees, searched, strict=True):
             top = _graft(tree, attempt, record)
             record["node_offset"] = top
             for i, text in attempt.states.items():
@@ -192,7 +193,7 @@ async def _agent(run: _Run, k: int, cache: ProofCache) -> None:
         begin = await asyncio.to_thread(env.run, run.theorem, script)
         run.meter.env_seconds += begin.seconds
         if begin.status is not TacticStatus.OPEN or begin.state is None:
-            run.attempts.append({"agent": k, "step": p, "status": "prefix_failed", "error": begin.error})
+            run.attempts.append({"agent": k, "step": p, "status": "prefix_failed", "prefix": script, "error": begin.error})
             return
         goals = len(begin.state.goals)
 

@@ -56,12 +56,13 @@ def parse_plan(text: str) -> list[tuple[str, str]]:
 
 
 def parse_tactic(text: str) -> str:
-    """The tactic in a sampled reply: its first non-empty line without code fences, backticks,
-    a leading ``Tactic:`` or the final period ("" when there is none)."""
+    """The tactic in a sampled reply: the first sentence of its first non-empty line, without
+    code fences, backticks, a leading ``Tactic:`` or the period ("" when there is none)."""
     for line in text.splitlines():
         line = line.strip().strip("`").strip()
         if line.lower().startswith("tactic:"):
             line = line[len("tactic:"):].strip()
         if line and not line.startswith("```"):
-            return line[:-1].rstrip() if line.endswith(".") else line
+            line = re.split(r"\.(?:\s|$)", line + " ", maxsplit=1)[0].strip()  # the first sentence
+            return line
     return ""

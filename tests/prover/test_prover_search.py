@@ -66,6 +66,8 @@ async def test_errors_become_preference_pairs():
 def test_parse_tactic_and_plan():
     assert parse_tactic("```\nintros n.\n```") == "intros n"
     assert parse_tactic("Tactic: simpl.") == "simpl"
+    assert parse_tactic("intros n. simpl. reflexivity.") == "intros n"
+    assert parse_tactic("rewrite Nat.add_comm.") == "rewrite Nat.add_comm"
     assert parse_plan("assert (h1 : 1 + 1 = 2).\nfoo\n`assert (h2 : forall n, n = n).`") == [
         ("h1", "1 + 1 = 2"), ("h2", "forall n, n = n")]
 
@@ -188,3 +190,12 @@ async def test_local_cache_is_awaitable_and_copies():
     assert await cache.progress("t") == 0
     assert (await cache.update("t", 0, StepProof(["p1"]))).accepted
     assert await cache.prefix("t", 1) == ["assert (h1 : S1)", "p1"]
+
+
+async def test_a_prefix_that_no_longer_replays_is_logged_and_the_trace_still_builds():
+    env = GraphEnv({})
+    env.run = lambda th, tactics: TacticResult(TacticStatus.ERROR, error="worker lost")
+    out = await prove_theorem(THM, env, ScriptedPolicy({}), TOK, BfsProverConfig(num_agents=2, max_calls=4))
+    assert not out.proved and [a["status"] for a in out.attempts] == ["prefix_failed"] * 2
+    trace = out.to_result().to_trace(Problem("t", "A"))
+    assert trace.extra["attempts"][0]["error"] == "worker lost"

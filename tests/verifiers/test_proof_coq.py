@@ -74,7 +74,7 @@ TRICKS = [
     "Context (h : False)", "Declare ML Module \"x\"", "Local Axiom cheat : False", "Unset Guard Checking",
     "Set Printing All", "Opaque Nat.add", "Qed. Theorem pt_true : True", "exact I. Qed",
     "idtac; Axiom x : False", "exact I) . Axiom x : False . (idtac", "(* comment *) exact I",
-    "exact \"s\"", "- exact I", "native_compute", "Ltac t := idtac", "Timeout 1 idtac",
+    "exact \"s\"", "- exact I", "native_compute", "Ltac t := idtac", "Timeout 1 idtac", "exact\u00a0I",
 ]
 
 

@@ -123,12 +123,26 @@ class _Worker:
             if not chunk:
                 raise PonderError(f"coqtop exited (code {self.proc.wait()}): {buf.decode(errors='replace')[-300:]}")
             buf += chunk
+        buf += self._drain(0.02)
         text = buf.decode(errors="replace")
-        match = _PROMPT.search(text)
-        return text[:match.start()] if match else text, int(match.group(1)) if match else -1
+        prompts = list(_PROMPT.finditer(text))
+        state = int(prompts[-1].group(1)) if prompts else -1
+        return _PROMPT.sub("", text), state
+
+    def _drain(self, wait: float) -> bytes:
+        """Whatever coqtop already wrote (late warnings, a second prompt), so replies never shift."""
+        assert self.proc is not None and self.proc.stdout is not None
+        fd, out = self.proc.stdout.fileno(), b""
+        while select.select([fd], [], [], wait)[0]:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            out += chunk
+        return out
 
     def send(self, sentence: str, timeout: float) -> tuple[str, int]:
         assert self.proc is not None and self.proc.stdin is not None
+        self._drain(0.0)
         self.proc.stdin.write((sentence + "\n").encode())
         self.proc.stdin.flush()
         return self._read(timeout)
@@ -165,6 +179,8 @@ class _Worker:
             self.sentences.append(sentence)
             self.states.append(state)
             self.outputs.append(out)
+        if parse_goals(self.outputs[-1]) is None:  # coqtop prints nothing when the goals did not change
+            self.outputs[-1] = self.send("Show.", timeout)[0]
         return self.outputs[-1], None
 
 

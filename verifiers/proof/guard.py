@@ -64,7 +64,9 @@ def check_text(text: str, what: str) -> None:
         raise TacticRefused(f"empty {what}")
     if len(text) > MAX_TACTIC_CHARS:
         raise TacticRefused(f"{what} longer than {MAX_TACTIC_CHARS} characters")
-    if any(c in text for c in '"`\x00') or "(*" in text or "*)" in text:
+    if any(not (" " <= c <= "~") for c in text):
+        raise TacticRefused(f"{what} contains a character outside printable ASCII")
+    if any(c in text for c in '"`') or "(*" in text or "*)" in text:
         raise TacticRefused(f"{what} contains a string, comment or control character")
     if _SENTENCE_END.search(text):
         raise TacticRefused(f"{what} contains a sentence end ('.' before a blank): one tactic per step")
