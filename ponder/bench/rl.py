@@ -25,7 +25,7 @@ from verifiers.tasks import TaskSet, load_tasks
 
 
 async def evaluate(checkpoint: Path, tasks: TaskSet, *, n: int = 8, max_tokens: int = 96, temperature: float = 1.0,
-                   system_prompt: str | None = DEFAULT_SYSTEM_PROMPT, seed: int = 0) -> dict[str, Any]:
+                   system_prompt: str | None = DEFAULT_SYSTEM_PROMPT, seed: int | None = None) -> dict[str, Any]:
     """Greedy accuracy, pass@{1,4,8} over ``n`` samples and distinct correct solutions per problem."""
     from ponder.engine import open_engine
 
@@ -35,7 +35,7 @@ async def evaluate(checkpoint: Path, tasks: TaskSet, *, n: int = 8, max_tokens: 
                                           max_tokens=max_tokens, temperature=0.0, system_prompt=system_prompt)
         sampled = await sample_independent(engine.client, engine.tokenizer, tasks.problems, tasks, n=n,
                                            max_tokens=max_tokens, temperature=temperature,
-                                           system_prompt=system_prompt, seed=seed)
+                                           system_prompt=system_prompt, seed=seed)  # None: see ponder.rl
     per: dict[str, list] = {}
     for r in sampled:
         per.setdefault(r.problem_id, []).append(r)

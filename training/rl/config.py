@@ -63,7 +63,7 @@ class RLTrainConfig(BaseModel):
     rover_target: Literal["paper", "tree"] = Field(
         "paper", description="rover: paper = r~ + beta mean_V Q(s'); tree = the tabular uniform-policy Q of the "
         "sampled tree (spec 06 §6, an extrapolation; needs the tree sampler).")
-    seed: int = Field(0, description="Seed of prompt order, sampling and mini-batch order.")
+    seed: int = Field(0, description="Seed of the prompt order and the mini-batch order (vLLM requests are unseeded, see ponder.rl).")
     dtype: Literal["auto", "float32", "bfloat16"] = Field("auto", description="Weights while training; auto: bf16 on a GPU with it, else fp32.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass.")
     max_concurrent_problems: int = Field(16, ge=1, description="Tree sampler: trees grown at once.")
