@@ -1,0 +1,82 @@
+"""``ponder bench treepo`` and ``ponder bench prove``: the seed methods' own benchmarks,
+registered on :data:`ponder.bench.cli.bench_app` (kept apart so cli.py stays one page)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ponder.bench.cli import BlockSize, Endpoint, MaxInFlight, _fail, _header, _settings, bench_app
+from search.protocols import PonderError
+
+
+@bench_app.command("treepo")
+def treepo(
+    num_problems: Annotated[int, typer.Option(help="Problems of the workload.")] = 100,
+    workload: Annotated[str, typer.Option(help="chain_sum (2-3 terms of 1-2 digits) or gsm_symbolic.")] = "chain_sum",
+    width: Annotated[list[int], typer.Option(help="Trajectories per prompt W (one pair of runs each).")] = [8, 16],
+    segment_tokens: Annotated[int, typer.Option(help="TreePO segment length L (tokens); both sides' step format.")] = 16,
+    max_depth: Annotated[int, typer.Option(help="Segments per trajectory at most (both sides: L x this tokens).")] = 8,
+    concurrency: Annotated[int, typer.Option(help="Problems at once (max_concurrent_problems), both sides.")] = 16,
+    search: Annotated[Optional[str], typer.Option(help="Extra TreePO settings as JSON, e.g. '{\"divergence\": 4}'.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="JSON of the measured runs; default runs/bench-treepo/<UTC>.json.")] = None,
+    max_in_flight: MaxInFlight = 256,
+    endpoint: Endpoint = None,
+    block_size: BlockSize = None,
+) -> None:
+    """TreePO segment-tree sampling vs independent sampling at equal W: tokens, server compute, wall, pass@W."""
+    import time
+
+    from ponder.bench.search_runs import bench_endpoint, override
+    from ponder.bench.treepo import measure_treepo, treepo_entries, treepo_json, treepo_lines
+    from verifiers.tasks import load_tasks
+
+    try:
+        extra = json.loads(search) if search else None
+        entries = treepo_entries(num_problems, width, segment_tokens, max_depth, concurrency, extra, workload)
+        tasks = load_tasks(entries[0].cfg.tasks)
+        with bench_endpoint(endpoint, _settings(None, block_size)) as (url, desc):
+            entries = [dataclasses.replace(e, cfg=override(e.cfg, {"model": {"endpoints": [url],
+                       "max_in_flight": max_in_flight}})) for e in entries]
+            _header("treepo", desc, [e.cfg for e in entries])
+            points = asyncio.run(measure_treepo(entries, tasks, url))
+    except (PonderError, ValueError) as err:
+        _fail(err)
+    print("\n".join(treepo_lines(points)))
+    path = out or Path("runs/bench-treepo") / time.strftime("treepo-%Y%m%d-%H%M%S.json", time.gmtime())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(treepo_json(points) + "\n")
+    print(f"runs: {path.resolve()}")
+
+
+@bench_app.command("prove")
+def prove(
+    env: Annotated[str, typer.Option(help="auto (Coq when installed), coq or rewrite.")] = "auto",
+    max_calls: Annotated[int, typer.Option(help="Tactic-generation requests per theorem (every config).")] = 4,
+    expansion_width: Annotated[int, typer.Option(help="Tactics per request.")] = 4,
+    max_expansions: Annotated[int, typer.Option(help="States expanded per attempt.")] = 4,
+    limit: Annotated[Optional[int], typer.Option(help="At most this many theorems.")] = None,
+    only: Annotated[Optional[list[str]], typer.Option(help="Only these configs (labels).")] = None,
+    out: Annotated[Path, typer.Option(help="Parent of the configs' run dirs (resumable).")] = Path("runs/bench_prove"),
+    endpoint: Endpoint = None,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+) -> None:
+    """Prover configs at equal generation budgets: 1 agent, 4 shared / unshared, with and without planner."""
+    from ponder.bench.prove import bench_configs, bench_prove, format_table
+    from ponder.bench.search_runs import machine_note
+
+    try:
+        cfgs = bench_configs(env, max_calls, limit, out, endpoint, seed, expansion_width, max_expansions, only)
+        print("== ponder bench prove")
+        print(f"machine: {machine_note()}")
+        print(f"env: {cfgs[0].resolved_env}; budget: {max_calls} requests x {expansion_width} tactics per theorem; "
+              f"{max_expansions} expansions per attempt")
+        rows = asyncio.run(bench_prove(cfgs))
+    except (PonderError, ValueError) as err:
+        _fail(err)
+    print(format_table(rows))
