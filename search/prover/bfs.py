@@ -47,6 +47,14 @@ class Meter:
         self.calls = self.generated_tokens = self.prompt_tokens = self.tactic_calls = 0
         self.generation_seconds = self.env_seconds = 0.0
 
+    def reserve(self) -> bool:
+        """Takes one request from the budget before it is sent (so concurrent agents cannot
+        overshoot it); False when none is left."""
+        if self.exhausted():
+            return False
+        self.calls += 1
+        return True
+
     def exhausted(self) -> bool:
         return ((self.max_calls is not None and self.calls >= self.max_calls)
                 or (self.max_generated_tokens is not None and self.generated_tokens >= self.max_generated_tokens))
@@ -111,6 +119,9 @@ async def best_first_attempt(
         if preempted is not None and await preempted():
             out.status = "preempted"
             break
+        if not meter.reserve():
+            out.status = "budget"
+            break
         node_id = heapq.heappop(queue)[1]
         out.expansion_order.append(node_id)
         state = states[node_id]
@@ -156,7 +167,6 @@ async def _sample(state: ProofState, env: ProofEnv, policy: Policy, tokenizer: T
     start = time.perf_counter()
     generation = await policy.propose(prompt, sampling)
     meter.generation_seconds += time.perf_counter() - start
-    meter.calls += 1
     meter.prompt_tokens += len(prompt)
     meter.generated_tokens += sum(len(p.token_ids) for p in generation.proposals)
     return generation.proposals

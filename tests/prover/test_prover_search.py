@@ -171,11 +171,12 @@ async def test_stuck_subgoal_triggers_replan_after_the_proven_ones():
 
 
 async def test_budget_is_shared_by_all_agents():
-    env = GraphEnv({})
-    policy = ScriptedPolicy({})
+    # Equal budgets (issue 13 bench): 4 concurrent agents never overshoot the theorem's calls.
+    env = GraphEnv({("A", "x"): ("B",), ("B", "x"): ("C",), ("C", "x"): ("D",)})
     for n in (1, 4):
-        out = await prove_theorem(THM, env, policy, TOK, BfsProverConfig(num_agents=n, max_calls=12))
-        assert not out.proved and out.meter.calls == 12
+        policy = ScriptedPolicy({g: [("x", -0.1)] for g in "ABCDE"})
+        out = await prove_theorem(THM, env, policy, TOK, BfsProverConfig(num_agents=n, max_calls=13))
+        assert not out.proved and out.meter.calls == 13 and len(policy.requests) == 13
 
 
 def test_config_errors_name_the_field():
