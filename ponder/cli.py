@@ -353,45 +353,15 @@ def train(
 
 def _train_rl(recipe: str, config_path: Path, out: Path, base: Optional[Path], given: dict) -> None:
     """`ponder train grpo|treepo|rover RL.yaml --out OUT`: the on-policy trainer (ponder.rl)."""
-    import logging
-
-    progress = logging.getLogger("training.rl")  # one line per optimizer step and round
-    if not progress.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-        progress.addHandler(handler)
-    progress.setLevel(logging.INFO)
-    from ponder.config import DEFAULT_SYSTEM_PROMPT, read_yaml, validated
-    from ponder.rl import train_policy_rl
-    from search.protocols import ConfigError
-    from training.rl import RLTrainConfig
+    from ponder.rl import train_rl_command
 
     try:
-        if base is None:
-            from models.embedded import embedded_checkpoint
-
-            base = embedded_checkpoint()
-        data = read_yaml(config_path, None)
-        if not isinstance(data, dict):
-            raise ConfigError("config", str(config_path), "the top level must be a mapping of RLTrainConfig fields")
-        fields = {"system_prompt": DEFAULT_SYSTEM_PROMPT, **data,
-                  **{k: v for k, v in given.items() if v is not None}}
-        config = validated(RLTrainConfig, {**fields, "recipe": recipe, "base": str(base), "out": str(out)})
-        console.print(f"train {recipe}: {config.rounds} rounds of {config.prompts_per_round} prompts x {config.n} "
-                      f"on {config.base} -> {config.out}")
-        result = train_policy_rl(config)
+        train_rl_command(console, recipe, config_path, out, base, given)
     except PonderError as err:
         _fail(err)
     except KeyboardInterrupt:
         console.print(f"[bold yellow]stopped:[/] re-run the same command to resume from the last round in {out}")
         raise typer.Exit(130) from None
-    if result.already_done:
-        console.print(f"already trained: {result.model_dir} (--no-resume to train again)")
-        return
-    for r in result.metrics["rounds"]:
-        console.print(f"round {r['round']}: reward {r['reward_mean']:.3f}, {r['trained_rollouts']} trained rollouts, "
-                      f"sample {r['sample_seconds']:.0f} s, update {r['update_seconds']:.0f} s")
-    console.print(f"model: {result.model_dir}\nmetrics: {out / 'metrics.json'}")
 
 
 @app.command()
