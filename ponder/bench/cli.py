@@ -29,7 +29,7 @@ console = Console()
 
 Endpoint = Annotated[Optional[str], typer.Option(help="Server URL; default: a recorded or new embedded server.")]
 BlockSize = Annotated[Optional[int], typer.Option(
-    help="vLLM --block-size (prefix-cache granularity, tokens) for a server started here; default vLLM's (128 on CPU).")]
+    help="vLLM --block-size (prefix-cache granularity, tokens) for a server started here; default ServerSettings.block_size (32).")]
 MaxInFlight = Annotated[int, typer.Option(help="Policy requests in flight at once (model.max_in_flight).")]
 ConfigArg = Annotated[Optional[Path], typer.Argument(help="Run-config YAML; default: the bench's preset.")]
 
@@ -75,8 +75,9 @@ def engine(
 def _settings(checkpoint: str | None, block_size: int | None):
     from models.server import ServerSettings
 
-    extra = ("--block-size", str(block_size)) if block_size else ()
-    return ServerSettings(checkpoint=Path(checkpoint) if checkpoint else None, extra_args=extra)
+    settings = ServerSettings(checkpoint=Path(checkpoint) if checkpoint else None)
+    # The setting itself, not an extra --block-size: vLLM refuses a flag given twice.
+    return settings.model_copy(update={"block_size": block_size}) if block_size else settings
 
 
 def _header(title: str, server_desc: str, cfgs: list) -> None:
