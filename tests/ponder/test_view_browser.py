@@ -46,6 +46,14 @@ def _open(driver, html: Path, fragment: str = ""):
     assert driver.execute_script("return window.ponderReadyAt !== undefined")
 
 
+def _until(driver, script: str, timeout: float = 10.0):
+    """Wait for a JS condition: a row click only sets location.hash, and the page routes on the
+    hashchange event, after Selenium's click has returned."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(lambda d: d.execute_script(f"return {script}"))
+
+
 def _rows(driver) -> list[str]:
     return driver.execute_script("return [...document.querySelectorAll('#problems tbody tr')].map(r => r.dataset.id)")
 
@@ -95,6 +103,7 @@ def test_tree_page_highlights_the_chosen_path_and_shows_a_clicked_node(pages, dr
     from selenium.webdriver.common.by import By
 
     driver.find_element(By.CSS_SELECTOR, '#problems tr[data-id="right"]').click()
+    _until(driver, "document.querySelectorAll('#vp g.node').length > 0")
     chosen = driver.execute_script("return [...document.querySelectorAll('#vp g.node.chosen')].map(g => +g.dataset.id)")
     assert sorted(chosen) == sorted(trace["path"])
     assert len(driver.find_elements(By.CSS_SELECTOR, "#vp path.edge.chosen")) == len(trace["path"]) - 1
@@ -196,5 +205,6 @@ def test_a_folder_of_runs_opens_on_an_overview(pages, driver, tmp_path):
     assert [r.find_element(By.CSS_SELECTOR, "td").text for r in rows] == ["label", "solve"]
     assert len(driver.find_elements(By.CSS_SELECTOR, "svg.plot a circle")) == 2  # accuracy vs tokens, one per run
     rows[1].click()
+    _until(driver, "document.querySelectorAll('#problems tbody tr').length > 0")
     assert len(_rows(driver)) == 4
     assert _errors(driver) == []
