@@ -40,6 +40,11 @@ class Batch:
     def __len__(self) -> int:
         return len(self.kept)
 
+    def to(self, device: torch.device) -> Batch:
+        """The same rows with their tensors on ``device`` (the model's)."""
+        return dataclasses.replace(self, **{f: getattr(self, f).to(device) for f in
+                                            ("input_ids", "attention_mask", "mask", "signal", "centred")})
+
     def rows(self, index: Sequence[int]) -> Batch:
         """The sub-batch of rows ``index``, trimmed to its longest sequence."""
         idx = torch.as_tensor(list(index), dtype=torch.long)

@@ -61,6 +61,7 @@ from training.train.common import (
     load_model,
     load_tokenizer,
     open_run,
+    training_device,
     weights_dtype,
     write_checkpoint,
 )
@@ -91,6 +92,10 @@ def finished_rounds(checkpoints: Path) -> list[int]:
     return sorted(found)
 
 
+def _device(model: Any) -> torch.device:
+    return next(model.parameters()).device
+
+
 def _forward(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1].float()
     logp, mean_logp = token_stats(logits, batch.input_ids[:, 1:])
@@ -99,25 +104,28 @@ def _forward(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torc
 
 def old_stats(model: Any, batch: Batch, micro: int) -> tuple[torch.Tensor, torch.Tensor]:
     """pi_old's taken-token log-probabilities and vocabulary-mean log-softmax for the whole
-    batch, computed once (no gradient)."""
+    batch, computed once (no gradient), kept on the CPU beside the batch."""
     logp = torch.zeros_like(batch.mask)
     mean = torch.zeros_like(batch.mask)
     with torch.no_grad():
         for start in range(0, len(batch), micro):
             rows = list(range(start, min(start + micro, len(batch))))
-            part = batch.rows(rows)
+            part = batch.rows(rows).to(_device(model))
             lp, mp, _ = _forward(model, part)
             width = lp.shape[1]
-            logp[rows, :width], mean[rows, :width] = lp, mp
+            logp[rows, :width], mean[rows, :width] = lp.cpu(), mp.cpu()
     return logp, mean
 
 
 def micro_loss(model: Any, config: RLTrainConfig, part: Batch, old_logp: torch.Tensor, old_mean: torch.Tensor,
                normaliser: float) -> tuple[torch.Tensor, dict[str, float]]:
-    """The recipe's loss on one micro-batch, normalised by the optimizer step's token count."""
+    """The recipe's loss on one micro-batch (on the model's device), normalised by the optimizer
+    step's token count."""
+    device = _device(model)
+    part = part.to(device)
     logp, mean_logp, logits = _forward(model, part)
     width = logp.shape[1]
-    old_logp, old_mean = old_logp[:, :width], old_mean[:, :width]
+    old_logp, old_mean = old_logp[:, :width].to(device), old_mean[:, :width].to(device)
     if config.recipe == "rover":
         if config.rover_target == "tree":
             loss, stats = rover_loss(logp, old_logp, part.mask, targets=part.signal, rho=config.rho,
@@ -243,6 +251,7 @@ def train_rl(config: RLTrainConfig, sampler: Sampler, *, tasks: TaskSet | None =
     from transformers import AutoModelForCausalLM
 
     model = load_model(AutoModelForCausalLM, config.model_copy(update={"base": policy}))  # type: ignore[arg-type]
+    model.to(training_device())  # a GPU when there is one; the checkpoints are written from wherever it is
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)

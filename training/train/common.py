@@ -202,6 +202,11 @@ def load_tokenizer(base: Path) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
+def training_device() -> torch.device:
+    """Where a hand-written loop trains: the GPU when torch sees one (HF Trainers pick it themselves)."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def weights_dtype(config: TrainConfig) -> torch.dtype:
     """The dtype of the weights while training (``config.dtype``; auto: bf16 on a GPU with it)."""
     if config.dtype == "auto":
