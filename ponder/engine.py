@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -242,8 +243,13 @@ async def run_config(cfg: RunConfig, on_row: Callable[[dict[str, Any]], None] | 
     problems in progress stay unfinished. SIGINT / SIGTERM stop it with ``Interrupted``.
     """
     tasks = tasks or load_tasks(cfg.tasks)
+    # Traces are serialised and written (fsync) on one writer thread, in finishing order, so
+    # the event loop that sends the requests never waits on them; the block below ends only
+    # after every queued write has landed (also when the run is interrupted or stopped).
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ponder-record")
     async with stop_on_signals():
-        with RunDir(cfg.resolved_run_dir) as run_dir:
+        with RunDir(cfg.resolved_run_dir) as run_dir, contextlib.ExitStack() as writes:
+            writes.callback(writer.shutdown, wait=True)
             run_dir.write_config(cfg.model_dump(mode="json"))
             done = run_dir.finished()
             pending = [p for p in tasks.problems if p.id not in done]
@@ -272,7 +278,6 @@ async def run_config(cfg: RunConfig, on_row: Callable[[dict[str, Any]], None] | 
 
                 async def on_result(problem: Problem, outcome: SearchResult | Exception) -> None:
                     verdict = None
-                    trace = None
                     ctx = contexts.pop(problem.id, None)
                     labelled = None
                     if isinstance(outcome, SearchResult):
@@ -280,16 +285,20 @@ async def run_config(cfg: RunConfig, on_row: Callable[[dict[str, Any]], None] | 
                             labelled = await label_problem(ctx, cfg.label_generators, model=engine.model_name)
                         # The gold is consulted only now, after the search has returned.
                         verdict = await tasks.averify(problem.id, outcome.answer or "")
-                        trace = outcome.to_trace(problem).model_dump(mode="json")
                     before = seen_at_start.pop(problem.id, {})
                     during = {k: v - before.get(k, 0) for k, v in engine.stats().items()}
                     row = result_row(problem, outcome, verdict, during)
-                    labels = None
                     if labelled is not None:
-                        labels = [x.model_dump(mode="json") for x in labelled.labels]
-                        row.update(labels=len(labels), label_usage=labelled.rollout_usage.to_dict(),
+                        row.update(labels=len(labelled.labels), label_usage=labelled.rollout_usage.to_dict(),
                                    label_stats=labelled.stats)
-                    run_dir.record(row, trace, labels)
+
+                    def write() -> None:
+                        trace = outcome.to_trace(problem).model_dump(mode="json") \
+                            if isinstance(outcome, SearchResult) else None
+                        labels = None if labelled is None else [x.model_dump(mode="json") for x in labelled.labels]
+                        run_dir.record(row, trace, labels)
+
+                    await asyncio.get_running_loop().run_in_executor(writer, write)
                     if on_row:
                         on_row(row)
 

@@ -115,3 +115,30 @@ def test_label_mode_gives_the_search_an_oracle(tmp_path, monkeypatch):
     assert ctx.oracle is not None
     solve_cfg = parse_run_config({"tasks": {"source": "reasoning_gym", "name": "chain_sum"}})
     assert engine.make_context(solve_cfg, eng, problem, tasks, 0).oracle is None
+
+
+def test_records_are_written_off_the_event_loop_and_all_land_before_the_run_returns(tmp_path, monkeypatch):
+    """Trace serialisation and the fsync'd result line run on the writer thread (the loop that
+    sends requests never waits on the disk); every finished problem is on disk when
+    run_config returns."""
+    import threading
+
+    tasks = load_tasks({"source": "reasoning_gym", "name": "chain_sum", "size": 6, "seed": 3})
+    monkeypatch.setattr(engine, "open_engine", fake_open_engine(ScriptedPolicy(answer="4")))
+    threads: list[str] = []
+    real_record = RunDir.record
+
+    def slow_record(self, row, trace, labels=None):
+        threads.append(threading.current_thread().name)
+        time.sleep(0.05)  # a slow disk
+        real_record(self, row, trace, labels)
+
+    monkeypatch.setattr(RunDir, "record", slow_record)
+    cfg = parse_run_config({"run_dir": str(tmp_path), "max_concurrent_problems": 3,
+                            "tasks": {"source": "reasoning_gym", "name": "chain_sum", "size": 6, "seed": 3},
+                            "search": {"algorithm": "self_consistency", "num_samples": 2}})
+    outcome = asyncio.run(engine.run_config(cfg, tasks=tasks))
+    assert len(threads) == 6 and all(t.startswith("ponder-record") for t in threads)
+    assert threading.main_thread().name not in threads
+    assert sorted(_ids(tmp_path / "results.jsonl")) == sorted(p.id for p in tasks.problems)
+    assert len(outcome.rows) == 6 and len(list((tmp_path / "traces").glob("*.json"))) == 6
