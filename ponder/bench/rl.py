@@ -51,6 +51,20 @@ async def evaluate(checkpoint: Path, tasks: TaskSet, *, n: int = 8, max_tokens: 
     return out
 
 
+def held_out_tasks(held_cfg: dict[str, Any], train_cfg: dict[str, Any]) -> TaskSet:
+    """The held-out problems: ``held_cfg``'s task set less any question of the training set, each
+    distinct question once (small task spaces, e.g. chain_sum's 200 one-digit pairs, repeat questions)."""
+    held = load_tasks(held_cfg)
+    seen = {" ".join(p.question.split()) for p in load_tasks(train_cfg).problems}
+    drop = []
+    for p in held.problems:
+        key = " ".join(p.question.split())
+        if key in seen:
+            drop.append(p.id)
+        seen.add(key)
+    return held.without(drop)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--recipe", required=True, choices=["grpo", "treepo", "rover"])
@@ -68,9 +82,7 @@ def main() -> None:
     base = Path(embedded_checkpoint())
     fields = {"system_prompt": DEFAULT_SYSTEM_PROMPT, **read_yaml(args.config, None)}
     held_cfg = json.loads(args.eval_tasks) if args.eval_tasks else {**fields["tasks"], "seed": fields["tasks"]["seed"] + 1000, "size": 30}
-    held = load_tasks(held_cfg)
-    train_questions = {" ".join(p.question.split()) for p in load_tasks(fields["tasks"]).problems}
-    held = held.without([p.id for p in held.problems if " ".join(p.question.split()) in train_questions])
+    held = held_out_tasks(held_cfg, fields["tasks"])
     eval_opts = {"max_tokens": fields.get("max_tokens", 96), "system_prompt": fields["system_prompt"]}
     args.out.mkdir(parents=True, exist_ok=True)
     cached = args.out / "base_eval.json"
