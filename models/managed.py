@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 
 from models.processes import pid_running
@@ -27,6 +27,18 @@ from models.server import (
 )
 
 log = logging.getLogger(__name__)
+
+_OWN: list[ManagedServer] = []
+"""Servers this process started and still runs (``ensure_server`` blocks that are open)."""
+
+
+def own_restart_fns(endpoints: Iterable[str]) -> dict[str, Callable[[], Awaitable[str]]]:
+    """Restart functions for those of ``endpoints`` that a server this process started
+    serves: such a server is restarted when it dies even where its endpoint was handed on as a
+    plain endpoint (a loop stage gives its servers to each of its runs that way). Other
+    endpoints are external (waited for) and get none."""
+    wanted = set(endpoints)
+    return {s.endpoint: s.restart for s in _OWN if s.endpoint in wanted}
 
 
 class ManagedServer:
@@ -108,7 +120,9 @@ def ensure_server(
     recorded = status is None
     server = ManagedServer(settings, start_server(settings, record=recorded, exit_with_parent=True),
                            owned=True, recorded=recorded)
+    _OWN.append(server)
     try:
         yield server
     finally:
+        _OWN.remove(server)
         server.close()

@@ -18,7 +18,7 @@ from typing import Any
 from models.breaker import RestartFn
 from models.client import VLLMClient, served_model
 from models.embedded import embedded_checkpoint
-from models.managed import ensure_server
+from models.managed import ensure_server, own_restart_fns
 from models.policy import VLLMPolicy
 from models.pooling_prm import PoolingPRM
 from models.reward import GenerativePRM, SelfEvalReward
@@ -90,14 +90,16 @@ class Served:
 
 @contextlib.contextmanager
 def model_endpoints(model: ModelConfig) -> Iterator[Served]:
-    """Configured endpoints (external: waited for when down), else a local server that
-    ponder manages (restarted when it dies).
+    """Configured endpoints (external: waited for when down, unless this process started the
+    server behind one: restarted), else a local server that ponder manages (restarted when it
+    dies).
 
     With no endpoints configured, a recorded healthy server of the checkpoint is reused, or
     one is started (the embedded model by default) and stopped when the block ends.
     """
     if model.endpoints:
-        yield Served(list(model.endpoints), Path(model.checkpoint) if model.checkpoint else None, model.model, {})
+        yield Served(list(model.endpoints), Path(model.checkpoint) if model.checkpoint else None, model.model,
+                     own_restart_fns(model.endpoints))
         return
     with ensure_server(model.checkpoint) as server:
         yield Served([server.endpoint], Path(server.record.checkpoint), model.model or server.record.model,
@@ -113,7 +115,7 @@ def reward_endpoints(reward: RewardConfig | None) -> Iterator[Served | None]:
         return
     checkpoint = Path(reward.checkpoint) if reward.checkpoint else None
     if reward.endpoints:
-        yield Served(list(reward.endpoints), checkpoint, reward.model, {})
+        yield Served(list(reward.endpoints), checkpoint, reward.model, own_restart_fns(reward.endpoints))
         return
     with ensure_server(checkpoint) as server:
         yield Served([server.endpoint], Path(server.record.checkpoint), reward.model or server.record.model,

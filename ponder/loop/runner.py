@@ -95,7 +95,8 @@ class Loop:
     @contextlib.contextmanager
     def serving(self, r: int, with_prm: bool) -> Iterator[tuple[ModelConfig, RewardConfig | None]]:
         """Servers of round r's policy (and PRM) for one stage: every run of the stage uses
-        them (as endpoints: an outage is waited for), stopped when the stage ends."""
+        them (as endpoints; this process started them, so a dead one is restarted by the run that
+        finds it, models.managed.own_restart_fns), stopped when the stage ends."""
         from models.managed import ensure_server
 
         reward = self._reward(r) if with_prm else None

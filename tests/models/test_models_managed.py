@@ -54,3 +54,19 @@ def test_a_taken_port_gets_a_new_one(calls):
     server = managed.ManagedServer(ServerSettings(), record(100), owned=True, recorded=False)
     assert asyncio.run(server.restart()) == "http://127.0.0.1:9999"
     assert calls["start"] == [(None, False, True)]
+
+
+def test_a_server_this_process_started_is_restartable_where_its_endpoint_is_handed_on(calls, monkeypatch):
+    """A loop stage gives its servers to its runs as plain endpoints: a run must still restart
+    one that dies (issue 8 §1: a server ponder started is restarted), not wait for it as if it
+    were external; a truly external endpoint gets no restart function."""
+    from ponder.config import ModelConfig
+    from ponder.engine import model_endpoints
+
+    monkeypatch.setattr(managed, "server_status", lambda: None)
+    with managed.ensure_server("/ckpt") as server:
+        mine, other = server.endpoint, "http://10.0.0.9:8000"
+        with model_endpoints(ModelConfig(endpoints=[mine, other], model="m")) as served:
+            assert set(served.restart_fns) == {mine}
+            assert asyncio.run(served.restart_fns[mine]()) == mine and server.restarts == 1
+    assert managed.own_restart_fns([mine]) == {}  # stopped with its block: nothing to restart
