@@ -179,7 +179,8 @@ class SearchContext:
         return self.steps.sampling(n, temperature=temp, top_p=self.sampling.top_p, seed=seed)
 
     async def expand(
-        self, node_id: int, n: int, *, temperature: float | None = None, dedupe: bool = False
+        self, node_id: int, n: int, *, temperature: float | None = None, dedupe: bool = False,
+        max_tokens: int | None = None,
     ) -> list[int]:
         """Samples ``n`` next steps of ``node_id`` and appends them as children.
 
@@ -192,12 +193,14 @@ class SearchContext:
             n: Number of steps to sample (>= 1).
             temperature: Overrides the default temperature (0 = greedy).
             dedupe: Drop proposals whose text equals a sibling's.
+            max_tokens: Overrides the step's token limit for this request (TreePO's
+                block-aligned segments).
 
         Returns:
             Ids of the new children; empty when the budget is exhausted, the call failed
             (the node's ``error`` is then set) or every proposal was a duplicate.
         """
-        generation = await self._request(node_id, n, temperature, whole=False)
+        generation = await self._request(node_id, n, temperature, whole=False, max_tokens=max_tokens)
         if generation is None:
             return []
         with self.bookkeeping():
@@ -242,7 +245,8 @@ class SearchContext:
                 leaves.append(parent)
             return leaves
 
-    async def _request(self, node_id: int, n: int, temperature: float | None, *, whole: bool) -> Generation | None:
+    async def _request(self, node_id: int, n: int, temperature: float | None, *, whole: bool,
+                       max_tokens: int | None = None) -> Generation | None:
         """One policy request from ``node_id``: next steps, or whole solutions (``whole``).
 
         None when the budget is exhausted or the request failed at this node (a node-level
@@ -252,6 +256,8 @@ class SearchContext:
             return None
         prefix = self.tree.path_token_ids(node_id)
         sampling = self.step_sampling(node_id, prefix, n, temperature)
+        if max_tokens is not None:
+            sampling = dataclasses.replace(sampling, max_tokens=max_tokens)
         if whole:
             # No logprobs: they cost the server time and flat methods use no priors; the
             # policy derives the token offsets that split() needs from the token ids.

@@ -18,12 +18,14 @@ from search.protocols import PonderError
 @bench_app.command("treepo")
 def treepo(
     num_problems: Annotated[int, typer.Option(help="Problems of the workload.")] = 100,
-    workload: Annotated[str, typer.Option(help="chain_sum (2-3 terms of 1-2 digits) or gsm_symbolic.")] = "chain_sum",
+    workload: Annotated[str, typer.Option(help="basic_arithmetic, gsm_symbolic or chain_sum (2-3 terms of 1-2 digits).")] = "basic_arithmetic",
     width: Annotated[list[int], typer.Option(help="Trajectories per prompt W (one pair of runs each).")] = [8, 16],
-    segment_tokens: Annotated[int, typer.Option(help="TreePO segment length L (tokens); both sides' step format.")] = 16,
+    segment_tokens: Annotated[int, typer.Option(help="TreePO segment length L (tokens); both sides' step format.")] = 32,
     max_depth: Annotated[int, typer.Option(help="Segments per trajectory at most (both sides: L x this tokens).")] = 8,
     concurrency: Annotated[int, typer.Option(help="Problems at once (max_concurrent_problems), both sides.")] = 16,
     search: Annotated[Optional[str], typer.Option(help="Extra TreePO settings as JSON, e.g. '{\"divergence\": 4}'.")] = None,
+    align: Annotated[bool, typer.Option(help="TreePO segments aligned on the server's KV blocks (align_block = "
+                                        "--block-size, or 32 as the bench's servers use).")] = True,
     out: Annotated[Optional[Path], typer.Option(help="JSON of the measured runs; default runs/bench-treepo/<UTC>.json.")] = None,
     max_in_flight: MaxInFlight = 256,
     endpoint: Endpoint = None,
@@ -38,7 +40,10 @@ def treepo(
 
     try:
         extra = json.loads(search) if search else None
-        entries = treepo_entries(num_problems, width, segment_tokens, max_depth, concurrency, extra, workload)
+        from models.server_settings import ServerSettings
+
+        blocks = (block_size or ServerSettings().block_size) if align else None
+        entries = treepo_entries(num_problems, width, segment_tokens, max_depth, concurrency, extra, workload, blocks)
         tasks = load_tasks(entries[0].cfg.tasks)
         with bench_endpoint(endpoint, _settings(None, block_size)) as (url, desc):
             entries = [dataclasses.replace(e, cfg=override(e.cfg, {"model": {"endpoints": [url],

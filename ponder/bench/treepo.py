@@ -33,6 +33,13 @@ from search.tree import Tree
 from verifiers.tasks import TaskSet
 
 
+WORKLOADS = ("basic_arithmetic", "gsm_symbolic", "chain_sum")
+"""reasoning-gym tasks at the embedded model's edge: ``basic_arithmetic`` (the default; its
+default config, 2-6 terms of 1-4 digits: ~110-token answers, several 32-token segments),
+``gsm_symbolic`` (word problems under long prompts, ~140-token answers, pass@8 ~0.05-0.1) and
+``chain_sum`` (2-3 terms of 1-2 digits: ~30-token answers, mostly inside the first segment)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class TreepoEntry:
     method: str
@@ -43,14 +50,15 @@ class TreepoEntry:
 
 def treepo_entries(num_problems: int = 100, widths: Sequence[int] = (8, 16), segment_tokens: int = 16,
                    max_depth: int = 8, concurrency: int = 16, search: dict[str, Any] | None = None,
-                   workload: str = "chain_sum") -> list[TreepoEntry]:
-    """Independent and TreePO sampling at each width, ABBA order. ``workload``: chain_sum (2-3
-    terms of 1-2 digits, the embedded model's edge; it answers in ~30 tokens) or gsm_symbolic
-    (word problems: longer chains). ``search``: extra TreePO settings."""
-    if workload not in ("chain_sum", "gsm_symbolic"):
-        raise ConfigError("workload", workload, "expected chain_sum or gsm_symbolic")
-    tasks = (chain_sum(num_problems, 7, 2) if workload == "chain_sum" else
-             {"source": "reasoning_gym", "name": "gsm_symbolic", "size": num_problems, "seed": 7})
+                   workload: str = "basic_arithmetic", align_block: int | None = None) -> list[TreepoEntry]:
+    """Independent and TreePO sampling at each width, ABBA order. ``workload``: one of
+    :data:`WORKLOADS`. ``search``: extra TreePO settings; ``align_block``: TreePO's
+    ``align_block`` (the server's KV block size; None: unaligned segments)."""
+    if workload not in WORKLOADS:
+        raise ConfigError("workload", workload, f"expected one of {', '.join(WORKLOADS)}")
+    tasks = chain_sum(num_problems, 7, 2) if workload == "chain_sum" else {
+        "source": "reasoning_gym", "name": workload, "size": num_problems, "seed": 7}
+    search = {**({"align_block": align_block} if align_block else {}), **(search or {})}
     common = {"tasks": tasks, "steps": {"fixed_tokens": segment_tokens, "max_depth": max_depth},
               "max_concurrent_problems": concurrency}
     out = []
@@ -59,7 +67,7 @@ def treepo_entries(num_problems: int = 100, widths: Sequence[int] = (8, 16), seg
             TreepoEntry("independent", w, parse_run_config({**common, "name": f"bench-treepo-indep-{w}",
                                                             "search": {"algorithm": "self_consistency", "num_samples": w}})),
             TreepoEntry("treepo", w, parse_run_config({**common, "name": f"bench-treepo-{w}",
-                                                       "search": {"algorithm": "treepo", "max_width": w, **(search or {})}})),
+                                                       "search": {"algorithm": "treepo", "max_width": w, **search}})),
         ]
         out += pair if k % 2 == 0 else pair[::-1]
     return out

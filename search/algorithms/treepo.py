@@ -104,6 +104,12 @@ class TreePOConfig(ConfigBase):
         False, description="False: a path's k branches are one request with n = k (one prefill); True: k requests "
         "with n = 1, as the release clones samples (siblings then share the prefix through the prefix cache).")
     temperature: float | None = Field(None, ge=0.0, description="Sampling temperature; None = the context default (release: 1.0).")
+    align_block: int | None = Field(
+        None, ge=1, description="The server's KV block size B (L a multiple of it): the first segment is cut "
+        "(P - 1) mod B tokens short (P: prompt tokens) and a last-level segment gets them back, so every "
+        "later segment request ends one token past a block boundary and its n sequences recompute one "
+        "prompt token, not the partial last block (vLLM caches whole blocks and always recomputes the "
+        "last prompt token). The trajectory cap stays max_depth x L. None: plain L-token segments.")
 
     @model_validator(mode="after")
     def _consistent(self) -> TreePOConfig:
@@ -116,6 +122,20 @@ class TreePOConfig(ConfigBase):
         if self.min_width > self.max_width:
             raise ValueError(f"min_width={self.min_width} is above max_width={self.max_width}")
         return self
+
+
+def segment_limits(prompt_tokens: int, segment_tokens: int, max_depth: int, align_block: int | None) -> dict[int, int]:
+    """Token limits of the segments that differ from L, by depth (1 = the first segment).
+
+    With ``align_block`` B (L % B == 0, else nothing changes) the first segment is
+    (P - 1) mod B tokens short, so P + its length is 1 mod B and stays so after every further
+    L-token segment; the last level (``max_depth``) gets those tokens back."""
+    if align_block is None or segment_tokens % align_block:
+        return {}
+    short = (prompt_tokens - 1) % align_block
+    if short == 0 or max_depth < 2:
+        return {}
+    return {1: segment_tokens - short, max_depth: segment_tokens + short}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,9 +207,10 @@ async def treepo_search(ctx: SearchContext, config: TreePOConfig) -> SearchResul
     if config.random_first_div_max is not None and config.random_first_div_max > first:
         first = rng.randint(first, config.random_first_div_max)
     frontier = [(0, min(first, _width(ctx, config, state, [])))]
+    limits = segment_limits(len(tree.root_prefix), seg, steps.max_depth, config.align_block)
     active: list[int] = []
     while frontier and not ctx.exhausted():
-        children = await _sample_level(ctx, config, frontier)
+        children = await _sample_level(ctx, config, frontier, limits)
         state.levels += 1
         active, finished_now = [], 0
         with ctx.bookkeeping():
@@ -225,12 +246,20 @@ async def treepo_search(ctx: SearchContext, config: TreePOConfig) -> SearchResul
     return _result(ctx, config, state)
 
 
-async def _sample_level(ctx: SearchContext, config: TreePOConfig, frontier: list[tuple[int, int]]) -> list[list[int]]:
-    """One segment for every branch of the level: per frontier node, its new children."""
+async def _sample_level(ctx: SearchContext, config: TreePOConfig, frontier: list[tuple[int, int]],
+                        limits: dict[int, int]) -> list[list[int]]:
+    """One segment for every branch of the level: per frontier node, its new children
+    (``limits``: the segment token limits that differ from L, by the new segment's depth)."""
     temp = config.temperature
+    nodes = ctx.tree.nodes
+
+    def cap(n: int) -> int | None:
+        return limits.get(nodes[n].depth + 1)
+
     if not config.clone_requests:
-        return list(await asyncio.gather(*(ctx.expand(n, k, temperature=temp) for n, k in frontier)))
-    flat = await asyncio.gather(*(ctx.expand(n, 1, temperature=temp) for n, k in frontier for _ in range(k)))
+        return list(await asyncio.gather(*(ctx.expand(n, k, temperature=temp, max_tokens=cap(n)) for n, k in frontier)))
+    flat = await asyncio.gather(*(ctx.expand(n, 1, temperature=temp, max_tokens=cap(n)) for n, k in frontier
+                                  for _ in range(k)))
     out, i = [], 0
     for _, k in frontier:
         out.append([c for kids in flat[i : i + k] for c in kids])

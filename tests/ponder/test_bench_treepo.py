@@ -74,3 +74,11 @@ def test_report_states_savings_against_the_targets():
     assert "generated tokens +50.0% fewer" in summary and "wall +20.0% less" in summary
     assert "pass@W 1.000 vs 0.500" in summary
     assert "(usage: +47.2%)" in summary  # 1 - (60 + 500) / (60 + 1000) computed tokens
+
+
+def test_entries_align_treepo_segments_and_default_to_basic_arithmetic():
+    entries = treepo_entries(4, (8,), segment_tokens=32, align_block=32)
+    assert {e.cfg.tasks.name for e in entries} == {"basic_arithmetic"}
+    tree = next(e for e in entries if e.method == "treepo")
+    assert tree.cfg.search.align_block == 32 and tree.cfg.steps.fixed_tokens == 32
+    assert all(e.cfg.search.align_block is None for e in treepo_entries(4, (8,)) if e.method == "treepo")
