@@ -307,6 +307,7 @@ async def run_config(cfg: RunConfig, on_row: Callable[[dict[str, Any]], None] | 
                 try:
                     await solve_all(pending, make_ctx, cfg.search, cfg.max_concurrent_problems, on_result)
                 except (EngineFault, asyncio.CancelledError) as stop:
+                    writer.shutdown(wait=True)  # the finished problems' queued writes land first
                     event({"event": "stopped", "time": time.time(), "cause": str(stop) or "interrupted",
                            "unfinished": len(tasks.problems) - len(run_dir.finished()), **engine.stats()})
                     raise

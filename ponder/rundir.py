@@ -40,6 +40,23 @@ def _write_atomic(target: Path, text: str) -> None:
     os.replace(tmp, target)
 
 
+SERVING_FIELDS: tuple[str, ...] = (
+    "model.endpoints", "model.model", "model.max_in_flight", "model.timeout_s", "model.max_restarts",
+    "model.outage_timeout_s", "reward.endpoints", "reward.model",
+)
+"""Run-config fields a resumed run may change: where and how the models are reached."""
+
+
+def _differences(old: Any, new: Any, skip: set[str], at: str = "") -> list[str]:
+    """Dotted paths where ``old`` and ``new`` differ, except those in ``skip``."""
+    if at in skip:
+        return []
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for k in dict.fromkeys([*old, *new])
+                for d in _differences(old.get(k), new.get(k), skip, f"{at}.{k}" if at else str(k))]
+    return [] if old == new else [at or "(the whole config)"]
+
+
 def _safe_name(problem_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", problem_id)[:200]
 
@@ -67,17 +84,21 @@ class RunDir:
     def results_path(self) -> Path:
         return self.path / "results.jsonl"
 
-    def write_config(self, config: dict[str, Any]) -> None:
-        """Writes the resolved config, or checks it matches the one already there (resume)."""
+    def write_config(self, config: dict[str, Any], serving: tuple[str, ...] = SERVING_FIELDS) -> None:
+        """Writes the resolved config, or checks it matches the one already there (resume).
+
+        ``serving``: dotted fields that say where and how fast the model is served, not what
+        the run computes (a resumed run may reach its model on another port); they are left
+        out of the check, and the file is rewritten with this invocation's values."""
         target = self.path / "config.yaml"
         if target.exists():
             previous = yaml.safe_load(target.read_text())
-            if previous != config:
+            changed = _differences(previous, config, set(serving))
+            if changed:
                 raise RunDirError(
-                    f"{self.path} holds a run with a different config; use another run_dir "
-                    f"or delete {target}"
+                    f"{self.path} holds a run with a different config ({', '.join(changed[:5])}); "
+                    f"use another run_dir or delete {target}"
                 )
-            return
         target.write_text(yaml.safe_dump(config, sort_keys=False))
 
     def rows(self) -> dict[str, dict[str, Any]]:

@@ -62,6 +62,22 @@ def test_resume_refuses_a_different_config(tmp_path):
             rd.write_config({"a": 2})
 
 
+def test_a_resume_may_reach_its_model_elsewhere_but_not_change_what_it_computes(tmp_path):
+    """A loop stage's server gets a new port when the loop is re-run: the half-done run resumes."""
+    cfg = parse_run_config({"tasks": {"source": "reasoning_gym", "name": "chain_sum"},
+                            "model": {"endpoints": ["http://127.0.0.1:5001"], "checkpoint": "/ckpt"}})
+    moved = cfg.model_copy(update={"model": cfg.model.model_copy(update={"endpoints": ["http://127.0.0.1:6002"],
+                                                                         "max_in_flight": 8})})
+    with RunDir(tmp_path) as rd:
+        rd.write_config(cfg.model_dump(mode="json"))
+        rd.write_config(moved.model_dump(mode="json"))
+        assert "6002" in (tmp_path / "config.yaml").read_text()  # where this invocation ran
+        other = moved.model_copy(update={"model": moved.model.model_copy(update={"checkpoint": "/other"}),
+                                         "temperature": 0.1})
+        with pytest.raises(RunDirError, match=r"different config \(model.checkpoint, temperature\)"):
+            rd.write_config(other.model_dump(mode="json"))
+
+
 def test_torn_last_line_is_dropped_and_repaired(tmp_path):
     with RunDir(tmp_path) as rd:
         rd.record({"id": "a", "x": 1}, None)
