@@ -9,7 +9,10 @@ tokens the server computed (prompt tokens not served from its prefix cache + gen
 from its counters, and from the replies' usage), wall, pass@W (any trajectory's answer
 correct) and vote accuracy (the run's own answer). Runs go independent, TreePO at the first
 width and TreePO, independent at the next (ABBA), so drift of a shared machine does not
-favour one side; the prefix cache is emptied before each run.
+favour one side; the prefix cache is emptied before each run. TreePO's segments are aligned on
+the server's KV blocks (``align_block``; the CLI's ``--align``, on by default), an engine-side
+setting that changes no branching: without it each segment request recomputes its prompt's
+partial last block in every sequence.
 """
 
 from __future__ import annotations
