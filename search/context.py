@@ -180,7 +180,7 @@ class SearchContext:
 
     async def expand(
         self, node_id: int, n: int, *, temperature: float | None = None, dedupe: bool = False,
-        max_tokens: int | None = None,
+        max_tokens: int | None = None, logprobs: bool = True,
     ) -> list[int]:
         """Samples ``n`` next steps of ``node_id`` and appends them as children.
 
@@ -195,12 +195,15 @@ class SearchContext:
             dedupe: Drop proposals whose text equals a sibling's.
             max_tokens: Overrides the step's token limit for this request (TreePO's
                 block-aligned segments).
+            logprobs: Ask for the sampled tokens' logprobs (priors, probability-driven
+                policies); without them the server does less and the nodes' logprobs are empty.
 
         Returns:
             Ids of the new children; empty when the budget is exhausted, the call failed
             (the node's ``error`` is then set) or every proposal was a duplicate.
         """
-        generation = await self._request(node_id, n, temperature, whole=False, max_tokens=max_tokens)
+        generation = await self._request(node_id, n, temperature, whole=False, max_tokens=max_tokens,
+                                         logprobs=logprobs)
         if generation is None:
             return []
         with self.bookkeeping():
@@ -246,7 +249,7 @@ class SearchContext:
             return leaves
 
     async def _request(self, node_id: int, n: int, temperature: float | None, *, whole: bool,
-                       max_tokens: int | None = None) -> Generation | None:
+                       max_tokens: int | None = None, logprobs: bool = True) -> Generation | None:
         """One policy request from ``node_id``: next steps, or whole solutions (``whole``).
 
         None when the budget is exhausted or the request failed at this node (a node-level
@@ -258,6 +261,8 @@ class SearchContext:
         sampling = self.step_sampling(node_id, prefix, n, temperature)
         if max_tokens is not None:
             sampling = dataclasses.replace(sampling, max_tokens=max_tokens)
+        if not logprobs:
+            sampling = dataclasses.replace(sampling, logprobs=None)
         if whole:
             # No logprobs: they cost the server time and flat methods use no priors; the
             # policy derives the token offsets that split() needs from the token ids.

@@ -111,6 +111,14 @@ class TreePOConfig(ConfigBase):
         "prompt token, not the partial last block (vLLM caches whole blocks and always recomputes the "
         "last prompt token). The trajectory cap stays max_depth x L. None: plain L-token segments.")
 
+    @property
+    def needs_logprobs(self) -> bool:
+        """Whether a policy here reads token logprobs (probability-driven divergence, the
+        logprob-driven fallback cuts); the release's defaults read none, so segments are
+        requested without them."""
+        return self.divergence_policy != "fixed_avg" or self.fallback_policy in (
+            "min_logprob_segment", "block", "inverse_block")
+
     @model_validator(mode="after")
     def _consistent(self) -> TreePOConfig:
         if self.random_div_min > self.random_div_max:
@@ -256,10 +264,12 @@ async def _sample_level(ctx: SearchContext, config: TreePOConfig, frontier: list
     def cap(n: int) -> int | None:
         return limits.get(nodes[n].depth + 1)
 
+    lp = config.needs_logprobs
     if not config.clone_requests:
-        return list(await asyncio.gather(*(ctx.expand(n, k, temperature=temp, max_tokens=cap(n)) for n, k in frontier)))
-    flat = await asyncio.gather(*(ctx.expand(n, 1, temperature=temp, max_tokens=cap(n)) for n, k in frontier
-                                  for _ in range(k)))
+        return list(await asyncio.gather(*(ctx.expand(n, k, temperature=temp, max_tokens=cap(n), logprobs=lp)
+                                           for n, k in frontier)))
+    flat = await asyncio.gather(*(ctx.expand(n, 1, temperature=temp, max_tokens=cap(n), logprobs=lp)
+                                  for n, k in frontier for _ in range(k)))
     out, i = [], 0
     for _, k in frontier:
         out.append([c for kids in flat[i : i + k] for c in kids])

@@ -43,3 +43,16 @@ def test_unaligned_by_default():
     policy = SegmentPolicy(["x" * 200])
     asyncio.run(run_search(make_ctx(policy, max_depth=3), TreePOConfig(max_width=4)))
     assert {r[1].max_tokens for r in policy.requests} == {L}
+
+
+def test_segments_skip_logprobs_unless_a_policy_reads_them():
+    """The release's defaults (fixed_avg, random cut) read no logprobs: segments are requested
+    without them (less server work); probability-driven divergence asks for them."""
+    plain = SegmentPolicy(["x" * 200])
+    asyncio.run(run_search(make_ctx(plain, max_depth=3), TreePOConfig(max_width=4)))
+    assert plain.requests and {s.logprobs for _, s in plain.requests} == {None}
+    weighted = SegmentPolicy(["x" * 200])
+    asyncio.run(run_search(make_ctx(weighted, max_depth=3),
+                           TreePOConfig(max_width=4, divergence_policy="logprob_weighted_div")))
+    assert {s.logprobs for _, s in weighted.requests} == {0}
+    assert TreePOConfig(fallback_policy="min_logprob_segment").needs_logprobs
