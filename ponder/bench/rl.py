@@ -6,6 +6,7 @@ OUT/base_eval.json, shared by the recipes) and after ``ponder train <recipe>`` w
 config (same prompts, samples and steps); wall times. Writes OUT/<recipe>/evidence.json.
 
     python -m ponder.bench.rl --recipe rover --config configs/rl/small.yaml --out runs/rl-evidence
+    python -m ponder.bench.rl --recipe treepo ... --until 1 --threads 1   # round 1 only, evaluated; resumable
 """
 
 from __future__ import annotations
@@ -65,18 +66,53 @@ def held_out_tasks(held_cfg: dict[str, Any], train_cfg: dict[str, Any]) -> TaskS
     return held.without(drop)
 
 
+class _Paused(Exception):
+    """The sampler was asked for a round past ``--until``."""
+
+
+def train_until(config: Any, until: int | None) -> tuple[Path, list[dict[str, Any]], str]:
+    """Trains (or resumes) the recipe; with ``until`` = K < rounds, stops before round K + 1
+    (its checkpoint-K stays for the resume). Returns the checkpoint to evaluate, the finished
+    rounds' metrics and the evidence file's name."""
+    from ponder.rl import engine_sampler
+    from training.rl.trainer import train_rl
+
+    tasks = load_tasks(config.tasks)
+    inner = engine_sampler(config, tasks)
+
+    async def sampler(checkpoint: Path, problems: Any, r: int) -> Any:
+        if until is not None and r > until:
+            raise _Paused(r)
+        return await inner(checkpoint, problems, r)
+
+    try:
+        result = train_rl(config, sampler, tasks=tasks)
+        return result.model_dir, result.metrics["rounds"], "evidence.json"
+    except _Paused:
+        done = [json.loads((config.out / "rounds" / f"round-{r}" / "metrics.json").read_text()) for r in range(1, until + 1)]
+        return config.out / "checkpoints" / f"checkpoint-{until}", done, f"eval-round-{until}.json"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--recipe", required=True, choices=["grpo", "treepo", "rover"])
     parser.add_argument("--config", type=Path, required=True, help="RLTrainConfig fields (configs/rl/small.yaml).")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--eval-tasks", type=str, default=None, help="JSON task config of the held-out problems.")
+    parser.add_argument("--until", type=int, default=None,
+                        help="Train rounds 1..K only and evaluate round K's checkpoint (OUT/<recipe>/eval-round-K.json); "
+                             "a later call with a larger K (or none) resumes from it.")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for the update (1 is faster beside a busy vLLM server on 2 cores).")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     logging.basicConfig(format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("training.rl").setLevel(logging.INFO)
 
     from models.embedded import embedded_checkpoint
-    from ponder.rl import train_policy_rl
     from training.rl import RLTrainConfig
 
     base = Path(embedded_checkpoint())
@@ -90,15 +126,15 @@ def main() -> None:
         cached.write_text(json.dumps(asyncio.run(evaluate(base, held, **eval_opts)), indent=1))
     config = validated(RLTrainConfig, {**fields, "recipe": args.recipe, "base": str(base), "out": str(args.out / args.recipe)})
     start = time.perf_counter()
-    result = train_policy_rl(config)
+    model_dir, rounds, name = train_until(config, args.until)
     train_wall = time.perf_counter() - start
-    after = asyncio.run(evaluate(result.model_dir, held, **eval_opts))
+    after = asyncio.run(evaluate(model_dir, held, **eval_opts))
     evidence = {"recipe": args.recipe, "config": config.model_dump(mode="json"), "held_out": held_cfg,
                 "held_out_problems": len(held), "before": json.loads(cached.read_text()), "after": after,
-                "train_wall_seconds": round(train_wall, 1),
-                "rounds": [{k: v for k, v in r.items() if k != "steps"} | {"last_step": (r["steps"] or [{}])[-1]}
-                           for r in result.metrics["rounds"]]}
-    (args.out / args.recipe / "evidence.json").write_text(json.dumps(evidence, indent=1, default=str))
+                "after_round": len(rounds), "train_wall_seconds": round(train_wall, 1),
+                "rounds": [{k: v for k, v in r.items() if k not in ("steps", "per_prompt")}
+                           | {"last_step": (r["steps"] or [{}])[-1]} for r in rounds]}
+    (args.out / args.recipe / name).write_text(json.dumps(evidence, indent=1, default=str))
     print(json.dumps({"before": evidence["before"], "after": after, "train_wall_seconds": evidence["train_wall_seconds"]}))
 
 
