@@ -18,7 +18,6 @@ them as endpoints.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ import filelock
 import yaml
 
 from ponder.config import ModelConfig, RewardConfig, RunConfig
+from ponder.interrupts import in_thread
 from ponder.loop.config import LoopConfig
 from ponder.loop.stages import Stage, StageResult, done_marker, run_rounds, stage_dir
 from search.protocols import ConfigError, PonderError
@@ -144,7 +144,7 @@ class Loop:
 
         data = stage_dir(self.dir, r, "label") / "datasets" / f"prm_{self.cfg.label.prm_generator}"
         config = PRMTrainConfig(dataset=data, base=self.prm(r - 1), out=directory / "run", **self.cfg.train_prm)
-        result = await asyncio.to_thread(train_prm, config)
+        result = await in_thread(train_prm, config)
         return StageResult({"model_dir": str(result.model_dir), "metrics": result.metrics})
 
     async def train_policy(self, r: int, directory: Path) -> StageResult:
@@ -158,17 +158,17 @@ class Loop:
 
             config = RLTrainConfig(recipe=recipe, base=base, out=out, tasks=self.cfg.train_tasks, **fields)
             model = ModelConfig(system_prompt=self.cfg.system_prompt, max_in_flight=self.cfg.max_in_flight)
-            result = await asyncio.to_thread(train_policy_rl, config, self.train, model)
+            result = await in_thread(train_policy_rl, config, self.train, model)
             return StageResult({"model_dir": str(result.model_dir), "metrics": result.metrics})
         from training.train.policy import DPOTrainConfig, SFTTrainConfig, train_dpo, train_sft
 
         label = stage_dir(self.dir, r, "label")
         if recipe == "dpo":
             data = Path(done_marker(self.dir, r, "label")["outputs"]["dpo_dataset"])
-            result = await asyncio.to_thread(train_dpo, DPOTrainConfig(dataset=data, base=base, out=out, **fields))
+            result = await in_thread(train_dpo, DPOTrainConfig(dataset=data, base=base, out=out, **fields))
         else:
             data = label / "datasets" / "sft"
-            result = await asyncio.to_thread(train_sft, SFTTrainConfig(dataset=data, base=base, out=out, **fields))
+            result = await in_thread(train_sft, SFTTrainConfig(dataset=data, base=base, out=out, **fields))
         return StageResult({"model_dir": str(result.model_dir), "metrics": result.metrics})
 
     async def evaluate(self, r: int, directory: Path) -> StageResult:
