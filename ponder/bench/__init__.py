@@ -10,11 +10,11 @@
 - :mod:`ponder.bench.suite` — the presets and the accuracy table and plot.
 - :mod:`ponder.bench.flat` and :mod:`ponder.bench.plain_client` — ponder's flat sampling vs
   a plain client sending the same requests.
-- :mod:`ponder.bench.cli_methods` — ``treepo`` and ``prove``, the seed methods' benchmarks.
+- :mod:`ponder.bench.cli_methods` — ``treepo``, ``prove`` and ``label``, the seed methods' benchmarks.
 - :mod:`ponder.bench.view` — ``ponder view`` on a synthetic big run, opened in headless Chromium.
 """
 
-from ponder.bench import cli_methods as _methods  # noqa: F401  (registers `bench treepo`, `bench prove`)
+from ponder.bench import cli_methods as _methods  # noqa: F401  (registers `bench treepo`, `prove`, `label`)
 from ponder.bench import view as _view  # noqa: F401  (registers `bench view`)
 from ponder.bench.cli import bench_app
 

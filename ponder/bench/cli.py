@@ -4,7 +4,7 @@
 ``compare`` and ``accuracy`` run real searches on one shared server (see
 :mod:`ponder.bench.search_runs` for how a run is measured, :mod:`ponder.bench.suite` for presets);
 ``flat`` sets ponder's whole-solution sampling beside a plain client (:mod:`ponder.bench.flat`);
-``label`` what Math-Shepherd and OmegaPRM labels cost on the same trees (:mod:`ponder.bench.label`);
+``label`` (what Math-Shepherd and OmegaPRM labels cost on the same trees, :mod:`ponder.bench.label`),
 ``treepo`` (TreePO vs independent sampling) and ``prove`` (prover agents, cache sharing, planner)
 are registered from :mod:`ponder.bench.cli_methods`, ``view`` from :mod:`ponder.bench.view`.
 """
@@ -12,7 +12,6 @@ are registered from :mod:`ponder.bench.cli_methods`, ``view`` from :mod:`ponder.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Optional
@@ -358,57 +357,3 @@ def flat(
     except PonderError as err:
         _fail(err)
     print("\n".join(flat_lines(cfg, reqs, fm, ponder_fields)))
-
-
-@bench_app.command("label")
-def label(
-    config: ConfigArg = None,
-    num_problems: Annotated[int, typer.Option(help="Problems of the preset (chain_sum).")] = 100,
-    num_rollouts: Annotated[int, typer.Option(help="Math-Shepherd's N: completions per step prefix.")] = 8,
-    k: Annotated[int, typer.Option(help="OmegaPRM's k: completions per probed prefix.")] = 8,
-    screen_rollouts: Annotated[int, typer.Option(help="OmegaPRM's screening completions from the root.")] = 32,
-    max_rollout_tokens: Annotated[int, typer.Option(help="Token limit of one rollout completion.")] = 160,
-    concurrency: Annotated[Optional[int], typer.Option(
-        help="Problems at once (search, and each labelling phase); default: the config's max_concurrent_problems.")
-    ] = None,
-    max_in_flight: MaxInFlight = 256,
-    saturation_concurrency: Annotated[list[int], typer.Option(
-        help="Concurrencies of the saturation load before and after (max over them).")] = [128],
-    out: Annotated[Optional[Path], typer.Option(
-        help="JSON summary; default runs/bench-label/label-<UTC time>.json.")] = None,
-    endpoint: Endpoint = None,
-    block_size: BlockSize = None,
-) -> None:
-    """Math-Shepherd vs OmegaPRM labels on the same searched trees: rollouts, tokens, wall, agreement."""
-    import time
-
-    from ponder.bench.label import LabelBenchSettings, label_config, label_lines, label_summary, run_label_bench
-    from ponder.bench.search_runs import bench_endpoint, machine_note, override
-    from ponder.config import load_run_config
-    from verifiers.tasks import load_tasks
-
-    try:
-        cfg = override(load_run_config(config) if config else label_config(num_problems), {"mode": "label"})
-        settings = LabelBenchSettings(num_rollouts, k, screen_rollouts, max_rollout_tokens,
-                                      concurrency or cfg.max_concurrent_problems)
-        settings.generators()  # validates the generator settings before a server starts
-        tasks = load_tasks(cfg.tasks)
-        with bench_endpoint(endpoint or next(iter(cfg.model.endpoints), None),
-                            _settings(cfg.model.checkpoint, block_size)) as (url, desc):
-            cfg = override(cfg, {"model": {"endpoints": [url], "max_in_flight": max_in_flight},
-                                 "max_concurrent_problems": settings.concurrency})
-            _header("label", desc, [cfg])
-            machine = machine_note()
-            run, saturated = asyncio.run(run_label_bench(cfg, tasks, settings, url, saturation_concurrency))
-    except (PonderError, ValueError) as err:
-        _fail(err)
-    summary = {"machine": machine, "server": desc, "config": cfg.model_dump(mode="json"),
-               **label_summary(run, settings, saturated), "in_flight_cap": cfg.model.max_in_flight}
-    print("\n".join(label_lines(summary)))
-    if abs(saturated[0] - saturated[1]) > 0.15 * max(saturated):
-        print(f"WARNING: the saturated figure moved > 15 % during the bench; ratios to it are unreliable. "
-              f"Now: {machine_note()}")
-    path = out or Path("runs/bench-label") / time.strftime("label-%Y%m%d-%H%M%S.json", time.gmtime())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    print(f"summary: {path.resolve()}")

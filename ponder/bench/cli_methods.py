@@ -1,4 +1,4 @@
-"""``ponder bench treepo`` and ``ponder bench prove``: the seed methods' own benchmarks,
+"""``ponder bench treepo``, ``prove`` and ``label``: the seed methods' own benchmarks,
 registered on :data:`ponder.bench.cli.bench_app` (kept apart so cli.py stays one page)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ponder.bench.cli import BlockSize, Endpoint, MaxInFlight, _fail, _header, _settings, bench_app
+from ponder.bench.cli import BlockSize, ConfigArg, Endpoint, MaxInFlight, _fail, _header, _settings, bench_app
 from search.protocols import PonderError
 
 
@@ -85,3 +85,57 @@ def prove(
     except (PonderError, ValueError) as err:
         _fail(err)
     print(format_table(rows))
+
+
+@bench_app.command("label")
+def label(
+    config: ConfigArg = None,
+    num_problems: Annotated[int, typer.Option(help="Problems of the preset (chain_sum).")] = 100,
+    num_rollouts: Annotated[int, typer.Option(help="Math-Shepherd's N: completions per step prefix.")] = 8,
+    k: Annotated[int, typer.Option(help="OmegaPRM's k: completions per probed prefix.")] = 8,
+    screen_rollouts: Annotated[int, typer.Option(help="OmegaPRM's screening completions from the root.")] = 32,
+    max_rollout_tokens: Annotated[int, typer.Option(help="Token limit of one rollout completion.")] = 160,
+    concurrency: Annotated[Optional[int], typer.Option(
+        help="Problems at once (search, and each labelling phase); default: the config's max_concurrent_problems.")
+    ] = None,
+    max_in_flight: MaxInFlight = 256,
+    saturation_concurrency: Annotated[list[int], typer.Option(
+        help="Concurrencies of the saturation load before and after (max over them).")] = [128],
+    out: Annotated[Optional[Path], typer.Option(
+        help="JSON summary; default runs/bench-label/label-<UTC time>.json.")] = None,
+    endpoint: Endpoint = None,
+    block_size: BlockSize = None,
+) -> None:
+    """Math-Shepherd vs OmegaPRM labels on the same searched trees: rollouts, tokens, wall, agreement."""
+    import time
+
+    from ponder.bench.label import LabelBenchSettings, label_config, label_lines, label_summary, run_label_bench
+    from ponder.bench.search_runs import bench_endpoint, machine_note, override
+    from ponder.config import load_run_config
+    from verifiers.tasks import load_tasks
+
+    try:
+        cfg = override(load_run_config(config) if config else label_config(num_problems), {"mode": "label"})
+        settings = LabelBenchSettings(num_rollouts, k, screen_rollouts, max_rollout_tokens,
+                                      concurrency or cfg.max_concurrent_problems)
+        settings.generators()  # validates the generator settings before a server starts
+        tasks = load_tasks(cfg.tasks)
+        with bench_endpoint(endpoint or next(iter(cfg.model.endpoints), None),
+                            _settings(cfg.model.checkpoint, block_size)) as (url, desc):
+            cfg = override(cfg, {"model": {"endpoints": [url], "max_in_flight": max_in_flight},
+                                 "max_concurrent_problems": settings.concurrency})
+            _header("label", desc, [cfg])
+            machine = machine_note()
+            run, saturated = asyncio.run(run_label_bench(cfg, tasks, settings, url, saturation_concurrency))
+    except (PonderError, ValueError) as err:
+        _fail(err)
+    summary = {"machine": machine, "server": desc, "config": cfg.model_dump(mode="json"),
+               **label_summary(run, settings, saturated), "in_flight_cap": cfg.model.max_in_flight}
+    print("\n".join(label_lines(summary)))
+    if abs(saturated[0] - saturated[1]) > 0.15 * max(saturated):
+        print(f"WARNING: the saturated figure moved > 15 % during the bench; ratios to it are unreliable. "
+              f"Now: {machine_note()}")
+    path = out or Path("runs/bench-label") / time.strftime("label-%Y%m%d-%H%M%S.json", time.gmtime())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    print(f"summary: {path.resolve()}")
