@@ -5,6 +5,8 @@ when it serves the wanted checkpoint, else a new one that the command owns. Eith
 ponder may restart it after a crash (:meth:`ManagedServer.restart`, driven by the client's
 circuit breaker); a server the command started is stopped when the command ends, one it
 found keeps running (and a restart of it is recorded again, as ``ponder serve`` would).
+A server a command starts is never recorded: another command must not reuse (and load, or
+lose when its owner ends) a server whose life belongs to one command.
 """
 
 from __future__ import annotations
@@ -93,8 +95,8 @@ def ensure_server(
 ) -> Iterator[ManagedServer]:
     """Yields a healthy server: the recorded one if it serves ``checkpoint``, else a new one.
 
-    A server started here is recorded while it runs (if the record slot is free) and stopped
-    on exit; a reused one is left running. ``checkpoint=None`` means the embedded model.
+    A server started here is not recorded (only ``ponder serve``'s is) and is stopped on
+    exit; a reused one is left running. ``checkpoint=None`` means the embedded model.
 
     Raises:
         ModelServerError: as :func:`models.server.start_server`.
@@ -116,10 +118,8 @@ def ensure_server(
         found = settings.model_copy(update={"checkpoint": Path(status.record.checkpoint)})
         yield ManagedServer(found, status.record, owned=False, recorded=True)
         return
-    # Leave another live server's record alone; record ours only if the slot is free.
-    recorded = status is None
-    server = ManagedServer(settings, start_server(settings, record=recorded, exit_with_parent=True),
-                           owned=True, recorded=recorded)
+    server = ManagedServer(settings, start_server(settings, record=False, exit_with_parent=True),
+                           owned=True, recorded=False)
     _OWN.append(server)
     try:
         yield server

@@ -61,6 +61,22 @@ def _wait(cond, proc: subprocess.Popen, timeout: float = 600) -> None:
         time.sleep(0.2)
 
 
+def _servers(state: Path) -> dict[int, int]:
+    """``{pid: parent pid}`` of the live vLLM processes (API servers and engine cores) started
+    with ``XDG_STATE_HOME=state``: the environment a command hands its servers."""
+    found = {}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            named = b"vllm" in (proc / "cmdline").read_bytes().lower() or b"vllm" in (proc / "comm").read_bytes().lower()
+            env = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if named and fields[0] not in "ZX" and f"XDG_STATE_HOME={state}".encode() in env:
+            found[int(proc.name)] = int(fields[1])
+    return found
+
+
 def _metric(out: str, name: str) -> int:
     """A row of the printed summary table (``│ errors │ 0 │``)."""
     found = re.search(rf"^\W*{name}\s*\W\s*(\d+)\s*\W*$", out, flags=re.M)
@@ -74,7 +90,8 @@ def _ponder_run(cfg: Path, env: dict, **kw) -> subprocess.Popen:
 
 
 def test_server_sigkilled_three_times_loses_nothing(embedded_server, tmp_path):
-    # The faulty run owns its server: a fresh state dir, so it starts (and records) its own.
+    # The faulty run owns its server: a fresh state dir (no recorded server), so it starts its
+    # own, and records it nowhere another command would reuse it.
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "COLUMNS": "200"}
     run_dir = tmp_path / "faults"
     proc = _ponder_run(_config(tmp_path, "faults", 60), env)
@@ -83,7 +100,8 @@ def test_server_sigkilled_three_times_loses_nothing(embedded_server, tmp_path):
         for kill in range(3):
             base = len(_ids(run_dir))
             _wait(lambda: len(_ids(run_dir)) >= base + 4 and len(_events(run_dir, "recovered")) == kill, proc)
-            pid = json.loads(record.read_text())["pid"]
+            assert not record.exists()  # a command's own server is not offered for reuse
+            (pid,) = [p for p, parent in _servers(tmp_path / "state").items() if parent == proc.pid]
             os.kill(pid, signal.SIGKILL)  # the vLLM API server, mid-run
             _wait(lambda: len(_events(run_dir, "outage")) > kill, proc)
         out, _ = proc.communicate(timeout=900)
@@ -105,7 +123,7 @@ def test_server_sigkilled_three_times_loses_nothing(embedded_server, tmp_path):
                         env=env, capture_output=True, text=True, timeout=900)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert sorted(_ids(clean)) == sorted(ids)
-    assert not record.exists()  # the server the run started was stopped at the end
+    assert not _servers(tmp_path / "state")  # the server the run started was stopped at the end
 
 
 def test_external_endpoint_gone_for_good_then_back(embedded_server, tmp_path):
