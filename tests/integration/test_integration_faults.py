@@ -62,13 +62,15 @@ def _wait(cond, proc: subprocess.Popen, timeout: float = 600) -> None:
 
 
 def _servers(state: Path) -> dict[int, int]:
-    """``{pid: parent pid}`` of the live vLLM processes (API servers and engine cores) started
-    with ``XDG_STATE_HOME=state``: the environment a command hands its servers."""
+    """``{pid: parent pid}`` of the live vLLM processes started with ``XDG_STATE_HOME=state``
+    (the environment a command hands its servers): API servers, run as ``python -m
+    models.launcher``, and their engine cores, which retitle themselves ``VLLM::EngineCore``."""
     found = {}
     for proc in Path("/proc").glob("[0-9]*"):
         try:
             fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-            named = b"vllm" in (proc / "cmdline").read_bytes().lower() or b"vllm" in (proc / "comm").read_bytes().lower()
+            names = (proc / "cmdline").read_bytes().lower() + b" " + (proc / "comm").read_bytes().lower()
+            named = b"vllm" in names or b"models.launcher" in names  # engine cores retitle themselves
             env = (proc / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
