@@ -34,8 +34,10 @@ class ServerSettings(BaseModel):
         None, ge=1, le=65535, description="TCP port; None picks a free one."
     )
     max_model_len: int = Field(2048, ge=16, description="Context length in tokens.")
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
-        "bfloat16", description="Weight/activation dtype."
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] | None = Field(
+        None,
+        description="Weight/activation dtype (vLLM --dtype); None: chosen for this machine "
+        "(see machine_dtype): bfloat16 with AVX-512 or a GPU, float32 on other CPUs.",
     )
     enforce_eager: bool = Field(
         True, description="Skip graph compilation: ready in ~25 s instead of ~90 s on CPU."
@@ -96,6 +98,27 @@ def all_cores() -> str:
     return ",".join(ranges)
 
 
+def machine_dtype(cpu_flags: set[str] | None = None, gpu: bool | None = None) -> str:
+    """The dtype vLLM serves fastest here: ``bfloat16`` on a CUDA GPU or a CPU with AVX-512,
+    ``float32`` on other CPUs, where vLLM's bf16 kernels fall back to slow paths (measured on a
+    2-core AVX2 EPYC, SmolLM2-135M, 32 concurrent requests: 45.6 generated tok/s in bf16, 210.8 in
+    float32; at 1 request both ~22). Arguments override what is read from the machine (tests)."""
+    if gpu is None:
+        gpu = Path("/dev/nvidia0").exists()
+    flags = machine_cpu_flags() if cpu_flags is None else cpu_flags
+    return "bfloat16" if gpu or "avx512f" in flags else "float32"
+
+
+def machine_cpu_flags() -> set[str]:
+    """The CPU's feature flags (``/proc/cpuinfo``; empty where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    line = next((x for x in text.splitlines() if x.startswith("flags")), "")
+    return set(line.partition(":")[2].split())
+
+
 def server_command(settings: ServerSettings, checkpoint: Path, port: int) -> list[str]:
     """The command line that runs vLLM's ``serve`` for ``settings`` (no environment)."""
     cmd = [
@@ -104,7 +127,7 @@ def server_command(settings: ServerSettings, checkpoint: Path, port: int) -> lis
         "--port", str(port),
         "--served-model-name", served_name(settings, checkpoint),
         "--max-model-len", str(settings.max_model_len),
-        "--dtype", settings.dtype,
+        "--dtype", settings.dtype or machine_dtype(),
         "--enable-prompt-tokens-details",
         "--disable-uvicorn-access-log",
     ]  # fmt: skip

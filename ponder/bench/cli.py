@@ -51,8 +51,8 @@ def server(
 
     try:
         model = ModelConfig(endpoints=[endpoint] if endpoint else [])
-        with model_endpoints(model) as (endpoints, _, _):
-            rows = bench_server(endpoints[0], tuple(concurrency), max_tokens)
+        with model_endpoints(model) as served:
+            rows = bench_server(served.endpoints[0], tuple(concurrency), max_tokens)
     except PonderError as err:
         _fail(err)
     print(format_rows(rows))

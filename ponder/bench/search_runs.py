@@ -21,6 +21,7 @@ from typing import Any
 from models.client import VLLMClient
 from models.managed import ensure_server
 from models.server import ServerSettings, server_status
+from models.server_settings import machine_cpu_flags, machine_dtype
 from ponder.bench.metrics import (GENERATED, PROMPT, RUNNING, SEQUENCES, WAITING, Sample, cache_hit_rate,
                                   counter_delta, queued_rate, ratio, window_rate)
 from ponder.bench.server import PREFIX_HITS, parse_metrics
@@ -64,15 +65,16 @@ def bench_endpoint(endpoint: str | None, settings: ServerSettings) -> Iterator[t
         else:
             extra = " ".join(settings.extra_args) or "none"
             yield rec.endpoint, (f"started vLLM pid {rec.pid} at {rec.endpoint}: {rec.model}, "
-                                 f"max_model_len={settings.max_model_len}, dtype={settings.dtype}, "
+                                 f"max_model_len={settings.max_model_len}, dtype={settings.dtype or machine_dtype()}, "
                                  f"kv_cache_gib={settings.kv_cache_gib}, enforce_eager={settings.enforce_eager}, "
                                  f"extra_args: {extra} (startup {rec.startup_seconds:.0f} s)")
 
 
 def machine_note() -> str:
-    """CPU count, load average and vLLM servers running (the bench's own included)."""
+    """CPU count and vector ISA, load average and vLLM servers running (the bench's own included)."""
     load = os.getloadavg()
-    note = f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    isa = "AVX-512" if "avx512f" in machine_cpu_flags() else "no AVX-512"
+    note = f"{os.cpu_count()} CPUs ({isa}), load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     try:
         import psutil  # installed with vLLM; not a dependency of ponder itself
     except ImportError:

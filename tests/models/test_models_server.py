@@ -26,6 +26,7 @@ from models.server import (
     server_status,
     stop_server,
 )
+from models.server_settings import machine_dtype
 from search.protocols import ConfigError, ModelServerError
 
 
@@ -46,7 +47,7 @@ def test_xdg_dirs_follow_environment(xdg, monkeypatch):
 def test_settings_defaults():
     s = ServerSettings()
     assert (s.host, s.port, s.max_model_len, s.dtype, s.enforce_eager, s.kv_cache_gib,
-            s.omp_threads_bind) == ("127.0.0.1", None, 2048, "bfloat16", True, 2, "auto")
+            s.omp_threads_bind) == ("127.0.0.1", None, 2048, None, True, 2, "auto")
 
 
 @pytest.mark.parametrize(
@@ -87,11 +88,19 @@ def test_command_has_the_chosen_flags(tmp_path):
     cmd = server_command(s, tmp_path / "ckpt", 8123)
     assert cmd[:5] == [sys.executable, "-m", "models.launcher", "serve", str(tmp_path / "ckpt")]
     joined = " ".join(cmd)
-    for flag in ("--port 8123", "--host 127.0.0.1", "--max-model-len 2048", "--dtype bfloat16",
+    for flag in ("--port 8123", "--host 127.0.0.1", "--max-model-len 2048", f"--dtype {machine_dtype()}",
                  "--enable-prompt-tokens-details", "--enforce-eager", "--served-model-name ckpt",
                  "--runner pooling", "--max-num-seqs 64"):
         assert flag in joined
     assert "--enforce-eager" not in server_command(ServerSettings(enforce_eager=False), tmp_path, 1)
+    assert "--dtype float16" in " ".join(server_command(ServerSettings(dtype="float16"), tmp_path, 1))
+
+
+def test_machine_dtype_is_bf16_only_where_it_is_fast():
+    assert machine_dtype({"avx", "avx2"}, gpu=False) == "float32"  # bf16 falls back to slow paths
+    assert machine_dtype({"avx2", "avx512f", "avx512_bf16"}, gpu=False) == "bfloat16"
+    assert machine_dtype({"avx2"}, gpu=True) == "bfloat16"
+    assert machine_dtype() in ("bfloat16", "float32")  # read from this machine
 
 
 def test_env_sets_vllm_cpu_variables(xdg):

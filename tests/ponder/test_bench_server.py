@@ -78,3 +78,33 @@ async def test_shaped_load_shares_a_prefix_and_generates_the_asked_length():
     assert rate > 0 and len(prompts) == 1 + 5  # one warm-up request, then the load
     assert all(len(p) == 40 and p[:32] == prompts[0][:32] for p in prompts)
     assert len({tuple(p[32:]) for p in prompts[1:]}) == 5  # unique 8-token tails
+
+
+def test_bench_server_command_measures_the_served_endpoint(monkeypatch):
+    """`ponder bench server` wires the endpoint the engine serves into the bench."""
+    import contextlib
+
+    from typer.testing import CliRunner
+
+    import ponder.bench.server as bench
+    import ponder.engine as engine
+    from ponder.cli import app
+
+    @contextlib.contextmanager
+    def served(model):
+        yield engine.Served(endpoints=list(model.endpoints), checkpoint=None, name="m", restart_fns={})
+
+    seen = []
+
+    def fake_bench(endpoint, concurrency, max_tokens):
+        seen.append((endpoint, concurrency, max_tokens))
+        return [BenchRow(load="throughput", concurrency=c, requests=c, prompt_tokens=0, generated_tokens=c * max_tokens,
+                         seconds=1.0, tokens_per_second=c * max_tokens, mean_latency_s=1.0) for c in concurrency]
+
+    monkeypatch.setattr(engine, "model_endpoints", served)
+    monkeypatch.setattr(bench, "bench_server", fake_bench)
+    result = CliRunner().invoke(app, ["bench", "server", "--endpoint", "http://h:1", "--concurrency", "2",
+                                      "--concurrency", "4", "--max-tokens", "8"])
+    assert result.exit_code == 0, result.output
+    assert seen == [("http://h:1", (2, 4), 8)]
+    assert "saturated generated tok/s (max over concurrencies): 32.0" in result.output
