@@ -11,7 +11,7 @@ Environment given to the server (CPU build of vLLM):
 
 - ``HF_HUB_OFFLINE=1`` / ``TRANSFORMERS_OFFLINE=1``: nothing is fetched from a model hub.
 - ``VLLM_CPU_KVCACHE_SPACE``: KV-cache size in GiB (``kv_cache_gib``; 2 GiB holds ~93k tokens
-  of SmolLM2-135M).
+  of SmolLM2-135M in bf16, half that in float32, so the default is 4 GiB in float32).
 - ``VLLM_CPU_OMP_THREADS_BIND``: cores for the model's OpenMP threads. ``"auto"`` here means
   *all cores this process may run on* (e.g. ``0-1``); vLLM's own ``auto`` leaves one core of
   two idle.

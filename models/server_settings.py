@@ -42,7 +42,12 @@ class ServerSettings(BaseModel):
     enforce_eager: bool = Field(
         True, description="Skip graph compilation: ready in ~25 s instead of ~90 s on CPU."
     )
-    kv_cache_gib: int = Field(2, ge=1, description="KV-cache size in GiB (VLLM_CPU_KVCACHE_SPACE).")
+    kv_cache_gib: int | None = Field(
+        None,
+        ge=1,
+        description="KV-cache size in GiB (VLLM_CPU_KVCACHE_SPACE); None: 2 GiB in a 16-bit dtype, 4 in "
+        "float32 (the same ~93k tokens of SmolLM2-135M: float32 halves what a GiB holds).",
+    )
     block_size: int | None = Field(
         32,
         ge=1,
@@ -64,6 +69,16 @@ class ServerSettings(BaseModel):
     startup_timeout_s: float = Field(
         300.0, gt=0, description="Seconds to wait for /health before giving up."
     )
+
+    def resolved_dtype(self) -> str:
+        """The dtype the server runs: ``dtype``, or the machine's (:func:`machine_dtype`)."""
+        return self.dtype or machine_dtype()
+
+    def resolved_kv_cache_gib(self) -> int:
+        """The KV-cache GiB the server gets: ``kv_cache_gib``, or 2 GiB per 16 bits of the dtype."""
+        if self.kv_cache_gib is not None:
+            return self.kv_cache_gib
+        return 4 if self.resolved_dtype() == "float32" else 2
 
     @field_validator("omp_threads_bind")
     @classmethod
@@ -127,7 +142,7 @@ def server_command(settings: ServerSettings, checkpoint: Path, port: int) -> lis
         "--port", str(port),
         "--served-model-name", served_name(settings, checkpoint),
         "--max-model-len", str(settings.max_model_len),
-        "--dtype", settings.dtype or machine_dtype(),
+        "--dtype", settings.resolved_dtype(),
         "--enable-prompt-tokens-details",
         "--disable-uvicorn-access-log",
     ]  # fmt: skip
@@ -154,7 +169,7 @@ def server_env(settings: ServerSettings) -> dict[str, str]:
     env.update(
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
-        VLLM_CPU_KVCACHE_SPACE=str(settings.kv_cache_gib),
+        VLLM_CPU_KVCACHE_SPACE=str(settings.resolved_kv_cache_gib()),
         VLLM_CPU_OMP_THREADS_BIND=bind,
         VLLM_CACHE_ROOT=str(cache_dir() / "vllm"),
         VLLM_NO_USAGE_STATS="1",

@@ -55,7 +55,8 @@ def serve(
     stop: Annotated[bool, typer.Option("--stop", help="Stop the recorded server.")] = False,
     status: Annotated[bool, typer.Option("--status", help="Show the recorded server.")] = False,
     port: Annotated[Optional[int], typer.Option(help="Port; default a free one.")] = None,
-    kv_cache_gib: Annotated[float, typer.Option(help="KV-cache size in GiB (VLLM_CPU_KVCACHE_SPACE).")] = 2.0,
+    kv_cache_gib: Annotated[Optional[int], typer.Option(
+        help="KV-cache size in GiB (VLLM_CPU_KVCACHE_SPACE); default 2 (bf16) or 4 (float32).")] = None,
     omp_threads_bind: Annotated[str, typer.Option(help="Cores for the model's threads ('auto' = all).")] = "auto",
     enforce_eager: Annotated[bool, typer.Option(help="Skip compilation: ~25 s start instead of ~90 s.")] = True,
     max_model_len: Annotated[int, typer.Option(help="Context length in tokens.")] = 2048,

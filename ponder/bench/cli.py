@@ -29,6 +29,9 @@ console = Console()
 Endpoint = Annotated[Optional[str], typer.Option(help="Server URL; default: a recorded or new embedded server.")]
 BlockSize = Annotated[Optional[int], typer.Option(
     help="vLLM --block-size (prefix-cache granularity, tokens) for a server started here; default ServerSettings.block_size (32).")]
+KvCacheGib = Annotated[Optional[int], typer.Option(
+    help="KV-cache GiB of a server started here; default ServerSettings' (2 in bf16, 4 in float32). The prefix "
+         "cache keeps only what fits: size it for the tokens the problems at once keep live.")]
 MaxInFlight = Annotated[int, typer.Option(help="Policy requests in flight at once (model.max_in_flight).")]
 ConfigArg = Annotated[Optional[Path], typer.Argument(help="Run-config YAML; default: the bench's preset.")]
 
@@ -71,10 +74,10 @@ def engine(
     print(f"select+backup on a {num_nodes}-node tree: {rate:,.0f} ops/s ({1e6 / rate:.1f} µs each)")
 
 
-def _settings(checkpoint: str | None, block_size: int | None):
+def _settings(checkpoint: str | None, block_size: int | None, kv_cache_gib: int | None = None):
     from models.server import ServerSettings
 
-    settings = ServerSettings(checkpoint=Path(checkpoint) if checkpoint else None)
+    settings = ServerSettings(checkpoint=Path(checkpoint) if checkpoint else None, kv_cache_gib=kv_cache_gib)
     # The setting itself, not an extra --block-size: vLLM refuses a flag given twice.
     return settings.model_copy(update={"block_size": block_size}) if block_size else settings
 

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ponder.bench.cli import BlockSize, ConfigArg, Endpoint, MaxInFlight, _fail, _header, _settings, bench_app
+from ponder.bench.cli import BlockSize, ConfigArg, Endpoint, KvCacheGib, MaxInFlight, _fail, _header, _settings, bench_app
 from search.protocols import PonderError
 
 
@@ -30,6 +30,7 @@ def treepo(
     max_in_flight: MaxInFlight = 256,
     endpoint: Endpoint = None,
     block_size: BlockSize = None,
+    kv_cache_gib: KvCacheGib = None,
 ) -> None:
     """TreePO segment-tree sampling vs independent sampling at equal W: tokens, server compute, wall, pass@W."""
     import time
@@ -45,7 +46,7 @@ def treepo(
         blocks = (block_size or ServerSettings().block_size) if align else None
         entries = treepo_entries(num_problems, width, segment_tokens, max_depth, concurrency, extra, workload, blocks)
         tasks = load_tasks(entries[0].cfg.tasks)
-        with bench_endpoint(endpoint, _settings(None, block_size)) as (url, desc):
+        with bench_endpoint(endpoint, _settings(None, block_size, kv_cache_gib)) as (url, desc):
             entries = [dataclasses.replace(e, cfg=override(e.cfg, {"model": {"endpoints": [url],
                        "max_in_flight": max_in_flight}})) for e in entries]
             _header("treepo", desc, [e.cfg for e in entries])

@@ -21,7 +21,7 @@ from typing import Any
 from models.client import VLLMClient
 from models.managed import ensure_server
 from models.server import ServerSettings, server_status
-from models.server_settings import machine_cpu_flags, machine_dtype
+from models.server_settings import machine_cpu_flags
 from ponder.bench.metrics import (GENERATED, PROMPT, RUNNING, SEQUENCES, WAITING, Sample, cache_hit_rate,
                                   counter_delta, queued_rate, ratio, window_rate)
 from ponder.bench.server import PREFIX_HITS, parse_metrics
@@ -65,8 +65,8 @@ def bench_endpoint(endpoint: str | None, settings: ServerSettings) -> Iterator[t
         else:
             extra = " ".join(settings.extra_args) or "none"
             yield rec.endpoint, (f"started vLLM pid {rec.pid} at {rec.endpoint}: {rec.model}, "
-                                 f"max_model_len={settings.max_model_len}, dtype={settings.dtype or machine_dtype()}, "
-                                 f"kv_cache_gib={settings.kv_cache_gib}, enforce_eager={settings.enforce_eager}, "
+                                 f"max_model_len={settings.max_model_len}, dtype={settings.resolved_dtype()}, "
+                                 f"kv_cache_gib={settings.resolved_kv_cache_gib()}, enforce_eager={settings.enforce_eager}, "
                                  f"extra_args: {extra} (startup {rec.startup_seconds:.0f} s)")
 
 

@@ -47,7 +47,16 @@ def test_xdg_dirs_follow_environment(xdg, monkeypatch):
 def test_settings_defaults():
     s = ServerSettings()
     assert (s.host, s.port, s.max_model_len, s.dtype, s.enforce_eager, s.kv_cache_gib,
-            s.omp_threads_bind) == ("127.0.0.1", None, 2048, None, True, 2, "auto")
+            s.omp_threads_bind) == ("127.0.0.1", None, 2048, None, True, None, "auto")
+
+
+def test_kv_cache_default_holds_the_same_tokens_in_either_dtype():
+    # float32 KV takes twice the bytes per token: the default doubles so the prefix cache keeps as much.
+    assert ServerSettings(dtype="bfloat16").resolved_kv_cache_gib() == 2
+    assert ServerSettings(dtype="float32").resolved_kv_cache_gib() == 4
+    assert ServerSettings(dtype="float32", kv_cache_gib=3).resolved_kv_cache_gib() == 3
+    assert server_env(ServerSettings(dtype="float32"))["VLLM_CPU_KVCACHE_SPACE"] == "4"
+    assert ServerSettings().resolved_dtype() == machine_dtype()
 
 
 @pytest.mark.parametrize(

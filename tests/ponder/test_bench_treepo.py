@@ -82,3 +82,10 @@ def test_entries_align_treepo_segments_and_default_to_basic_arithmetic():
     tree = next(e for e in entries if e.method == "treepo")
     assert tree.cfg.search.align_block == 32 and tree.cfg.steps.fixed_tokens == 32
     assert all(e.cfg.search.align_block is None for e in treepo_entries(4, (8,)) if e.method == "treepo")
+
+
+def test_bench_server_settings_take_the_kv_cache_size():
+    from ponder.bench.cli import _settings
+
+    assert _settings(None, None, 8).resolved_kv_cache_gib() == 8
+    assert _settings(None, 16).block_size == 16 and _settings(None, 16).kv_cache_gib is None
