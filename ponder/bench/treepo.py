@@ -175,15 +175,15 @@ def treepo_lines(points: Sequence[TreepoPoint]) -> list[str]:
             continue
         t, i = pair["treepo"], pair["independent"]
 
-        def saving(a: float, b: float) -> str:
+        def saving(a: float, b: float, less: str = "fewer") -> str:
             r = ratio(a, b)
-            return "n/a" if r is None else f"{1 - r:+.1%}"
+            return "n/a" if r is None else f"{abs(1 - r):.1%} {less if r <= 1 else 'more'}"
 
         lines.append(
-            f"W={w}: generated tokens {saving(t.usage['generated_tokens'], i.usage['generated_tokens'])} fewer, "
-            f"server-computed tokens {saving(t.server_computed, i.server_computed)} fewer "
-            f"(usage: {saving(t.client_computed, i.client_computed)}), wall {saving(t.measure.wall_seconds, i.measure.wall_seconds)} "
-            f"less; pass@W {t.scores.pass_at_w:.3f} vs {i.scores.pass_at_w:.3f}; vote {t.usage['accuracy']:.3f} vs {i.usage['accuracy']:.3f}")
+            f"W={w}: generated tokens {saving(t.usage['generated_tokens'], i.usage['generated_tokens'])}, "
+            f"server-computed tokens {saving(t.server_computed, i.server_computed)} "
+            f"(usage: {saving(t.client_computed, i.client_computed)}), wall {saving(t.measure.wall_seconds, i.measure.wall_seconds, 'less')}"
+            f"; pass@W {t.scores.pass_at_w:.3f} vs {i.scores.pass_at_w:.3f}; vote {t.usage['accuracy']:.3f} vs {i.usage['accuracy']:.3f}")
     return lines
 
 

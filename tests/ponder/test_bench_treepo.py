@@ -71,9 +71,11 @@ def test_report_states_savings_against_the_targets():
 
     lines = treepo_lines([point(entries[0], 1000, 10.0, 1), point(entries[1], 500, 8.0, 2)])
     summary = lines[-1]
-    assert "generated tokens +50.0% fewer" in summary and "wall +20.0% less" in summary
+    assert "generated tokens 50.0% fewer" in summary and "wall 20.0% less" in summary
     assert "pass@W 1.000 vs 0.500" in summary
-    assert "(usage: +47.2%)" in summary  # 1 - (60 + 500) / (60 + 1000) computed tokens
+    assert "(usage: 47.2% fewer)" in summary  # 1 - (60 + 500) / (60 + 1000) computed tokens
+    slower = treepo_lines([point(entries[0], 1000, 10.0, 1), point(entries[1], 1500, 12.0, 1)])[-1]
+    assert "generated tokens 50.0% more" in slower and "wall 20.0% more" in slower
 
 
 def test_entries_align_treepo_segments_and_default_to_basic_arithmetic():
