@@ -11,8 +11,8 @@ is built.
 """
 
 from training.export import FORMATS, ExportConfig, export_run
-from training.formats import Rows, render_prompt
-from training.sources import RunData, RunDataError, read_run
+from training.export.formats import Rows, render_prompt
+from training.export.sources import RunData, RunDataError, read_run
 
 __all__ = ["FORMATS", "ExportConfig", "Rows", "RunData", "RunDataError", "export_run",
            "read_run", "render_prompt"]

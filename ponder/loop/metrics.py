@@ -22,7 +22,7 @@ from search.labels.inputs import end_leaves
 from search.labels.records import StepLabel
 from search.trace import SearchTrace
 from search.tree import Tree
-from training.sft import VerifyFn
+from training.export.sft import VerifyFn
 
 DEFAULT_REWARD_KEY = "prm"
 """Where reward-model step scores are stored on nodes (``SearchContext.reward_key``)."""

@@ -32,7 +32,7 @@ from ponder.loop.metrics import (
     selection_accuracy,
 )
 from search.protocols import PonderError, VerdictStatus
-from training.sources import RunData, read_run
+from training.export.sources import RunData, read_run
 from verifiers.tasks import TaskSet, load_tasks
 
 STAGES = ("label", "train_prm", "train_policy", "eval")

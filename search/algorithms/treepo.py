@@ -17,7 +17,7 @@ back: it restarts from a cut prefix of finished trajectories (``fallback_order``
 
 As a solve-mode search it answers by a majority vote over the trajectories that ended by
 themselves (EOS or the depth limit). ``trajectories(result)`` lists every trajectory for
-training (``training.advantages.tree_advantages`` takes their ``path``).
+training (``training.rl.advantages.tree_advantages`` takes their ``path``).
 """
 
 from __future__ import annotations

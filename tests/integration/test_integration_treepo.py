@@ -10,7 +10,7 @@ from ponder.engine import run_config
 from search.algorithms.treepo import trajectories
 from search.segments import PRIORITY
 from search.trace import SearchTrace
-from training.advantages import tree_advantages
+from training.rl.advantages import tree_advantages
 
 pytestmark = pytest.mark.integration
 

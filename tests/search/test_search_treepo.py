@@ -26,7 +26,7 @@ from search.segments import (
     path_scores,
 )
 from search.steps import StepFormat
-from training.advantages import tree_advantages
+from training.rl.advantages import tree_advantages
 
 L = 8  # segment length in (character) tokens
 

@@ -7,7 +7,7 @@ import pytest
 from search.protocols import Problem, StepProposal, Usage
 from search.trace import SearchResult
 from search.tree import Tree
-from training.refine_pairs import path_pairs, refine_pair_rows, structure_rewards
+from training.export.refine_pairs import path_pairs, refine_pair_rows, structure_rewards
 
 
 def refine_tree() -> Tree:
@@ -59,7 +59,7 @@ def test_step_search_traces_and_no_gold_give_no_rows():
 
 def test_export_uses_the_recipe_for_self_refine_runs(tmp_path):
     from training.export import ExportConfig, build_rows
-    from training.sources import RunData
+    from training.export.sources import RunData
 
     run = RunData(path=tmp_path, config={}, results={}, traces={"p1": trace_of(refine_tree())}, labels=[])
     rows, source = build_rows("pairs", run, ExportConfig(), lambda pid, text: text == "ANSWER:4")

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from training.advantages import (
+from training.rl.advantages import (
     ROOT,
     group_advantages,
     segment_advantages,

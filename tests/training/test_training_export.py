@@ -42,7 +42,7 @@ from search.protocols import ConfigError, Problem, Usage
 from search.trace import SearchResult
 from search.tree import Tree
 from training import RunDataError, export_run, read_run
-from training.formats import pair_rows_from_labels, pair_rows_from_traces, prm_rows
+from training.export.formats import pair_rows_from_labels, pair_rows_from_traces, prm_rows
 
 P = QUESTION + "\n\n"  # every plain-text prompt starts with the question and a blank line
 

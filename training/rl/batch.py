@@ -1,6 +1,6 @@
 """A round's rollouts as padded tensors, with the per-token signal each recipe trains on.
 
-- grpo: GRPO group advantages (``training.advantages.group_advantages``) broadcast to the
+- grpo: GRPO group advantages (``training.rl.advantages.group_advantages``) broadcast to the
   response tokens (whitened over the round only with ``whiten``);
 - treepo: TreePO tree advantages (``tree_advantages``) broadcast and whitened (spec 03 §6);
 - rover, paper target: r~ = r - mean of the prompt's rewards per response (spec 06 §3);
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import torch
 
-from training.advantages import group_advantages, token_advantages, tree_advantages
+from training.rl.advantages import group_advantages, token_advantages, tree_advantages
 from training.rl.config import RLTrainConfig
 from training.rl.rollout import Rollout, groups
 from training.rl.tree_q import segment_q_targets

@@ -7,7 +7,7 @@ Response tokens of a sequence are contiguous (prompt, response, padding).
 - :func:`clipped_pg_loss`: DAPO's clipped policy-gradient objective (spec 03 §7: clip
   eps_low 0.2 / eps_high 0.28, dual clip c = 10, token-mean, no KL), on per-token
   advantages (GRPO group advantages broadcast, or TreePO tree advantages broadcast and
-  whitened, :mod:`training.advantages`).
+  whitened, :mod:`training.rl.advantages`).
 - :func:`rover_loss`: ROVER's Q regression (spec 06 §3), with the paper's target (the
   uniform mean of the next state's Q over the whole vocabulary) or a given per-token target
   (the tabular tree Q of :mod:`training.rl.tree_q`, spec 06 §6).

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from models.checkpoint import chat_template, read_json, structure_problem
 from models.embedded import hf_offline
 from search.protocols import ConfigError, PonderError
-from training.formats import DEFAULT_QUESTION_SEP
+from training.export.formats import DEFAULT_QUESTION_SEP
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase, Trainer

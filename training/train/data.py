@@ -97,7 +97,7 @@ def split_examples(
 
 def question_and_prefix(rows: Sequence[dict[str, Any]], question_sep: str) -> list[tuple[str, str]]:
     """Per row, its ``(question, solution prefix)`` from a plain-text ``prompt``
-    (``question + question_sep + prefix``, ``training.formats.render_prompt``).
+    (``question + question_sep + prefix``, ``training.export.formats.render_prompt``).
 
     A ``question`` column, where a dataset has one, is exact. Otherwise the question of a
     problem is its shortest prompt ending in ``question_sep`` (less the separator): exact

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from training.formats import Rows
-from training.sources import RunData
+from training.export.formats import Rows
+from training.export.sources import RunData
 
 DESCRIPTIONS = {
     "prm": "Stepwise supervision (TRL): `prompt`, `completions` (step texts, stripped; the "

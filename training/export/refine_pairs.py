@@ -1,5 +1,5 @@
 """Answer-level preference pairs from self-refine trees (MC-NEST / MCTSr), by the MCTSr recipe
-(spec 01 §10), in the ``pairs`` format of ``training.formats`` (``prompt``, ``chosen``,
+(spec 01 §10), in the ``pairs`` format of ``training.export.formats`` (``prompt``, ``chosen``,
 ``rejected``, ``margin``, ``problem_id``).
 
 It needs to know which answers are correct, so it runs on finished traces with the task's
@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 
 from search.trace import SearchTrace
 from search.tree import Tree
-from training.formats import DEFAULT_QUESTION_SEP, Rows, render_prompt
+from training.export.formats import DEFAULT_QUESTION_SEP, Rows, render_prompt
 
 SELF_REFINE = ("mc_nest", "mctsr")
 """Algorithms whose traces hold whole-answer nodes."""

@@ -1,8 +1,8 @@
 """Export a run's traces and label files as Hugging Face datasets (TRL formats), with cards.
 
-``export_run`` reads a run directory (``training.sources.read_run``), builds one
+``export_run`` reads a run directory (``training.export.sources.read_run``), builds one
 ``datasets.Dataset`` per format and saves each with ``save_to_disk`` next to a README.md
-card (``training.card``)::
+card (``training.export.card``)::
 
     RUN_DIR/datasets/prm[_<generator>]/     stepwise PRM (label files)
     RUN_DIR/datasets/sft/                   correct end-leaf solutions (traces)
@@ -27,8 +27,8 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from search.protocols import ConfigError
-from training.card import CardInfo, write_card
-from training.formats import (
+from training.export.card import CardInfo, write_card
+from training.export.formats import (
     DEFAULT_QUESTION_SEP,
     Rows,
     pair_rows_from_labels,
@@ -37,10 +37,10 @@ from training.formats import (
     select_labels,
     value_rows,
 )
-from training.refine_pairs import SELF_REFINE, refine_pair_rows
-from training.proofs import ALGORITHM, proof_pair_rows, proof_sft_rows
-from training.sft import VerifyFn, sft_rows
-from training.sources import RunData, read_run
+from training.export.refine_pairs import SELF_REFINE, refine_pair_rows
+from training.export.proofs import ALGORITHM, proof_pair_rows, proof_sft_rows
+from training.export.sft import VerifyFn, sft_rows
+from training.export.sources import RunData, read_run
 
 if TYPE_CHECKING:
     import datasets
@@ -256,7 +256,7 @@ def export_run(run_dir: str | Path, formats: Sequence[Format] = FORMATS, out_dir
 
 def _self_refine(run: RunData) -> bool:
     """Whether the run's traces are self-refine trees (MC-NEST / MCTSr): their pairs follow
-    the MCTSr recipe (``training.refine_pairs``), which needs the task set's verdicts."""
+    the MCTSr recipe (``training.export.refine_pairs``), which needs the task set's verdicts."""
     return any(t.algorithm in SELF_REFINE for t in run.traces.values())
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from search.labels.inputs import end_leaves
 from search.trace import SearchTrace
 from search.tree import Node, Tree
-from training.formats import DEFAULT_QUESTION_SEP, Rows, render_prompt
+from training.export.formats import DEFAULT_QUESTION_SEP, Rows, render_prompt
 
 VerifyFn = Callable[[str, str], bool | None]
 """``(problem_id, solution_text) -> correct``, or None when it cannot be told."""

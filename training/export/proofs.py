@@ -16,7 +16,7 @@ import statistics
 from collections.abc import Iterable
 
 from search.trace import SearchTrace
-from training.formats import Rows
+from training.export.formats import Rows
 
 ALGORITHM = "bfs_prover"
 

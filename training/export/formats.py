@@ -10,7 +10,7 @@ completion text with nothing in between, so every prompt here is
 blank line, the default step delimiter) and ``prompt + completion`` reads as the
 generated solution. Set ``question_sep=""`` for the bare question.
 
-Formats built here (``sft`` lives in ``training.sft``):
+Formats built here (``sft`` lives in ``training.export.sft``):
 
 - ``prm`` (stepwise supervision): ``prompt``, ``completions`` (step texts, stripped of
   surrounding whitespace: the trainer puts its step separator after each step and reads
