@@ -35,7 +35,7 @@ def test_ponder_label_writes_labels_and_datasets(embedded_server, tmp_path):
     }
     path = tmp_path / "label.yaml"
     path.write_text(yaml.safe_dump(config))
-    done = subprocess.run([sys.executable, "-m", "ponder.cli", "label", str(path), "--run-dir", str(run_dir)],
+    done = subprocess.run([sys.executable, "-m", "ponder.cli.main", "label", str(path), "--run-dir", str(run_dir)],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     files = sorted((run_dir / "labels").glob("*.jsonl"))

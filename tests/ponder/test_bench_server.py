@@ -88,7 +88,7 @@ def test_bench_server_command_measures_the_served_endpoint(monkeypatch):
 
     import ponder.bench.server as bench
     import ponder.engine as engine
-    from ponder.cli import app
+    from ponder.cli.main import app
 
     @contextlib.contextmanager
     def served(model):

@@ -55,7 +55,7 @@ def test_bad_yaml_and_missing_file(tmp_path):
 def test_tree_view_shows_stats_and_step_text_verbatim():
     from rich.console import Console
 
-    from ponder.views import tree_view
+    from ponder.cli.render import tree_view
     from search.protocols import StepProposal, Usage
     from search.trace import SearchResult
     from search.tree import Tree

@@ -9,7 +9,7 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from ponder.cli import app
+from ponder.cli.main import app
 from ponder.view import ViewError, read_view, write_view
 from ponder.view.data import find_runs, tree_columns
 from ponder.view.page import render_html

@@ -8,7 +8,7 @@ import datasets
 from run_builder import standard_run
 from typer.testing import CliRunner
 
-from ponder.cli import app
+from ponder.cli.main import app
 
 
 def test_ponder_export_writes_the_named_formats(tmp_path: Path) -> None:

@@ -169,7 +169,7 @@ def test_cli_trains_a_recipe_and_the_presets_validate(base: Path, tmp_path: Path
     from typer.testing import CliRunner
 
     import ponder.rl
-    from ponder.cli import app
+    from ponder.cli.main import app
     from ponder.config import read_yaml, validated
     from ponder.loop.config import load_loop_config
 

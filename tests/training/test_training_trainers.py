@@ -39,7 +39,7 @@ from models.pooling_prm import PoolingPRM
 from models.prm_format import JudgeFormat
 from models.reward import GenerativePRM
 from models.tokenizer import HFTokenizer
-from ponder.cli import app
+from ponder.cli.main import app
 from search.protocols import ConfigError, Problem
 from training.train import make_config, run_stage
 from training.train.data import question_and_prefix

@@ -97,7 +97,7 @@ def solve(
     from ponder.config import RunConfig, load_run_config
     from ponder.engine import make_context, open_engine
     from ponder.interrupts import stop_on_signals
-    from ponder.views import tree_view, usage_table
+    from ponder.cli.render import tree_view, usage_table
     from search.algorithms import run_search
     from search.protocols import Problem
     from verifiers.math import MathVerifier
@@ -156,7 +156,7 @@ def _load(config: Path, overrides: dict) -> tuple:
 def _execute(cfg, tasks) -> None:
     """Runs a loaded config with a progress bar and prints the summary; exits 1 on errored problems."""
     from ponder.engine import run_config, summarize
-    from ponder.views import summary_table
+    from ponder.cli.render import summary_table
 
     console.print(f"{cfg.name}: {len(tasks)} problems, {cfg.search.algorithm}, mode={cfg.mode} -> {cfg.resolved_run_dir}")
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

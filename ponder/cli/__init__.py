@@ -1,0 +1,1 @@
+"""The `ponder` command line; :mod:`ponder.cli.main` builds the typer app."""
