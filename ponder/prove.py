@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ponder.config import ModelConfig
 from ponder.rundir import RunDir
 from search.protocols import EngineFault, Interrupted, Problem, ProofEnv
-from search.prover.agents import BfsProverConfig, ProveOutcome, gather_or_cancel, prove_theorem
+from search.prover.agents import BfsProverConfig, ProveOutcome, gather_or_cancel, meter_record, prove_theorem
 from search.prover.planner import PolicyPlanner
 from verifiers.proof import EnvName, open_env
 from verifiers.proof.theorems import TheoremSpec, theorem_set
@@ -70,12 +70,12 @@ def result_row(spec: TheoremSpec, outcome: ProveOutcome | BaseException) -> dict
     if isinstance(outcome, BaseException):
         return {"id": spec.name, "status": "error", "correct": False, "error": f"{type(outcome).__name__}: {outcome}",
                 "grade": spec.grade, "usage": {"generated_tokens": 0, "calls": 0}}
-    m = outcome.meter
+    m = meter_record(outcome.meter)
     return {"id": spec.name, "status": "proved" if outcome.proved else "unproved", "correct": outcome.proved,
             "proof": outcome.proof, "validation": outcome.check, "grade": spec.grade,
-            "usage": {"generated_tokens": m.generated_tokens, "calls": m.calls, "prompt_tokens": m.prompt_tokens},
-            "tactic_calls": m.tactic_calls, "env_seconds": round(m.env_seconds, 3),
-            "generation_seconds": round(m.generation_seconds, 3), "cache_hits": outcome.cache_hits,
+            "usage": {"generated_tokens": m["generated_tokens"], "calls": m["calls"], "prompt_tokens": m["prompt_tokens"]},
+            "tactic_calls": m["tactic_calls"], "env_seconds": m["env_seconds"],
+            "generation_seconds": m["generation_seconds"], "cache_hits": outcome.cache_hits,
             "attempts": len(outcome.attempts), "replans": outcome.entry.replans,
             "wall_seconds": round(outcome.wall_seconds, 3)}
 

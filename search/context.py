@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from search.budget import Budget, Meter
 from search.protocols import (
     ChatTurns,
     EngineFault,
@@ -30,20 +31,6 @@ from search.protocols import (
 from search.steps import StepFormat
 from search.trace import SearchResult
 from search.tree import Node, Tree
-
-
-class Budget(BaseModel):
-    """Compute limits for one problem; None means unlimited.
-
-    Limits are checked before every model call, so calls already in flight may overshoot
-    a token limit by at most their own output.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_generated_tokens: int | None = Field(None, ge=1, description="Policy tokens generated, summed over calls.")
-    max_calls: int | None = Field(None, ge=1, description="Policy requests (reward-model calls not counted).")
-    max_wall_seconds: float | None = Field(None, gt=0, description="Elapsed seconds for the problem's search.")
 
 
 class SamplingDefaults(BaseModel):
@@ -70,7 +57,7 @@ class SearchContext:
         extract_fn: Final answer found in a solution text, or None (needs no gold).
         reward_model: Step scorer (PRM, self-eval, value model), or None.
         oracle: Verifier against the gold answer. LABEL MODE ONLY; None when solving.
-        budget: Compute limits.
+        budget: Compute limits (``search.budget.Budget``; re-exported here).
         sampling: Default sampling options.
         reward_key: Name under which reward-model step scores are stored on nodes.
         pause_clock: Cumulative seconds the engine was unavailable (an outage being
@@ -78,7 +65,8 @@ class SearchContext:
         chat: Builds follow-up conversation turns as token ids (the policy's tokenizer), for
             searches whose nodes are whole answers of a conversation (MC-NEST, MCTSr); None
             when the engine has no chat template to offer.
-        usage: Compute spent so far (filled by the context; not an argument).
+        meter: What the search spent against ``budget``: usage, wall clock, model wait
+            (``search.budget.Meter``; not an argument). ``usage`` is its usage.
         tree: The search tree (created from ``root_prefix``; not an argument).
     """
 
@@ -94,39 +82,41 @@ class SearchContext:
     reward_key: str = "prm"
     pause_clock: Callable[[], float] | None = None
     chat: ChatTurns | None = None
-    usage: Usage = dataclasses.field(default_factory=Usage, init=False)
+    meter: Meter = dataclasses.field(init=False)
     tree: Tree = dataclasses.field(init=False)
     bookkeeping_seconds: float = dataclasses.field(default=0.0, init=False)
-    model_wait_seconds: float = dataclasses.field(default=0.0, init=False)
-    started_at: float = dataclasses.field(default_factory=time.perf_counter, init=False)
-    paused_at_start: float = dataclasses.field(default=0.0, init=False)
     _requests: dict[int, int] = dataclasses.field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.tree = Tree(self.root_prefix)
-        self.start_clock()
+        # The meter reads ``pause_clock`` through the context, which may set it later.
+        self.meter = Meter(self.budget, lambda: self.pause_clock() if self.pause_clock else 0.0)
+
+    @property
+    def usage(self) -> Usage:
+        """Compute spent so far (the meter's)."""
+        return self.meter.usage
+
+    @property
+    def model_wait_seconds(self) -> float:
+        """Summed latency of the search's model calls, seconds."""
+        return self.meter.model_wait_seconds
 
     def start_clock(self) -> None:
         """Starts (or restarts) the search's wall clock."""
-        self.started_at = time.perf_counter()
-        self.paused_at_start = self.pause_clock() if self.pause_clock else 0.0
+        self.meter.start_clock()
 
     def paused_seconds(self) -> float:
         """Seconds of engine outage since the clock started."""
-        return self.pause_clock() - self.paused_at_start if self.pause_clock else 0.0
+        return self.meter.paused_seconds()
 
     def elapsed(self) -> float:
         """Seconds since the search started, engine outages excluded."""
-        return time.perf_counter() - self.started_at - self.paused_seconds()
+        return self.meter.elapsed()
 
     def exhausted(self) -> bool:
         """Whether any budget limit is reached."""
-        b = self.budget
-        return (
-            (b.max_generated_tokens is not None and self.usage.generated_tokens >= b.max_generated_tokens)
-            or (b.max_calls is not None and self.usage.calls >= b.max_calls)
-            or (b.max_wall_seconds is not None and self.elapsed() >= b.max_wall_seconds)
-        )
+        return self.meter.exhausted()
 
     @contextlib.contextmanager
     def bookkeeping(self) -> Iterator[None]:
@@ -143,8 +133,8 @@ class SearchContext:
         try:
             generation = await self.policy.propose(prefix, sampling)
         finally:
-            self.model_wait_seconds += time.perf_counter() - start
-        self.usage.add(dataclasses.replace(generation.usage, calls=max(generation.usage.calls, 1), wall_seconds=0.0))
+            self.meter.model_wait_seconds += time.perf_counter() - start
+        self.meter.add(generation.usage)
         return generation
 
     async def score(self, paths: Sequence[Sequence[str]], first: Sequence[int] | None = None) -> StepScores:
@@ -156,7 +146,7 @@ class SearchContext:
         try:
             scores = await self.reward_model.score(self.problem, paths, first)
         finally:
-            self.model_wait_seconds += time.perf_counter() - start
+            self.meter.model_wait_seconds += time.perf_counter() - start
         u = scores.usage
         self.usage.add(dataclasses.replace(u, reward_calls=max(u.reward_calls, 1), wall_seconds=0.0))
         return scores

@@ -1,17 +1,18 @@
-"""Best-first search over steps (BFS-Prover, spec 04): a priority queue of open nodes."""
+"""Best-first search over steps (BFS-Prover, spec 04 §2): the shared ``search.frontier``
+of open nodes, popped by priority, expanded through the context."""
 
 from __future__ import annotations
 
 import asyncio
-import heapq
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from search.aggregate import best_node, vote_path
-from search.algorithms.common import ConfigBase
+from search.algorithms.common import ConfigBase, Need
 from search.context import SearchContext
 from search.evaluators import PrmAggregation, make_value_fn
+from search.frontier import Frontier
 from search.selection import bfs_priority
 from search.trace import SearchResult
 
@@ -43,6 +44,11 @@ class BestFirstConfig(ConfigBase):
             raise ValueError(f"num_parallel={self.num_parallel} exceeds max_expansions={self.max_expansions}")
         return self
 
+    def needs(self) -> tuple[Need, ...]:
+        if self.priority == "reward_model":
+            return (Need("reward_model", "priority", "priority: logprob"),)
+        return ()
+
 
 async def best_first_search(ctx: SearchContext, config: BestFirstConfig) -> SearchResult:
     """Runs best-first search; ``extra["expansion_order"]`` lists expanded ids in pop order."""
@@ -50,14 +56,11 @@ async def best_first_search(ctx: SearchContext, config: BestFirstConfig) -> Sear
     value_fn = make_value_fn(ctx, "reward_model", aggregation=config.aggregation) if config.priority == "reward_model" else None
     step_logprobs: dict[int, list[float]] = {0: []}
     priority: dict[int, float] = {0: 0.0}
-    queue: list[tuple[float, int]] = [(-0.0, 0)]
-    popped: list[int] = []
+    frontier = Frontier(config.max_expansions)
     found: list[int] = []
-    while queue and len(popped) < config.max_expansions and len(found) < config.max_terminals and not ctx.exhausted():
+    while frontier.can_pop() and len(found) < config.max_terminals and not ctx.exhausted():
         with ctx.bookkeeping():
-            take = min(config.num_parallel, config.max_expansions - len(popped), len(queue))
-            batch = [heapq.heappop(queue)[1] for _ in range(take)]
-            popped += batch
+            batch = frontier.pop(config.num_parallel)
         groups = await asyncio.gather(
             *(ctx.expand(i, config.expansion_width, temperature=config.temperature, dedupe=config.dedupe) for i in batch)
         )
@@ -71,7 +74,7 @@ async def best_first_search(ctx: SearchContext, config: BestFirstConfig) -> Sear
                 if node.error is not None:
                     continue
                 if not node.terminal:
-                    heapq.heappush(queue, (-priority[c], c))
+                    frontier.push(c, priority[c])
                 elif node.answer is not None:
                     found.append(c)
     with ctx.bookkeeping():
@@ -81,4 +84,4 @@ async def best_first_search(ctx: SearchContext, config: BestFirstConfig) -> Sear
             chosen = best_node(found, priority.__getitem__)
         if chosen is None:
             chosen = best_node(list(priority)[1:], priority.__getitem__)
-    return ctx.result(config.algorithm, chosen, expansion_order=popped, found=found)
+    return ctx.result(config.algorithm, chosen, expansion_order=frontier.expansion_order, found=found)

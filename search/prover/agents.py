@@ -25,8 +25,9 @@ from typing import Any, Literal
 from pydantic import Field
 
 from search.algorithms.common import ConfigBase
-from search.protocols import Policy, ProofEnv, TacticStatus, Theorem, Tokenizer, Usage
-from search.prover.bfs import Attempt, Meter, ProverConfig, best_first_attempt
+from search.protocols import Policy, ProofEnv, TacticStatus, Theorem, Tokenizer
+from search.budget import Budget, Meter
+from search.prover.bfs import Attempt, ProverConfig, best_first_attempt
 from search.prover.cache import CacheEntry, LocalProofCache, ProofCache, StepProof
 from search.prover.planner import Planner, make_plan
 from search.trace import SearchResult
@@ -81,15 +82,23 @@ class ProveOutcome:
             if attempt.status == "proved":
                 goal = next(n.id for n in attempt.tree.nodes if n.terminal)
                 path = [0] + [top + i for i in attempt.tree.path(goal)]
-        usage = Usage(generated_tokens=self.meter.generated_tokens, prompt_tokens=self.meter.prompt_tokens,
-                      calls=self.meter.calls, wall_seconds=self.wall_seconds)
+        usage = dataclasses.replace(self.meter.usage, wall_seconds=self.wall_seconds)
         extra = {"status": "proved" if self.proved else "unproved", "proof": self.proof, "validation": self.check,
                  "attempts": self.attempts, "plans": self.plans, "cache": self.entry.to_dict(),
-                 "cache_hits": self.cache_hits, "meter": self.meter.to_dict(), "states": states,
+                 "cache_hits": self.cache_hits, "meter": meter_record(self.meter), "states": states,
                  "theorem": {"name": self.theorem.name, "statement": self.theorem.statement},
                  "nodes_total": len(tree), "nodes_explored": sum(len(a.expansion_order) for a in self.trees)}
         answer = "\n".join(self.proof) if self.proof is not None else None
         return SearchResult(answer, path, tree, usage, "bfs_prover", extra, dict(self.config))
+
+
+def meter_record(meter: Meter) -> dict[str, float]:
+    """A theorem's spending as its trace and result row record it (spec 04 §6): policy
+    requests and tokens, tactic runs, seconds waiting on generation and on the environment."""
+    u = meter.usage
+    return {"calls": u.calls, "generated_tokens": u.generated_tokens, "prompt_tokens": u.prompt_tokens,
+            "tactic_calls": meter.tool_calls, "generation_seconds": round(meter.model_wait_seconds, 3),
+            "env_seconds": round(meter.tool_seconds, 3)}
 
 
 async def gather_or_cancel(coros: Sequence[Any]) -> list[Any]:
@@ -155,7 +164,7 @@ async def prove_theorem(theorem: Theorem, env: ProofEnv, policy: Policy | Sequen
     start = time.perf_counter()
     make_cache = cache_factory or (lambda: LocalProofCache(env))
     policies = list(policy) if isinstance(policy, Sequence) else [policy]
-    run = _Run(theorem, env, policies, tokenizer, config, planner, Meter(max_calls=config.max_calls))
+    run = _Run(theorem, env, policies, tokenizer, config, planner, Meter(Budget(max_calls=config.max_calls)))
     plan: list[tuple[str, str]] = []
     if config.planner:
         if planner is None:
@@ -191,7 +200,7 @@ async def _agent(run: _Run, k: int, cache: ProofCache) -> None:
         prefix = [t for (n, s), proof in zip(entry.plan[:p], entry.proofs[:p]) for t in (env.assert_tactic(n, s), *proof.tactics)]
         script = prefix + ([env.assert_tactic(*target)] if target else [])
         begin = await asyncio.to_thread(env.run, run.theorem, script)
-        run.meter.env_seconds += begin.seconds
+        run.meter.tool_seconds += begin.seconds  # a replay, not a tactic call
         if begin.status is not TacticStatus.OPEN or begin.state is None:
             run.attempts.append({"agent": k, "step": p, "status": "prefix_failed", "prefix": script, "error": begin.error})
             return

@@ -1,19 +1,21 @@
 """One best-first proof attempt (BFS-Prover, spec 04 §2) from a proof state.
 
-The queue holds open proof states keyed by ``Σ per-tactic mean token logprob / depth^α``
-(``search.selection.bfs_priority``; the root gets 0). Popping a state samples
+The open proof states wait in the shared best-first frontier (``search.frontier.Frontier``)
+keyed by ``Σ per-tactic mean token logprob / depth^α`` (``search.selection.bfs_priority``;
+the root gets 0), their states as transposition keys. Popping a state samples
 ``expansion_width`` tactics for it in one request, drops duplicates and refused ones, and
 runs them one by one in the environment: an error becomes an errored child, a state already
 seen is recorded but not pushed again (transpositions, spec 04 §8), and a tactic that
 reaches the goal ends the attempt. The tree is the ordinary search arena
-(``search.tree.Tree``): a node per tactic, its error message on ``node.error``.
+(``search.tree.Tree``): a node per tactic, its error message on ``node.error``. What the
+attempt spends goes on the theorem's ``search.budget.Meter`` (shared by its agents): requests
+are reserved before they are sent, tactic runs are its tool calls.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import heapq
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
@@ -21,6 +23,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from search.algorithms.common import ConfigBase
+from search.budget import Meter
+from search.frontier import Frontier
 from search.protocols import Policy, ProofEnv, ProofState, Sampling, StepProposal, TacticStatus, Tokenizer
 from search.prover.prompts import parse_tactic, tactic_prompt
 from search.selection import bfs_priority
@@ -37,32 +41,6 @@ class ProverConfig(ConfigBase):
     max_tactic_tokens: int = Field(48, ge=1, description="Token limit of one tactic.")
     tactic_timeout_s: float | None = Field(None, gt=0, description="Per-tactic limit in seconds; None: the environment's.")
     focus: bool = Field(True, description="Prompt with the first goal only (V2 focus mode).")
-
-
-class Meter:
-    """What a theorem's search spent, shared by its agents; ``max_calls`` is its generation budget."""
-
-    def __init__(self, max_calls: int | None = None, max_generated_tokens: int | None = None) -> None:
-        self.max_calls, self.max_generated_tokens = max_calls, max_generated_tokens
-        self.calls = self.generated_tokens = self.prompt_tokens = self.tactic_calls = 0
-        self.generation_seconds = self.env_seconds = 0.0
-
-    def reserve(self) -> bool:
-        """Takes one request from the budget before it is sent (so concurrent agents cannot
-        overshoot it); False when none is left."""
-        if self.exhausted():
-            return False
-        self.calls += 1
-        return True
-
-    def exhausted(self) -> bool:
-        return ((self.max_calls is not None and self.calls >= self.max_calls)
-                or (self.max_generated_tokens is not None and self.generated_tokens >= self.max_generated_tokens))
-
-    def to_dict(self) -> dict[str, float]:
-        return {"calls": self.calls, "generated_tokens": self.generated_tokens, "prompt_tokens": self.prompt_tokens,
-                "tactic_calls": self.tactic_calls, "generation_seconds": round(self.generation_seconds, 3),
-                "env_seconds": round(self.env_seconds, 3)}
 
 
 @dataclasses.dataclass
@@ -108,11 +86,10 @@ async def best_first_attempt(
     (budget), or ``preempted()`` says another agent made this attempt moot (preempted)."""
     tree = Tree(())
     states: dict[int, ProofState] = {0: root}
-    seen: dict[ProofState, int] = {root: 0}
     step_logprobs: dict[int, list[float]] = {0: []}
-    queue: list[tuple[float, int]] = [(-0.0, 0)]
-    out = Attempt("exhausted", tree, {})
-    while queue and len(out.expansion_order) < config.max_expansions:
+    frontier = Frontier(config.max_expansions, root_key=root)
+    out = Attempt("exhausted", tree, {}, expansion_order=frontier.expansion_order, merged=frontier.merged)
+    while frontier.can_pop():
         if meter.exhausted():
             out.status = "budget"
             break
@@ -122,8 +99,7 @@ async def best_first_attempt(
         if not meter.reserve():
             out.status = "budget"
             break
-        node_id = heapq.heappop(queue)[1]
-        out.expansion_order.append(node_id)
+        node_id = frontier.pop()[0]
         state = states[node_id]
         proposals = await _sample(state, env, policy, tokenizer, config, meter, statement,
                                   None if seed is None else seed + len(out.expansion_order))
@@ -135,8 +111,7 @@ async def best_first_attempt(
             tried.add(tactic)
             child = _proposal_node(tree, node_id, proposal, tactic)
             result = await asyncio.to_thread(env.apply, state, tactic, config.tactic_timeout_s)
-            meter.tactic_calls += 1
-            meter.env_seconds += result.seconds
+            meter.add_tool(result.seconds)
             out.seconds[child] = result.seconds
             step_logprobs[child] = step_logprobs[node_id] + [proposal.mean_logprob]
             if result.status is TacticStatus.ERROR or result.state is None:
@@ -149,12 +124,8 @@ async def best_first_attempt(
                 states[child] = new
                 _finish(out, tree, states, child)
                 return out
-            if new in seen:
-                out.merged[child] = seen[new]
-                continue
-            seen[new] = child
-            states[child] = new
-            heapq.heappush(queue, (-bfs_priority(step_logprobs[child], config.depth_alpha), child))
+            if frontier.push(child, bfs_priority(step_logprobs[child], config.depth_alpha), key=new) is None:
+                states[child] = new
     out.states = {i: s.text for i, s in states.items()}
     return out
 
@@ -166,9 +137,11 @@ async def _sample(state: ProofState, env: ProofEnv, policy: Policy, tokenizer: T
                         stop=("\n",), include_stop_str_in_output=False, logprobs=0, seed=seed)
     start = time.perf_counter()
     generation = await policy.propose(prompt, sampling)
-    meter.generation_seconds += time.perf_counter() - start
-    meter.prompt_tokens += len(prompt)
-    meter.generated_tokens += sum(len(p.token_ids) for p in generation.proposals)
+    meter.model_wait_seconds += time.perf_counter() - start
+    # The request was reserved; tokens are counted here, the prompt's as sent.
+    meter.add(dataclasses.replace(generation.usage, prompt_tokens=len(prompt),
+                                  generated_tokens=sum(len(p.token_ids) for p in generation.proposals)),
+              reserved=True)
     return generation.proposals
 
 

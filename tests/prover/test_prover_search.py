@@ -7,7 +7,8 @@ from prover_fakes import CharTokenizer, GraphEnv, ScriptedPlanner, ScriptedPolic
 
 from search.protocols import Problem, TacticResult, TacticStatus, Theorem
 from search.prover.agents import BfsProverConfig, prove_theorem
-from search.prover.bfs import Meter, ProverConfig, best_first_attempt
+from search.budget import Meter
+from search.prover.bfs import ProverConfig, best_first_attempt
 from search.prover.cache import CacheCore, LocalProofCache, StepProof
 from search.prover.planner import make_plan
 from search.prover.prompts import parse_plan, parse_tactic
@@ -34,7 +35,7 @@ async def test_best_first_order_and_dedup():
     assert [t for g, t in env.applied if g == "A"] == ["a1", "a3", "a2"]  # "a1." deduplicated
     merged_child = next(i for i, t in texts.items() if t == "a3")
     assert out.merged[merged_child] == next(i for i, t in texts.items() if t == "a1")
-    assert meter.calls == 3 and meter.tactic_calls == 5
+    assert meter.usage.calls == 3 and meter.tool_calls == 5
     assert out.steps[0]["state"] == "A" and out.steps[1]["tactic"] == "c1"
 
 
@@ -155,7 +156,7 @@ async def test_without_sharing_agents_do_not_see_each_others_subgoals():
     out = await prove_theorem(THM, env, [knows_1, knows_2], TOK, config,
                               planner=ScriptedPlanner([[("h1", "S1"), ("h2", "S2")]]))
     assert not out.proved and out.cache_hits == 0
-    assert out.meter.calls == 30  # the shared budget, spent in full
+    assert out.meter.usage.calls == 30  # the shared budget, spent in full
 
 
 async def test_stuck_subgoal_triggers_replan_after_the_proven_ones():
@@ -176,7 +177,7 @@ async def test_budget_is_shared_by_all_agents():
     for n in (1, 4):
         policy = ScriptedPolicy({g: [("x", -0.1)] for g in "ABCDE"})
         out = await prove_theorem(THM, env, policy, TOK, BfsProverConfig(num_agents=n, max_calls=13))
-        assert not out.proved and out.meter.calls == 13 and len(policy.requests) == 13
+        assert not out.proved and out.meter.usage.calls == 13 and len(policy.requests) == 13
 
 
 def test_config_errors_name_the_field():
