@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from ponder.bench import bench_app  # noqa: E402
+from benchmarks import bench_app  # noqa: E402
 from search.protocols import PonderError  # noqa: E402
 
 app = typer.Typer(help="ponder: tree-search reasoning engine for language models.", no_args_is_help=True,

@@ -107,7 +107,7 @@ def test_bad_theorem_name_is_named(tmp_path):
 
 
 def test_bench_configs_share_one_budget(tmp_path):
-    from ponder.bench.prove import CONFIGS, bench_configs, format_table
+    from benchmarks.prove import CONFIGS, bench_configs, format_table
 
     cfgs = bench_configs("rewrite", 4, 2, tmp_path, None, 0, 4, 4)
     assert [c.name for c in cfgs] == list(CONFIGS)

@@ -1,8 +1,8 @@
-"""The engine bench (ponder.bench.engine): a synthetic tree and select + backup ops/s, no model."""
+"""The engine bench (benchmarks.engine): a synthetic tree and select + backup ops/s, no model."""
 
 from __future__ import annotations
 
-from ponder.bench.engine import build_tree, select_backup_rate
+from benchmarks.engine import build_tree, select_backup_rate
 
 
 def test_build_tree_grows_at_least_the_asked_size():

@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from ponder.bench.metrics import fmt, ratio
+from benchmarks.metrics import fmt, ratio
 from ponder.config import RunConfig, parse_run_config
 from search.context import SearchContext
 from search.labels import LabelConfig, LabelInputs, StepLabel, run_generator, verify_end_leaves
@@ -42,7 +42,7 @@ StepKey = tuple[str, tuple[str, ...], str]
 def label_config(num_problems: int = 100, num_samples: int = 4) -> RunConfig:
     """The preset: chain_sum at the embedded model's edge (2-3 terms of 1-2 digits), blank-line
     steps, self-consistency with ``num_samples`` chains (trees with right and wrong leaves)."""
-    from ponder.bench.suite import STEPS, chain_sum
+    from benchmarks.suite import STEPS, chain_sum
 
     return parse_run_config({"name": "bench-label", "mode": "label", "tasks": chain_sum(num_problems, 13, 2),
                              "steps": STEPS, "search": {"algorithm": "self_consistency", "num_samples": num_samples}})
@@ -257,12 +257,12 @@ async def measure_labels(cfg: RunConfig, tasks: TaskSet, engine: Any, settings: 
 async def run_label_bench(cfg: RunConfig, tasks: TaskSet, settings: LabelBenchSettings, endpoint: str,
                           concurrencies: Sequence[int]) -> tuple[LabelRun, tuple[float, float]]:
     """:func:`measure_labels` on ``endpoint`` (``cfg`` points at it) between two saturation
-    loads (:func:`ponder.bench.server.bench_server_async`, 128 tokens, max over
+    loads (:func:`benchmarks.server.bench_server_async`, 128 tokens, max over
     ``concurrencies``); returns the run and the saturated tok/s before and after it."""
     import ponder.engine as engine_module
     from models.client import VLLMClient, served_model
-    from ponder.bench.search_runs import reset_prefix_cache
-    from ponder.bench.server import bench_server_async
+    from benchmarks.search_runs import reset_prefix_cache
+    from benchmarks.server import bench_server_async
 
     async with VLLMClient(endpoint, cfg.model.model or await served_model(endpoint),
                           timeout=cfg.model.timeout_s) as client:

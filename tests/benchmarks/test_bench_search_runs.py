@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ponder.bench.server import PREFIX_HITS, PREFIX_QUERIES
-from ponder.bench.metrics import (
+from benchmarks.server import PREFIX_HITS, PREFIX_QUERIES
+from benchmarks.metrics import (
     GENERATED,
     PROMPT,
     SEQUENCES,
@@ -18,8 +18,8 @@ from ponder.bench.metrics import (
     timeline,
     window_rate,
 )
-from ponder.bench.search_runs import RunMeasure, override
-from ponder.bench.suite import (
+from benchmarks.search_runs import RunMeasure, override
+from benchmarks.suite import (
     AccuracyPoint,
     accuracy_entries,
     accuracy_plot,

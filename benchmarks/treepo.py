@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from models.client import VLLMClient, served_model
-from ponder.bench.metrics import fmt, ratio
-from ponder.bench.search_runs import RunMeasure, measure_run
-from ponder.bench.suite import chain_sum
+from benchmarks.metrics import fmt, ratio
+from benchmarks.search_runs import RunMeasure, measure_run
+from benchmarks.suite import chain_sum
 from ponder.config import RunConfig, parse_run_config
 from search.protocols import ConfigError
 from search.trace import SearchTrace

@@ -1,4 +1,4 @@
-"""The flat bench (ponder.bench.flat, ponder.bench.plain_client) against scripted servers."""
+"""The flat bench (benchmarks.flat, benchmarks.plain_client) against scripted servers."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import yaml
 
 from models.client import VLLMClient
 from models.policy import VLLMPolicy
-from ponder.bench.flat import (
+from benchmarks.flat import (
     PONDER_FIELDS,
     FlatMeasure,
     FlatRequests,
@@ -20,10 +20,10 @@ from ponder.bench.flat import (
     flat_lines,
     flat_requests,
 )
-from ponder.bench.metrics import GENERATED
-from ponder.bench.plain_client import PlainRun, completion_request, run_plain
-from ponder.bench.search_runs import RunMeasure, override
-from ponder.bench.suite import flat_config
+from benchmarks.metrics import GENERATED
+from benchmarks.plain_client import PlainRun, completion_request, run_plain
+from benchmarks.search_runs import RunMeasure, override
+from benchmarks.suite import flat_config
 from search.context import SamplingDefaults, SearchContext
 from search.protocols import ConfigError, ModelServerError, Problem
 from verifiers.tasks import load_tasks

@@ -2,11 +2,11 @@
 
 ``server`` and ``engine`` measure the model server and the search core apart; ``throughput``,
 ``compare`` and ``accuracy`` run real searches on one shared server (see
-:mod:`ponder.bench.search_runs` for how a run is measured, :mod:`ponder.bench.suite` for presets);
-``flat`` sets ponder's whole-solution sampling beside a plain client (:mod:`ponder.bench.flat`);
-``label`` (what Math-Shepherd and OmegaPRM labels cost on the same trees, :mod:`ponder.bench.label`),
+:mod:`benchmarks.search_runs` for how a run is measured, :mod:`benchmarks.suite` for presets);
+``flat`` sets ponder's whole-solution sampling beside a plain client (:mod:`benchmarks.flat`);
+``label`` (what Math-Shepherd and OmegaPRM labels cost on the same trees, :mod:`benchmarks.label`),
 ``treepo`` (TreePO vs independent sampling) and ``prove`` (prover agents, cache sharing, planner)
-are registered from :mod:`ponder.bench.cli_methods`, ``view`` from :mod:`ponder.bench.view`.
+are registered from :mod:`benchmarks.cli_methods`, ``view`` from :mod:`benchmarks.view`.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def server(
     max_tokens: Annotated[int, typer.Option(help="Generated tokens per request.")] = 128,
 ) -> None:
     """Generated tok/s at 1, 8, 32, 64 concurrent requests, and the shared-prefix cache hit rate."""
-    from ponder.bench.server import bench_server, format_rows
+    from benchmarks.server import bench_server, format_rows
     from ponder.config import ModelConfig
     from ponder.engine import model_endpoints
 
@@ -68,7 +68,7 @@ def engine(
     num_nodes: Annotated[int, typer.Option(help="Synthetic tree size.")] = 10_000,
 ) -> None:
     """Search bookkeeping speed with a zero-latency scripted policy: select+backup per second."""
-    from ponder.bench.engine import select_backup_rate
+    from benchmarks.engine import select_backup_rate
 
     rate = select_backup_rate(num_nodes=num_nodes)
     print(f"select+backup on a {num_nodes}-node tree: {rate:,.0f} ops/s ({1e6 / rate:.1f} µs each)")
@@ -83,7 +83,7 @@ def _settings(checkpoint: str | None, block_size: int | None, kv_cache_gib: int 
 
 
 def _header(title: str, server_desc: str, cfgs: list) -> None:
-    from ponder.bench.search_runs import machine_note
+    from benchmarks.search_runs import machine_note
 
     print(f"== ponder bench {title}")
     print(f"machine: {machine_note()}")
@@ -97,14 +97,14 @@ def _header(title: str, server_desc: str, cfgs: list) -> None:
 
 def _for_run(cfg, endpoint: str, max_in_flight: int, num_problems: int):
     """The config pointed at the bench's server, every problem at once, a high in-flight cap."""
-    from ponder.bench.search_runs import override
+    from benchmarks.search_runs import override
 
     return override(cfg, {"model": {"endpoints": [endpoint], "max_in_flight": max_in_flight},
                           "max_concurrent_problems": num_problems})
 
 
 def _timeline_lines(m, every_s: float) -> list[str]:
-    from ponder.bench.metrics import timeline
+    from benchmarks.metrics import timeline
 
     out = [f"  timeline (every {every_s:.0f} s): start s, server gen tok/s, max running, max waiting"]
     out += [f"    {t:6.0f} {rate:8.1f} {run:6.0f} {wait:6.0f}" for t, rate, run, wait in timeline(m.samples, every_s)]
@@ -112,7 +112,7 @@ def _timeline_lines(m, every_s: float) -> list[str]:
 
 
 def _run_lines(m) -> list[str]:
-    from ponder.bench.metrics import fmt
+    from benchmarks.metrics import fmt
 
     s = m.summary
     return [
@@ -146,11 +146,11 @@ def throughput(
     block_size: BlockSize = None,
 ) -> None:
     """Search throughput vs the server's saturated tok/s, prefix-cache hits, bookkeeping share."""
-    from ponder.bench.server import bench_server_async, format_rows, shaped_load_rate
+    from benchmarks.server import bench_server_async, format_rows, shaped_load_rate
     from models.client import VLLMClient, served_model
-    from ponder.bench.metrics import fmt, ratio
-    from ponder.bench.search_runs import bench_endpoint, machine_note, measure_run
-    from ponder.bench.suite import throughput_config
+    from benchmarks.metrics import fmt, ratio
+    from benchmarks.search_runs import bench_endpoint, machine_note, measure_run
+    from benchmarks.suite import throughput_config
     from ponder.config import load_run_config
     from verifiers.tasks import load_tasks
 
@@ -174,7 +174,7 @@ def throughput(
             before, m, after, shaped = asyncio.run(go())
     except PonderError as err:
         _fail(err)
-    print("-- saturation load before and after the search (ponder.bench.server: n=1 requests, 32-token random "
+    print("-- saturation load before and after the search (benchmarks.server: n=1 requests, 32-token random "
           "prompts, 128 generated tokens, ignore_eos)")
     print(format_rows(before + after))
     peaks = [max(r.tokens_per_second for r in rows if r.load == "throughput") for rows in (before, after)]
@@ -216,9 +216,9 @@ def compare(
 ) -> None:
     """Step beam vs best-of-N at about equal generated tokens: wall per token, beam / BoN."""
     from models.client import VLLMClient, served_model
-    from ponder.bench.metrics import fmt, normalised_wall_ratio
-    from ponder.bench.search_runs import bench_endpoint, measure_run
-    from ponder.bench.suite import compare_configs
+    from benchmarks.metrics import fmt, normalised_wall_ratio
+    from benchmarks.search_runs import bench_endpoint, measure_run
+    from benchmarks.suite import compare_configs
     from ponder.config import load_run_config
     from verifiers.tasks import load_tasks
 
@@ -271,8 +271,8 @@ def accuracy(
     """Accuracy of cot, self-consistency, best-of-N, step beam, best-first, MCTS, MC-NEST and MCTSr at
     equal budgets."""
     from models.client import VLLMClient, served_model
-    from ponder.bench.search_runs import bench_endpoint, measure_run
-    from ponder.bench.suite import (PILOT_SAMPLES, accuracy_entries, accuracy_plot, accuracy_point,
+    from benchmarks.search_runs import bench_endpoint, measure_run
+    from benchmarks.suite import (PILOT_SAMPLES, accuracy_entries, accuracy_plot, accuracy_point,
                                     accuracy_table, accuracy_tasks, baseline_entries)
     from verifiers.tasks import load_tasks
 
@@ -338,9 +338,9 @@ def flat(
     block_size: BlockSize = None,
 ) -> None:
     """ponder's self-consistency vs a plain httpx client sending the same requests: tok/s and their ratio."""
-    from ponder.bench.flat import flat_lines, flat_requests, measure_flat
-    from ponder.bench.search_runs import bench_endpoint, override
-    from ponder.bench.suite import flat_config
+    from benchmarks.flat import flat_lines, flat_requests, measure_flat
+    from benchmarks.search_runs import bench_endpoint, override
+    from benchmarks.suite import flat_config
     from ponder.config import load_run_config
     from verifiers.tasks import load_tasks
 

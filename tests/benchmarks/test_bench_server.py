@@ -1,4 +1,4 @@
-"""The server bench (ponder.bench.server) against a scripted server: rows, hit rates, shaped load."""
+"""The server bench (benchmarks.server) against a scripted server: rows, hit rates, shaped load."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from models.client import VLLMClient
-from ponder.bench.server import BenchRow, bench_server_async, format_rows, parse_metrics, shaped_load_rate
+from benchmarks.server import BenchRow, bench_server_async, format_rows, parse_metrics, shaped_load_rate
 from search.protocols import ConfigError
 
 METRICS = """\
@@ -86,7 +86,7 @@ def test_bench_server_command_measures_the_served_endpoint(monkeypatch):
 
     from typer.testing import CliRunner
 
-    import ponder.bench.server as bench
+    import benchmarks.server as bench
     import ponder.engine as engine
     from ponder.cli.main import app
 

@@ -1,8 +1,8 @@
-"""ponder.bench.rl's held-out set: disjoint from the training questions, each question once."""
+"""benchmarks.rl's held-out set: disjoint from the training questions, each question once."""
 
 from __future__ import annotations
 
-from ponder.bench.rl import held_out_tasks
+from benchmarks.rl import held_out_tasks
 from verifiers.tasks import load_tasks
 
 

@@ -1,7 +1,7 @@
 """Pure arithmetic of the search benchmarks: counter deltas, rates, shares (no I/O).
 
-Snapshots are :func:`ponder.bench.server.parse_metrics` dicts of a vLLM server's Prometheus counters;
-samples are polls of the server taken while a run goes on (:mod:`ponder.bench.search_runs`).
+Snapshots are :func:`benchmarks.server.parse_metrics` dicts of a vLLM server's Prometheus counters;
+samples are polls of the server taken while a run goes on (:mod:`benchmarks.search_runs`).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-from ponder.bench.server import PREFIX_HITS, PREFIX_QUERIES
+from benchmarks.server import PREFIX_HITS, PREFIX_QUERIES
 
 GENERATED = "vllm:generation_tokens_total"
 PROMPT = "vllm:prompt_tokens_total"
@@ -20,7 +20,7 @@ WAITING = "vllm:num_requests_waiting"
 
 
 def counter_delta(before: Mapping[str, float], after: Mapping[str, float], name: str) -> float:
-    """How much counter ``name`` grew between two :func:`ponder.bench.server.parse_metrics` snapshots."""
+    """How much counter ``name`` grew between two :func:`benchmarks.server.parse_metrics` snapshots."""
     return after.get(name, 0.0) - before.get(name, 0.0)
 
 

@@ -1,9 +1,9 @@
 """Search benchmarks: one shared server, measured search runs, ratios from server counters.
 
-Used by ``ponder bench throughput | compare | accuracy | flat`` (:mod:`ponder.bench.cli`). A measured
+Used by ``ponder bench throughput | compare | accuracy | flat`` (:mod:`benchmarks.cli`). A measured
 run is :func:`ponder.engine.run_config` on a throw-away run directory (so a rerun measures
 again), bracketed by snapshots of the server's Prometheus counters and sampled once per
-``interval_s`` while it runs. The arithmetic on counters is in :mod:`ponder.bench.metrics`.
+``interval_s`` while it runs. The arithmetic on counters is in :mod:`benchmarks.metrics`.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from models.client import VLLMClient
 from models.managed import ensure_server
 from models.server import ServerSettings, server_status
 from models.server_settings import machine_cpu_flags
-from ponder.bench.metrics import (GENERATED, PROMPT, RUNNING, SEQUENCES, WAITING, Sample, cache_hit_rate,
+from benchmarks.metrics import (GENERATED, PROMPT, RUNNING, SEQUENCES, WAITING, Sample, cache_hit_rate,
                                   counter_delta, queued_rate, ratio, window_rate)
-from ponder.bench.server import PREFIX_HITS, parse_metrics
+from benchmarks.server import PREFIX_HITS, parse_metrics
 from ponder.config import RunConfig, parse_run_config
 from ponder.engine import run_config, summarize
 from search.protocols import ModelServerError

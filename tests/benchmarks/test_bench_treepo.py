@@ -1,12 +1,12 @@
-"""The TreePO sampling bench (ponder.bench.treepo): its runs, trajectories and report (issue 12 §4)."""
+"""The TreePO sampling bench (benchmarks.treepo): its runs, trajectories and report (issue 12 §4)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
 
-from ponder.bench.search_runs import RunMeasure
-from ponder.bench.treepo import TrajectoryScores, TreepoPoint, leaves_of, score_trajectories, treepo_entries, treepo_lines
+from benchmarks.search_runs import RunMeasure
+from benchmarks.treepo import TrajectoryScores, TreepoPoint, leaves_of, score_trajectories, treepo_entries, treepo_lines
 from search.protocols import Problem, StepProposal, Usage, Verdict, VerdictStatus
 from search.trace import SearchResult
 from search.tree import Tree
@@ -87,7 +87,7 @@ def test_entries_align_treepo_segments_and_default_to_basic_arithmetic():
 
 
 def test_bench_server_settings_take_the_kv_cache_size():
-    from ponder.bench.cli import _settings
+    from benchmarks.cli import _settings
 
     assert _settings(None, None, 8).resolved_kv_cache_gib() == 8
     assert _settings(None, 16).block_size == 16 and _settings(None, 16).kv_cache_gib is None

@@ -19,9 +19,9 @@ import asyncio
 from collections.abc import Sequence
 
 import pytest
-from ponder_fakes import CharTokenizer
+from tests.ponder.ponder_fakes import CharTokenizer
 
-from ponder.bench.label import LabelBenchSettings, label_lines, label_summary, measure_labels
+from benchmarks.label import LabelBenchSettings, label_lines, label_summary, measure_labels
 from ponder.config import parse_run_config
 from ponder.engine import Engine
 from search.protocols import ConfigError, Generation, Problem, Sampling, StepProposal, Usage

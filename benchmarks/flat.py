@@ -4,8 +4,8 @@ Both sides send, for each problem, one ``/v1/completions`` request: the chat-tem
 ids of the question (the run's system prompt), ``n = num_samples``, ``max_tokens =
 steps.solution_tokens`` (the config has no token budget, so nothing caps it further), the
 run's temperature and top_p, and no stop strings; ``max_concurrent_problems`` problems are in
-progress at once. ponder's side is a measured run (:func:`ponder.bench.search_runs.measure_run`);
-the other is :func:`ponder.bench.plain_client.run_plain`.
+progress at once. ponder's side is a measured run (:func:`benchmarks.search_runs.measure_run`);
+the other is :func:`benchmarks.plain_client.run_plain`.
 
 The runs go plain, ponder, plain (``--repeats K``: plain, then K times ponder, plain): the
 two plain runs around each ponder run bracket it, so a machine that drifts shows as a gap
@@ -21,9 +21,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from models.client import VLLMClient, served_model
-from ponder.bench.metrics import GENERATED, counter_delta, fmt, ratio
-from ponder.bench.plain_client import PlainRun, run_plain
-from ponder.bench.search_runs import RunMeasure, machine_note, measure_run, reset_prefix_cache, snapshot
+from benchmarks.metrics import GENERATED, counter_delta, fmt, ratio
+from benchmarks.plain_client import PlainRun, run_plain
+from benchmarks.search_runs import RunMeasure, machine_note, measure_run, reset_prefix_cache, snapshot
 from ponder.config import RunConfig
 from search.context import Budget, SamplingDefaults
 from search.protocols import ConfigError

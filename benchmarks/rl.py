@@ -1,12 +1,12 @@
-"""`python -m ponder.bench.rl`: on-policy training evidence (issues 12 §4, 15 §2).
+"""`python -m benchmarks.rl`: on-policy training evidence (issues 12 §4, 15 §2).
 
 For one recipe: held-out greedy accuracy, pass@k (k = 1, 4, 8, the unbiased estimator over
 n = 8 samples) and distinct correct solutions per problem, for the base policy (cached in
 OUT/base_eval.json, shared by the recipes) and after ``ponder train <recipe>`` with the same
 config (same prompts, samples and steps); wall times. Writes OUT/<recipe>/evidence.json.
 
-    python -m ponder.bench.rl --recipe rover --config configs/rl/small.yaml --out runs/rl-evidence
-    python -m ponder.bench.rl --recipe treepo ... --until 1 --threads 1   # round 1 only, evaluated; resumable
+    python -m benchmarks.rl --recipe rover --config configs/rl/small.yaml --out runs/rl-evidence
+    python -m benchmarks.rl --recipe treepo ... --until 1 --threads 1   # round 1 only, evaluated; resumable
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """``ponder bench treepo``, ``prove`` and ``label``: the seed methods' own benchmarks,
-registered on :data:`ponder.bench.cli.bench_app` (kept apart so cli.py stays one page)."""
+registered on :data:`benchmarks.cli.bench_app` (kept apart so cli.py stays one page)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ponder.bench.cli import BlockSize, ConfigArg, Endpoint, KvCacheGib, MaxInFlight, _fail, _header, _settings, bench_app
+from benchmarks.cli import BlockSize, ConfigArg, Endpoint, KvCacheGib, MaxInFlight, _fail, _header, _settings, bench_app
 from search.protocols import PonderError
 
 
@@ -35,8 +35,8 @@ def treepo(
     """TreePO segment-tree sampling vs independent sampling at equal W: tokens, server compute, wall, pass@W."""
     import time
 
-    from ponder.bench.search_runs import bench_endpoint, override
-    from ponder.bench.treepo import measure_treepo, treepo_entries, treepo_json, treepo_lines
+    from benchmarks.search_runs import bench_endpoint, override
+    from benchmarks.treepo import measure_treepo, treepo_entries, treepo_json, treepo_lines
     from verifiers.tasks import load_tasks
 
     try:
@@ -73,8 +73,8 @@ def prove(
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
 ) -> None:
     """Prover configs at equal generation budgets: 1 agent, 4 shared / unshared, with and without planner."""
-    from ponder.bench.prove import bench_configs, bench_prove, format_table
-    from ponder.bench.search_runs import machine_note
+    from benchmarks.prove import bench_configs, bench_prove, format_table
+    from benchmarks.search_runs import machine_note
 
     try:
         cfgs = bench_configs(env, max_calls, limit, out, endpoint, seed, expansion_width, max_expansions, only)
@@ -110,8 +110,8 @@ def label(
     """Math-Shepherd vs OmegaPRM labels on the same searched trees: rollouts, tokens, wall, agreement."""
     import time
 
-    from ponder.bench.label import LabelBenchSettings, label_config, label_lines, label_summary, run_label_bench
-    from ponder.bench.search_runs import bench_endpoint, machine_note, override
+    from benchmarks.label import LabelBenchSettings, label_config, label_lines, label_summary, run_label_bench
+    from benchmarks.search_runs import bench_endpoint, machine_note, override
     from ponder.config import load_run_config
     from verifiers.tasks import load_tasks
 
