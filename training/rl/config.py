@@ -2,32 +2,30 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from search.algorithms.treepo import TreePOConfig
 from search.steps import StepFormat
+from training.train.config import BaseTrainConfig
 from verifiers.tasks import TaskConfig
 
 Recipe = Literal["grpo", "treepo", "rover"]
 RECIPES: tuple[str, ...] = ("grpo", "treepo", "rover")
 
 
-class RLTrainConfig(BaseModel):
+class RLTrainConfig(BaseTrainConfig):
     """Rounds of sample (vLLM) -> verify -> advantages / targets -> update -> checkpoint.
 
     Defaults fit a few minutes a round on 2 CPU cores with the 135M embedded model; the
-    paper values are noted per field.
+    paper values are noted per field. ``base``, ``out``, ``dtype``, ``gradient_checkpointing``
+    and ``resume`` are :class:`~training.train.config.BaseTrainConfig`'s; the run folder also
+    holds ``rounds/`` and one ``checkpoints/checkpoint-<round>`` per round.
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     recipe: Recipe = Field(description="grpo: group advantages + clipped PG; treepo: tree advantages (whitened) + "
                            "clipped PG; rover: ROVER's Q regression (spec 06 §3).")
-    base: Path = Field(description="The Hugging Face checkpoint to start from (a folder with a chat template).")
-    out: Path = Field(description="Run folder: checkpoints/checkpoint-<round>, rounds/, model/, metrics.json, done.json.")
     tasks: TaskConfig = Field(description="Training prompts and their verifier (gold answers used only to reward).")
     rounds: int = Field(2, ge=1, description="Sample -> update rounds.")
     prompts_per_round: int = Field(8, ge=1, description="Prompts sampled per round (the paper: 128).")
@@ -64,16 +62,8 @@ class RLTrainConfig(BaseModel):
         "paper", description="rover: paper = r~ + beta mean_V Q(s'); tree = the tabular uniform-policy Q of the "
         "sampled tree (spec 06 §6, an extrapolation; needs the tree sampler).")
     seed: int = Field(0, description="Seed of the prompt order and the mini-batch order (vLLM requests are unseeded, see ponder.rl).")
-    dtype: Literal["auto", "float32", "bfloat16"] = Field("auto", description="Weights while training; auto: bf16 on a GPU with it, else fp32.")
-    gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass.")
     max_concurrent_problems: int = Field(16, ge=1, description="Tree sampler: trees grown at once.")
-    resume: bool = Field(True, description="Resume from OUT's newest round checkpoint; False: start afresh.")
     keep_checkpoints: bool = Field(False, description="Keep every round's checkpoint (else only the newest, removed when done).")
-
-    @field_validator("base", "out", mode="after")
-    @classmethod
-    def _absolute(cls, path: Path) -> Path:
-        return path.expanduser().absolute()
 
     @model_validator(mode="after")
     def _consistent(self) -> RLTrainConfig:

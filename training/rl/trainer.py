@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import random
 import shutil
 import time
@@ -48,7 +47,6 @@ from typing import Any
 
 import torch
 
-from models.checkpoint import structure_problem
 from search.protocols import PonderError, Problem
 from training.rl.batch import Batch, build_batch
 from training.rl.config import RLTrainConfig
@@ -56,14 +54,13 @@ from training.rl.losses import clipped_pg_loss, masked_entropy, rover_loss, toke
 from training.rl.rollout import Rollout, Sampler, groups, load_rollouts, save_rollouts
 from training.train.common import (
     TrainResult,
-    _write_json,
-    base_dtype,
+    close_run,
     load_model,
-    load_tokenizer,
-    open_run,
+    start_run,
     training_device,
     weights_dtype,
     write_checkpoint,
+    write_json,
 )
 from verifiers.tasks import TaskSet, load_tasks
 
@@ -211,19 +208,14 @@ def round_metrics(rollouts: Sequence[Rollout], batch: Batch) -> dict[str, Any]:
 
 def save_round(model: Any, tokenizer: Any, optimizer: torch.optim.Optimizer, target: Path,
                record: dict[str, Any]) -> None:
-    """Round checkpoint: weights, tokenizer, optimizer state and ``round.json``, built aside and
-    renamed into place (a present ``checkpoint-<r>`` is whole)."""
-    staging = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(str(staging))
-    tokenizer.save_pretrained(str(staging))
-    problem = structure_problem(staging)
-    if problem:
-        raise PonderError(f"the round checkpoint in {staging} is unusable: {problem}")
-    torch.save(optimizer.state_dict(), staging / "optimizer.pt")
-    _write_json(staging / "round.json", record)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(staging, target)
+    """Round checkpoint: weights (training dtype), tokenizer, optimizer state and
+    ``round.json``, built aside and renamed into place (a present ``checkpoint-<r>`` is whole)."""
+
+    def extra(staging: Path) -> None:
+        torch.save(optimizer.state_dict(), staging / "optimizer.pt")
+        write_json(staging / "round.json", record)
+
+    write_checkpoint(model, tokenizer, target, extra=extra)
 
 
 def train_rl(config: RLTrainConfig, sampler: Sampler, *, tasks: TaskSet | None = None,
@@ -239,25 +231,23 @@ def train_rl(config: RLTrainConfig, sampler: Sampler, *, tasks: TaskSet | None =
     Raises:
         ConfigError: A bad base or run folder, or a recipe / sampler mismatch.
     """
-    run = open_run(config.recipe, config)  # type: ignore[arg-type]
+    run = start_run(config.recipe, config)
     if run.finished is not None:
         return run.finished
-    layout = run.layout
+    layout, tokenizer = run.layout, run.tokenizer
     tasks = tasks or load_tasks(config.tasks)
-    tokenizer = load_tokenizer(config.base)
-    done = finished_rounds(layout.checkpoints)
-    last = max((r for r in done if r <= config.rounds), default=0)
-    policy = config.base if last == 0 else layout.checkpoints / f"checkpoint-{last}"
+    last = max((r for r in finished_rounds(layout.checkpoints) if r <= config.rounds), default=0)
+    run.resume_from = layout.checkpoints / f"checkpoint-{last}" if last else None
+    policy = run.resume_from or config.base
     from transformers import AutoModelForCausalLM
 
-    model = load_model(AutoModelForCausalLM, config.model_copy(update={"base": policy}))  # type: ignore[arg-type]
+    model = load_model(AutoModelForCausalLM, config, path=policy)
     model.to(training_device())  # a GPU when there is one; the checkpoints are written from wherever it is
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     if last:
         optimizer.load_state_dict(torch.load(policy / "optimizer.pt", weights_only=True))
-    torch.manual_seed(config.seed)
     started = time.perf_counter()
     for r in range(last + 1, config.rounds + 1):
         round_dir = layout.out / "rounds" / f"round-{r}"
@@ -276,7 +266,7 @@ def train_rl(config: RLTrainConfig, sampler: Sampler, *, tasks: TaskSet | None =
         steps = update(model, optimizer, batch, config, r, on_step) if len(batch) else []
         metrics = {"round": r, "sample_seconds": round(t1 - t0, 2), "update_seconds": round(time.perf_counter() - t1, 2),
                    **round_metrics(rollouts, batch), "steps": steps}
-        _write_json(round_dir / "metrics.json", metrics)
+        write_json(round_dir / "metrics.json", metrics)
         target = layout.checkpoints / f"checkpoint-{r}"
         save_round(model, tokenizer, optimizer, target, {"round": r, "policy": str(policy)})
         if not config.keep_checkpoints and policy != config.base:
@@ -284,19 +274,12 @@ def train_rl(config: RLTrainConfig, sampler: Sampler, *, tasks: TaskSet | None =
         policy = target
         log.info("round %d done: reward %.3f, %d trained rollouts, %d steps", r, metrics["reward_mean"],
                  len(batch), len(steps))
-    write_checkpoint(model, tokenizer, layout.model, base_dtype(config.base))
     rounds = [json.loads((layout.out / "rounds" / f"round-{r}" / "metrics.json").read_text())
               for r in range(1, config.rounds + 1)]
-    result = {"stage": config.recipe, "rounds": [{k: v for k, v in m.items() if k != "per_prompt"} for m in rounds],
-              "resumed_from_round": last or None, "wall_seconds": time.perf_counter() - started,
-              "dtype": str(weights_dtype(config))}  # type: ignore[arg-type]
-    _write_json(layout.metrics, result)
-    _write_json(layout.done, {"stage": config.recipe, "model": str(layout.model),
-                              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    if not config.keep_checkpoints:
-        shutil.rmtree(layout.checkpoints, ignore_errors=True)
-    return TrainResult(config.recipe, layout.model, result,  # type: ignore[arg-type]
-                       resumed_from=layout.checkpoints / f"checkpoint-{last}" if last else None)
+    return close_run(run, model, {
+        "stage": config.recipe, "rounds": [{k: v for k, v in m.items() if k != "per_prompt"} for m in rounds],
+        "resumed_from_round": last or None, "wall_seconds": time.perf_counter() - started,
+        "dtype": str(weights_dtype(config))})
 
 
 __all__ = ["finished_rounds", "round_prompts", "train_rl"]

@@ -20,7 +20,7 @@ Importing this package is cheap; torch, transformers and TRL load with the first
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from search.protocols import ConfigError
@@ -28,9 +28,36 @@ from search.protocols import ConfigError
 if TYPE_CHECKING:
     from transformers import TrainerCallback
 
-    from training.train.common import Stage, TrainConfig, TrainResult
+    from training.train.common import TrainResult
+    from training.train.config import Stage, TrainConfig
 
 STAGES = ("prm", "sft", "dpo", "value")
+
+
+def _stage(stage: str) -> tuple[type[TrainConfig], Callable[..., TrainResult]]:
+    """A stage's config model and trainer function (imported on first use).
+
+    Raises:
+        ConfigError: An unknown stage.
+    """
+    match stage:
+        case "prm":
+            from training.train.prm import PRMTrainConfig, train_prm
+
+            return PRMTrainConfig, train_prm
+        case "sft":
+            from training.train.policy import SFTTrainConfig, train_sft
+
+            return SFTTrainConfig, train_sft
+        case "dpo":
+            from training.train.policy import DPOTrainConfig, train_dpo
+
+            return DPOTrainConfig, train_dpo
+        case "value":
+            from training.train.value import ValueTrainConfig, train_value
+
+            return ValueTrainConfig, train_value
+    raise ConfigError("stage", stage, f"expected one of {', '.join(STAGES)}")
 
 
 def config_class(stage: str) -> type[TrainConfig]:
@@ -39,24 +66,7 @@ def config_class(stage: str) -> type[TrainConfig]:
     Raises:
         ConfigError: An unknown stage.
     """
-    match stage:
-        case "prm":
-            from training.train.prm import PRMTrainConfig
-
-            return PRMTrainConfig
-        case "sft":
-            from training.train.policy import SFTTrainConfig
-
-            return SFTTrainConfig
-        case "dpo":
-            from training.train.policy import DPOTrainConfig
-
-            return DPOTrainConfig
-        case "value":
-            from training.train.value import ValueTrainConfig
-
-            return ValueTrainConfig
-    raise ConfigError("stage", stage, f"expected one of {', '.join(STAGES)}")
+    return _stage(stage)[0]
 
 
 def make_config(stage: str, **options: Any) -> TrainConfig:
@@ -81,26 +91,10 @@ def run_stage(stage: Stage | str, config: TrainConfig, *, callbacks: Sequence[Tr
     Raises:
         ConfigError: An unknown stage, or a config of another stage.
     """
-    expected = config_class(stage)
+    expected, train = _stage(stage)
     if type(config) is not expected:
         raise ConfigError("config", type(config).__name__, f"stage {stage} takes a {expected.__name__}")
-    match stage:
-        case "prm":
-            from training.train.prm import train_prm
-
-            return train_prm(config, callbacks=callbacks)  # type: ignore[arg-type]
-        case "sft":
-            from training.train.policy import train_sft
-
-            return train_sft(config, callbacks=callbacks)  # type: ignore[arg-type]
-        case "dpo":
-            from training.train.policy import train_dpo
-
-            return train_dpo(config, callbacks=callbacks)  # type: ignore[arg-type]
-        case _:
-            from training.train.value import train_value
-
-            return train_value(config, callbacks=callbacks)  # type: ignore[arg-type]
+    return train(config, callbacks=callbacks)
 
 
 __all__ = ["STAGES", "config_class", "make_config", "run_stage"]

@@ -1,4 +1,4 @@
-"""What every trainer shares: the base config, datasets in, the run folder, the checkpoint out.
+"""What every trainer shares: the run folder, its opening and closing, the model in, the checkpoint out.
 
 A run folder (``config.out``) holds::
 
@@ -28,60 +28,19 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from models.checkpoint import chat_template, read_json, structure_problem
 from models.embedded import hf_offline
 from search.protocols import ConfigError, PonderError
-from training.export.formats import DEFAULT_QUESTION_SEP
+from training.train.config import BaseTrainConfig, Stage, TrainConfig
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase, Trainer
 
-Stage = Literal["prm", "sft", "dpo", "value", "grpo", "treepo", "rover"]
 PEFT_HINT = "pip install peft==0.21.2"
-
-
-class TrainConfig(BaseModel):
-    """Settings every trainer shares. Defaults fit minutes on 2 CPU cores with the 135M
-    embedded model (hundreds of examples, prompts of a few hundred tokens); the same config
-    runs on a GPU."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    dataset: Path = Field(description="A dataset folder written by the exporters (datasets.save_to_disk).")
-    base: Path = Field(description="The Hugging Face checkpoint to start from (a folder with a chat template).")
-    out: Path = Field(description="Run folder: checkpoints/, model/ (the result), metrics.json, done.json.")
-    num_epochs: float = Field(1.0, gt=0, description="Passes over the training examples (ignored with max_steps).")
-    max_steps: int | None = Field(None, ge=1, description="Optimizer steps to run; None: num_epochs decides.")
-    learning_rate: float = Field(1e-5, gt=0, description="Peak AdamW learning rate (linear decay).")
-    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Share of the steps spent warming the learning rate up.")
-    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
-    batch_size: int = Field(8, ge=1, description="Examples per device per forward pass.")
-    gradient_accumulation_steps: int = Field(1, ge=1, description="Forward passes per optimizer step.")
-    max_length: int = Field(512, ge=8, description="Longest example in tokens; longer ones are left out and counted.")
-    seed: int = Field(0, description="Seed of the model init, the data order and the eval split.")
-    lora: bool = Field(False, description="Train LoRA adapters (peft) on all linear layers, merged into the result.")
-    lora_rank: int = Field(16, ge=1, description="LoRA rank r.")
-    lora_alpha: int = Field(32, ge=1, description="LoRA scaling alpha.")
-    lora_dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA inputs.")
-    eval_fraction: float = Field(0.1, ge=0, lt=1, description="Share of the problems held out for evaluation (split by problem_id).")
-    logging_steps: int = Field(10, ge=1, description="Optimizer steps between logged losses.")
-    save_steps: int = Field(50, ge=1, description="Optimizer steps between resumable checkpoints (and evaluations).")
-    save_total_limit: int | None = Field(2, ge=1, description="Newest checkpoints kept; None: all.")
-    resume: bool = Field(True, description="Resume from OUT's newest checkpoint; False: start afresh, clearing OUT.")
-    keep_checkpoints: bool = Field(False, description="Keep OUT/checkpoints once the run is done (else removed: weights + optimizer state each).")
-    dtype: Literal["auto", "float32", "bfloat16"] = Field("auto", description="Weights while training; auto: bfloat16 on a GPU that has it, else float32.")
-    gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass (less memory, slower).")
-    question_sep: str = Field(DEFAULT_QUESTION_SEP, description="The exporters' text between question and solution in plain-text prompts.")
-
-    @field_validator("dataset", "base", "out", mode="after")
-    @classmethod
-    def _absolute(cls, path: Path) -> Path:
-        return path.expanduser().absolute()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +75,7 @@ class TrainResult:
     """What a trainer did.
 
     Attributes:
-        stage: ``prm``, ``sft``, ``dpo`` or ``value``.
+        stage: ``prm``, ``sft``, ``dpo``, ``value``, or an on-policy recipe (``grpo``, ``treepo``, ``rover``).
         model_dir: The final checkpoint (``OUT/model``).
         metrics: The contents of ``OUT/metrics.json``.
         already_done: The run had finished before: nothing was trained this time.
@@ -132,21 +91,27 @@ class TrainResult:
 
 @dataclasses.dataclass
 class Run:
-    """A run folder opened for training: where to resume from, or the finished result."""
+    """A run folder opened for training: where to resume from, or the finished result.
+
+    Attributes:
+        tokenizer: The base's tokenizer with a pad token (:func:`start_run` loads it unless
+            the run is finished); trained with the model and saved beside it.
+    """
 
     stage: Stage
-    config: TrainConfig
+    config: BaseTrainConfig
     layout: RunLayout
     resume_from: Path | None = None
     finished: TrainResult | None = None
+    tokenizer: Any = None
 
 
-def _config_record(stage: Stage, config: TrainConfig) -> dict[str, Any]:
+def _config_record(stage: Stage, config: BaseTrainConfig) -> dict[str, Any]:
     record = config.model_dump(mode="json", exclude={"resume", "keep_checkpoints"})
     return {"stage": stage, **record}
 
 
-def open_run(stage: Stage, config: TrainConfig) -> Run:
+def open_run(stage: Stage, config: BaseTrainConfig) -> Run:
     """Checks the base and the run folder; finds the checkpoint to resume from.
 
     Raises:
@@ -182,12 +147,29 @@ def open_run(stage: Stage, config: TrainConfig) -> Run:
         run.finished = TrainResult(stage, layout.model, read_json(layout.metrics) or {}, already_done=True)
         return run
     layout.out.mkdir(parents=True, exist_ok=True)
-    _write_json(layout.config, record)
+    write_json(layout.config, record)
     if layout.checkpoints.is_dir():
         from transformers.trainer_utils import get_last_checkpoint
 
         last = get_last_checkpoint(str(layout.checkpoints))
         run.resume_from = Path(last) if last else None
+    return run
+
+
+def start_run(stage: Stage, config: BaseTrainConfig) -> Run:
+    """Every trainer's opening: :func:`open_run`, then, unless the run is finished, seeds
+    torch, numpy and Python's ``random`` with ``config.seed`` (before any model is built) and
+    loads the base's tokenizer into ``run.tokenizer``.
+
+    Raises:
+        ConfigError: As :func:`open_run`.
+    """
+    run = open_run(stage, config)
+    if run.finished is None:
+        from transformers import set_seed
+
+        set_seed(config.seed)
+        run.tokenizer = load_tokenizer(config.base)
     return run
 
 
@@ -207,7 +189,7 @@ def training_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def weights_dtype(config: TrainConfig) -> torch.dtype:
+def weights_dtype(config: BaseTrainConfig) -> torch.dtype:
     """The dtype of the weights while training (``config.dtype``; auto: bf16 on a GPU with it)."""
     if config.dtype == "auto":
         gpu_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
@@ -223,11 +205,12 @@ def base_dtype(base: Path) -> torch.dtype | None:
     return value if isinstance(value, torch.dtype) else None
 
 
-def load_model(auto_class: Any, config: TrainConfig, peft_config: Any = None, **kwargs: Any) -> Any:
-    """``auto_class.from_pretrained(config.base)`` offline in :func:`weights_dtype`, wrapped
+def load_model(auto_class: Any, config: BaseTrainConfig, peft_config: Any = None, *, path: Path | None = None,
+               **kwargs: Any) -> Any:
+    """``auto_class.from_pretrained(path or config.base)`` offline in :func:`weights_dtype`, wrapped
     in LoRA adapters when ``peft_config`` is given (TRL's trainers wrap it themselves)."""
     with hf_offline():
-        model = auto_class.from_pretrained(str(config.base), dtype=weights_dtype(config),
+        model = auto_class.from_pretrained(str(path or config.base), dtype=weights_dtype(config),
                                            local_files_only=True, **kwargs)
     if peft_config is not None:
         from peft import get_peft_model
@@ -285,15 +268,13 @@ def training_arguments(config: TrainConfig, layout: RunLayout, has_eval: bool) -
     }
 
 
-def finish_run(run: Run, trainer: Trainer, tokenizer: PreTrainedTokenizerBase, counts: dict[str, int],
+def finish_run(run: Run, trainer: Trainer, counts: dict[str, int],
                unwrap: Callable[[Any], Any] | None = None) -> TrainResult:
-    """Trains (resuming where the run folder says), evaluates, writes the final checkpoint,
-    ``metrics.json`` and, last, ``done.json``.
+    """Trains (resuming where the run folder says), evaluates, then :func:`close_run`.
 
     Args:
-        run: The opened run folder.
+        run: The run :func:`start_run` opened (its tokenizer is saved with the weights).
         trainer: A ready Trainer (TRL's or a subclass of transformers').
-        tokenizer: Saved with the weights (chat template included).
         counts: Example counts for ``metrics.json`` (train, eval, left out).
         unwrap: Turns ``trainer.model`` into the model to save; default: merge LoRA adapters
             into their base when there are any.
@@ -304,8 +285,7 @@ def finish_run(run: Run, trainer: Trainer, tokenizer: PreTrainedTokenizerBase, c
     output = trainer.train(resume_from_checkpoint=str(run.resume_from) if run.resume_from else None)
     after = trainer.evaluate(metric_key_prefix="eval") if has_eval else None
     model = (unwrap or merge_adapters)(trainer.model)
-    write_checkpoint(model, tokenizer, run.layout.model, base_dtype(run.config.base))
-    metrics = {
+    return close_run(run, model, {
         "stage": run.stage,
         "train": output.metrics,
         "eval_before": before,
@@ -315,10 +295,21 @@ def finish_run(run: Run, trainer: Trainer, tokenizer: PreTrainedTokenizerBase, c
         "resumed_from": str(run.resume_from) if run.resume_from else None,
         "wall_seconds": time.perf_counter() - started,
         "log_history": trainer.state.log_history,
-    }
-    _write_json(run.layout.metrics, metrics)
-    _write_json(run.layout.done, {"stage": run.stage, "model": str(run.layout.model),
-                                  "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    })
+
+
+def close_run(run: Run, model: Any, metrics: dict[str, Any]) -> TrainResult:
+    """Every trainer's ending: writes the final checkpoint (in the base's dtype, with
+    ``run.tokenizer``), ``metrics.json`` and, last, ``done.json``; removes the resume points
+    unless ``keep_checkpoints``.
+
+    Raises:
+        PonderError: The final checkpoint fails the served-checkpoint checks.
+    """
+    write_checkpoint(model, run.tokenizer, run.layout.model, base_dtype(run.config.base))
+    write_json(run.layout.metrics, metrics)
+    write_json(run.layout.done, {"stage": run.stage, "model": str(run.layout.model),
+                                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     if not run.config.keep_checkpoints:
         shutil.rmtree(run.layout.checkpoints, ignore_errors=True)
     return TrainResult(run.stage, run.layout.model, metrics, resumed_from=run.resume_from)
@@ -330,10 +321,13 @@ def merge_adapters(model: Any) -> Any:
 
 
 def write_checkpoint(model: Any, tokenizer: PreTrainedTokenizerBase, target: Path,
-                     dtype: torch.dtype | None = None) -> None:
+                     dtype: torch.dtype | None = None, *, extra: Callable[[Path], None] | None = None) -> None:
     """Saves weights (safetensors, in ``dtype`` when given) and tokenizer (with its chat
     template) to ``target``, built aside and swapped in, after the structural checks that
-    a served checkpoint must pass.
+    a served checkpoint must pass: a present ``target`` is whole.
+
+    Args:
+        extra: Writes more files into the folder being built (an optimizer state, a record).
 
     Raises:
         PonderError: The written checkpoint fails :func:`models.checkpoint.structure_problem`.
@@ -346,7 +340,9 @@ def write_checkpoint(model: Any, tokenizer: PreTrainedTokenizerBase, target: Pat
     tokenizer.save_pretrained(str(staging))
     problem = structure_problem(staging)
     if problem:
-        raise PonderError(f"the trained checkpoint in {staging} is unusable: {problem}")
+        raise PonderError(f"the checkpoint written to {staging} is unusable: {problem}")
+    if extra is not None:
+        extra(staging)
     old = target.with_name(f".{target.name}.old-{os.getpid()}")
     if target.exists():
         os.replace(target, old)
@@ -354,7 +350,8 @@ def write_checkpoint(model: Any, tokenizer: PreTrainedTokenizerBase, target: Pat
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: Any) -> None:
+    """Writes ``data`` as indented JSON, atomically (written aside, then renamed)."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
     os.replace(tmp, path)

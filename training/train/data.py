@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from models.embedded import hf_offline
 from search.protocols import ConfigError
-from training.train.common import Stage, TrainConfig
+from training.train.config import Stage, TrainConfig
 
 if TYPE_CHECKING:
     import datasets
@@ -75,6 +75,10 @@ class Examples:
         return {"rows": self.rows, "train_examples": len(self.train), "eval_examples": len(self.held),
                 "too_long": self.too_long}
 
+    def datasets(self) -> dict[str, datasets.Dataset | None]:
+        """A Trainer's ``train_dataset`` and ``eval_dataset`` (None without held-out examples)."""
+        return trainer_datasets(self.train, self.held)
+
 
 def split_examples(
     config: TrainConfig, columns: Sequence[str], stage: Stage,
@@ -133,3 +137,8 @@ def examples_dataset(examples: list[dict[str, Any]]) -> datasets.Dataset:
     import datasets
 
     return datasets.Dataset.from_list(examples)
+
+
+def trainer_datasets(train: list[dict[str, Any]], held: list[dict[str, Any]]) -> dict[str, datasets.Dataset | None]:
+    """A Trainer's ``train_dataset`` and ``eval_dataset`` keywords (no eval set without held-out examples)."""
+    return {"train_dataset": examples_dataset(train), "eval_dataset": examples_dataset(held) if held else None}

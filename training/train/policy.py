@@ -31,17 +31,9 @@ from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
 from models.tokenizer import HFTokenizer
 from search.protocols import ConfigError
-from training.train.common import (
-    TrainConfig,
-    TrainResult,
-    finish_run,
-    load_model,
-    load_tokenizer,
-    lora_config,
-    open_run,
-    training_arguments,
-)
-from training.train.data import examples_dataset, question_and_prefix, split_examples
+from training.train.common import TrainResult, finish_run, load_model, lora_config, start_run, training_arguments
+from training.train.config import TrainConfig
+from training.train.data import question_and_prefix, split_examples
 
 
 class PolicyTrainConfig(TrainConfig):
@@ -149,20 +141,18 @@ def train_sft(config: SFTTrainConfig, *, callbacks: Sequence[TrainerCallback] = 
     Raises:
         ConfigError: A bad base, dataset, run folder or setting (``lora`` without peft).
     """
-    run = open_run("sft", config)
+    run = start_run("sft", config)
     if run.finished is not None:
         return run.finished
     peft_config = lora_config(config, "CAUSAL_LM")
     reader = HFTokenizer(config.base)
     data = split_examples(config, ("prompt", "completion"), "sft",
                           lambda rows: sft_examples(rows, reader, config))
-    tokenizer = load_tokenizer(config.base)
     args = SFTConfig(**training_arguments(config, run.layout, bool(data.held)), max_length=config.max_length,
                      dataset_num_proc=None, packing=False)
-    trainer = SFTTrainer(model=load_model(AutoModelForCausalLM, config), args=args,
-                         train_dataset=examples_dataset(data.train), eval_dataset=examples_dataset(data.held) if data.held else None,
-                         processing_class=tokenizer, peft_config=peft_config, callbacks=list(callbacks))
-    return finish_run(run, trainer, tokenizer, data.counts)
+    trainer = SFTTrainer(model=load_model(AutoModelForCausalLM, config), args=args, **data.datasets(),
+                         processing_class=run.tokenizer, peft_config=peft_config, callbacks=list(callbacks))
+    return finish_run(run, trainer, data.counts)
 
 
 def train_dpo(config: DPOTrainConfig, *, callbacks: Sequence[TrainerCallback] = ()) -> TrainResult:
@@ -173,20 +163,18 @@ def train_dpo(config: DPOTrainConfig, *, callbacks: Sequence[TrainerCallback] = 
     Raises:
         ConfigError: A bad base, dataset, run folder or setting (``lora`` without peft).
     """
-    run = open_run("dpo", config)
+    run = start_run("dpo", config)
     if run.finished is not None:
         return run.finished
     peft_config = lora_config(config, "CAUSAL_LM")
     reader = HFTokenizer(config.base)
     data = split_examples(config, ("prompt", "chosen", "rejected"), "dpo",
                           lambda rows: dpo_examples(rows, reader, config))
-    tokenizer = load_tokenizer(config.base)
     args = DPOConfig(**training_arguments(config, run.layout, bool(data.held)), max_length=config.max_length,
                      beta=config.beta, dataset_num_proc=None)
     reference = None if peft_config is not None else load_model(AutoModelForCausalLM, config)
     trainer = _StepDPOTrainer(model=load_model(AutoModelForCausalLM, config), ref_model=reference, args=args,
-                              train_dataset=examples_dataset(data.train),
-                              eval_dataset=examples_dataset(data.held) if data.held else None,
-                              processing_class=tokenizer, peft_config=peft_config, callbacks=list(callbacks))
-    return finish_run(run, trainer, tokenizer, data.counts)
+                              **data.datasets(), processing_class=run.tokenizer, peft_config=peft_config,
+                              callbacks=list(callbacks))
+    return finish_run(run, trainer, data.counts)
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 from pydantic import Field
-from transformers import AutoModelForCausalLM, TrainerCallback, TrainingArguments
+from transformers import AutoModelForCausalLM, TrainerCallback
 
 from models.prm_format import (
     DEFAULT_PRM_TEMPLATE,
@@ -40,29 +40,10 @@ from models.prm_format import (
 )
 from models.tokenizer import HFTokenizer
 from search.protocols import ConfigError, Tokenizer
-from training.train.common import (
-    TrainConfig,
-    TrainResult,
-    finish_run,
-    load_model,
-    load_tokenizer,
-    lora_config,
-    open_run,
-    training_arguments,
-)
-from training.train.data import (
-    examples_dataset,
-    load_rows,
-    question_and_prefix,
-    split_rows,
-    split_steps,
-)
-from training.train.scoring import (
-    PadCollator,
-    ScoreTrainer,
-    score_arguments,
-    score_metrics,
-)
+from training.train.common import TrainResult, finish_run, load_model, lora_config, start_run
+from training.train.config import TrainConfig
+from training.train.data import load_rows, question_and_prefix, split_rows, split_steps
+from training.train.scoring import ScoreTrainer, score_trainer
 
 
 class PRMTrainConfig(TrainConfig):
@@ -172,7 +153,7 @@ def train_prm(config: PRMTrainConfig, *, callbacks: Sequence[TrainerCallback] = 
     Raises:
         ConfigError: A bad base, dataset, run folder or setting (``lora`` without peft).
     """
-    run = open_run("prm", config)
+    run = start_run("prm", config)
     if run.finished is not None:
         return run.finished
     peft_config = lora_config(config, "CAUSAL_LM")
@@ -187,16 +168,9 @@ def train_prm(config: PRMTrainConfig, *, callbacks: Sequence[TrainerCallback] = 
     held = judge_examples(eval_rows, reader, judge, **options)
     if not train.examples:
         raise ConfigError("dataset", str(config.dataset), f"gives no judge prompt within max_length={config.max_length}")
-    tokenizer = load_tokenizer(config.base)
     model = load_model(AutoModelForCausalLM, config, peft_config)
-    args = TrainingArguments(**training_arguments(config, run.layout, bool(held.examples)), **score_arguments())
-    trainer = JudgeTrainer(
-        model=model, args=args, data_collator=PadCollator(tokenizer.pad_token_id, "left"),
-        train_dataset=examples_dataset(train.examples),
-        eval_dataset=examples_dataset(held.examples) if held.examples else None,
-        processing_class=tokenizer, compute_metrics=score_metrics, callbacks=list(callbacks),
-        positive_ids=positive_ids, negative_ids=negative_ids,
-    )
+    trainer = score_trainer(JudgeTrainer, config, run, model, train.examples, held.examples, padding_side="left",
+                            callbacks=callbacks, positive_ids=positive_ids, negative_ids=negative_ids)
     counts = {"rows": len(rows), "train_examples": len(train.examples), "eval_examples": len(held.examples),
               "too_long": train.too_long + held.too_long, "duplicates": train.duplicates + held.duplicates}
-    return finish_run(run, trainer, tokenizer, counts)
+    return finish_run(run, trainer, counts)

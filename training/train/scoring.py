@@ -11,11 +11,16 @@ with ``target`` in [0, 1]; evaluation reports ``eval_loss``, ``eval_mae`` (mean
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from transformers import EvalPrediction, Trainer
+from transformers import EvalPrediction, Trainer, TrainerCallback, TrainingArguments
+
+from training.train.common import Run, training_arguments
+from training.train.config import TrainConfig
+from training.train.data import trainer_datasets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +53,7 @@ class PadCollator:
 class ScoreTrainer(Trainer):
     """A Trainer whose loss compares one score per example with a target in [0, 1].
 
-    Build it with ``remove_unused_columns=False`` and ``label_names=["target"]`` in its
-    arguments (``score_arguments``) and a :class:`PadCollator`.
+    Build it with :func:`score_trainer` (the arguments it needs and a :class:`PadCollator`).
     """
 
     def score_loss(self, model: Any, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,9 +76,23 @@ class ScoreTrainer(Trainer):
         return loss.detach(), scores.detach().float(), inputs["target"]
 
 
-def score_arguments() -> dict[str, Any]:
-    """TrainingArguments a :class:`ScoreTrainer` needs on top of the common ones."""
-    return {"remove_unused_columns": False, "label_names": ["target"]}
+def score_trainer(trainer_class: type[ScoreTrainer], config: TrainConfig, run: Run, model: Any,
+                  train: list[dict[str, Any]], held: list[dict[str, Any]], *,
+                  padding_side: Literal["left", "right"], callbacks: Sequence[TrainerCallback] = (),
+                  **kwargs: Any) -> ScoreTrainer:
+    """A ready :class:`ScoreTrainer` subclass of a run: the common arguments plus the ones a
+    score needs (``remove_unused_columns=False``, ``label_names=["target"]``), a
+    :class:`PadCollator`, the examples (``held`` evaluated when there are any) and
+    :func:`score_metrics`.
+
+    Args:
+        kwargs: The subclass's own constructor arguments.
+    """
+    args = TrainingArguments(**training_arguments(config, run.layout, bool(held)),
+                             remove_unused_columns=False, label_names=["target"])
+    return trainer_class(model=model, args=args, data_collator=PadCollator(run.tokenizer.pad_token_id, padding_side),
+                         **trainer_datasets(train, held), processing_class=run.tokenizer,
+                         compute_metrics=score_metrics, callbacks=list(callbacks), **kwargs)
 
 
 def score_metrics(prediction: EvalPrediction) -> dict[str, float]:

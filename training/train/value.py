@@ -28,36 +28,14 @@ from typing import Any
 
 import torch
 from pydantic import Field
-from transformers import (
-    AutoModelForSequenceClassification,
-    TrainerCallback,
-    TrainingArguments,
-)
+from transformers import AutoModelForSequenceClassification, TrainerCallback
 
 from models.tokenizer import HFTokenizer
 from search.protocols import ConfigError, Tokenizer
-from training.train.common import (
-    TrainConfig,
-    TrainResult,
-    finish_run,
-    load_model,
-    load_tokenizer,
-    lora_config,
-    open_run,
-    training_arguments,
-)
-from training.train.data import (
-    examples_dataset,
-    question_and_prefix,
-    split_examples,
-    split_steps,
-)
-from training.train.scoring import (
-    PadCollator,
-    ScoreTrainer,
-    score_arguments,
-    score_metrics,
-)
+from training.train.common import TrainResult, finish_run, load_model, lora_config, start_run
+from training.train.config import TrainConfig
+from training.train.data import question_and_prefix, split_examples, split_steps
+from training.train.scoring import ScoreTrainer, score_trainer
 
 
 class ValueTrainConfig(TrainConfig):
@@ -112,20 +90,15 @@ def train_value(config: ValueTrainConfig, *, callbacks: Sequence[TrainerCallback
     Raises:
         ConfigError: A bad base, dataset, run folder or setting (``lora`` without peft).
     """
-    run = open_run("value", config)
+    run = start_run("value", config)
     if run.finished is not None:
         return run.finished
     peft_config = lora_config(config, "SEQ_CLS")
     reader = HFTokenizer(config.base)
     data = split_examples(config, ("prompt", "completion", "value"), "value",
                           lambda rows: value_examples(rows, reader, config))
-    tokenizer = load_tokenizer(config.base)
     model = load_model(AutoModelForSequenceClassification, config, peft_config, num_labels=1,
-                       pad_token_id=tokenizer.pad_token_id)
-    args = TrainingArguments(**training_arguments(config, run.layout, bool(data.held)), **score_arguments())
-    trainer = ValueTrainer(
-        model=model, args=args, data_collator=PadCollator(tokenizer.pad_token_id, "right"),
-        train_dataset=examples_dataset(data.train), eval_dataset=examples_dataset(data.held) if data.held else None,
-        processing_class=tokenizer, compute_metrics=score_metrics, callbacks=list(callbacks),
-    )
-    return finish_run(run, trainer, tokenizer, data.counts)
+                       pad_token_id=run.tokenizer.pad_token_id)
+    trainer = score_trainer(ValueTrainer, config, run, model, data.train, data.held, padding_side="right",
+                            callbacks=callbacks)
+    return finish_run(run, trainer, data.counts)
