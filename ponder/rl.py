@@ -68,38 +68,14 @@ def train_policy_rl(config: RLTrainConfig, tasks: TaskSet | None = None, model: 
     return train_rl(config, engine_sampler(config, tasks, model), tasks=tasks, **kwargs)
 
 
-def train_rl_command(console: Any, recipe: str, config_path: Path, out: Path, base: Path | None,
-                     given: dict[str, Any]) -> None:
-    """What `ponder train grpo|treepo|rover` runs: RL.yaml fields + the command's options ->
-    :class:`RLTrainConfig` -> :func:`train_policy_rl`, with one progress line per optimizer step
-    and round. Raises PonderError on bad input (the CLI prints it)."""
-    import logging
-
+def rl_train_config(recipe: str, config_path: Path, base: Path, out: Path, given: dict[str, Any]) -> RLTrainConfig:
+    """`ponder train grpo|treepo|rover`'s run: RL.yaml's fields, then the command's options
+    (``given``, None = not given), then recipe, base and out. Raises ConfigError naming the field."""
     from ponder.config import DEFAULT_SYSTEM_PROMPT, read_yaml, validated
     from search.protocols import ConfigError
 
-    progress = logging.getLogger("training.rl")
-    if not progress.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-        progress.addHandler(handler)
-    progress.setLevel(logging.INFO)
-    if base is None:
-        from models.embedded import embedded_checkpoint
-
-        base = embedded_checkpoint()
     data = read_yaml(config_path, None)
     if not isinstance(data, dict):
         raise ConfigError("config", str(config_path), "the top level must be a mapping of RLTrainConfig fields")
     fields = {"system_prompt": DEFAULT_SYSTEM_PROMPT, **data, **{k: v for k, v in given.items() if v is not None}}
-    config = validated(RLTrainConfig, {**fields, "recipe": recipe, "base": str(base), "out": str(out)})
-    console.print(f"train {recipe}: {config.rounds} rounds of {config.prompts_per_round} prompts x {config.n} "
-                  f"on {config.base} -> {config.out}")
-    result = train_policy_rl(config)
-    if result.already_done:
-        console.print(f"already trained: {result.model_dir} (--no-resume to train again)")
-        return
-    for r in result.metrics["rounds"]:
-        console.print(f"round {r['round']}: reward {r['reward_mean']:.3f}, {r['trained_rollouts']} trained rollouts, "
-                      f"sample {r['sample_seconds']:.0f} s, update {r['update_seconds']:.0f} s")
-    console.print(f"model: {result.model_dir}\nmetrics: {out / 'metrics.json'}")
+    return validated(RLTrainConfig, {**fields, "recipe": recipe, "base": str(base), "out": str(out)})

@@ -1,0 +1,128 @@
+"""`ponder solve` (one question) and `ponder run` (a task set into a run directory)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ponder.cli.common import ERRORED, console, fail
+from search.protocols import PonderError
+
+
+def solve(
+    question: Annotated[str, typer.Argument(help="The problem to solve.")],
+    config: Annotated[Optional[Path], typer.Option(help="A run-config YAML whose search/model/budget to use.")] = None,
+    gold: Annotated[Optional[str], typer.Option(help="Gold answer, checked only after the search.")] = None,
+    depth: Annotated[int, typer.Option(help="Tree view depth.")] = 6,
+) -> None:
+    """Solve one question with search: the answer, a compact tree, usage."""
+    from ponder.cli.render import tree_view, usage_table
+    from ponder.config import RunConfig, load_run_config
+    from ponder.engine import make_context, open_engine
+    from ponder.interrupts import stop_on_signals
+    from search.algorithms import run_search
+    from search.protocols import Problem
+    from verifiers.math import MathVerifier
+
+    try:
+        cfg = load_run_config(config, {"mode": "solve"}) if config else RunConfig()
+    except PonderError as err:
+        fail(err)
+    problem = Problem(id="cli", question=question)
+
+    async def go():
+        async with stop_on_signals(), open_engine(cfg.model, cfg.reward) as engine:
+            ctx = make_context(cfg, engine, problem, None, 0)
+            return await run_search(ctx, cfg.search)
+
+    try:
+        result = asyncio.run(go())
+    except PonderError as err:
+        fail(err)
+    console.print(tree_view(result, max_depth=depth))
+    console.print(usage_table(result.usage.to_dict()))
+    console.print(f"[bold]answer:[/] {result.answer}   ({cfg.search.algorithm})")
+    if gold is not None:
+        verifier = MathVerifier()
+        verdict = verifier.verify(gold, result.answer or "")
+        console.print(f"[bold]verdict:[/] {verdict.status.value} (gold {gold!r})")
+
+
+def run(
+    config: Annotated[Path, typer.Argument(help="Run-config YAML (see configs/).")],
+    run_dir: Annotated[Optional[str], typer.Option(help="Override the run directory.")] = None,
+) -> None:
+    """Search a task set; results.jsonl and traces in the run dir; a summary table at the end.
+
+    Re-running the same command resumes: finished problems are skipped.
+    """
+    run_with_progress(*load_run(config, {"run_dir": run_dir} if run_dir else {}))
+
+
+def load_run(config: Path, overrides: dict[str, Any]) -> tuple[Any, Any]:
+    """The run config (with ``overrides``) and its task set; exits 2 on bad input."""
+    from ponder.config import load_run_config
+    from search.protocols import ConfigError
+    from verifiers.tasks import load_tasks
+
+    try:
+        cfg = load_run_config(config, overrides or None)
+        if cfg.tasks is None:
+            raise ConfigError("tasks", None, "a run needs a task source")
+        return cfg, load_tasks(cfg.tasks)
+    except PonderError as err:
+        fail(err)
+
+
+def run_with_progress(cfg: Any, tasks: Any) -> None:
+    """Runs a loaded config with a progress bar and prints the summary; exits 1 on errored problems."""
+    from ponder.cli.render import summary_table
+    from ponder.engine import run_config, summarize
+
+    console.print(f"{cfg.name}: {len(tasks)} problems, {cfg.search.algorithm}, mode={cfg.mode} -> {cfg.resolved_run_dir}")
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("acc {task.fields[acc]}"), TimeElapsedColumn(), console=console)
+    with progress:
+        bar = progress.add_task(cfg.name, total=len(tasks), acc="-")
+        seen = {"n": 0, "ok": 0}
+
+        def on_row(row: dict) -> None:
+            seen["n"] += 1
+            seen["ok"] += bool(row["correct"])
+            answer = row.get("answer")
+            mark = "[green]✓[/]" if row["correct"] else "[red]✗[/]"
+            progress.console.print(f"{mark} {row['id']}: answer={answer!r} status={row['status']} "
+                                   f"tokens={row['usage']['generated_tokens']} calls={row['usage']['calls']}")
+            progress.update(bar, advance=1, acc=f"{seen['ok'] / seen['n']:.2f}")
+
+        def on_event(event: dict) -> None:
+            detail = event.get("cause") or (f"{event['seconds']} s" if "seconds" in event else "")
+            progress.console.print(f"[yellow]engine {event['event']}[/] {event.get('endpoint', '')} {detail}")
+
+        try:
+            outcome = asyncio.run(run_config(cfg, on_row, tasks, on_event))
+        except PonderError as err:
+            progress.stop()
+            _report_unfinished(cfg.resolved_run_dir, len(tasks))
+            fail(err)
+        progress.update(bar, completed=len(tasks))
+    if outcome.skipped:
+        console.print(f"resumed: {outcome.skipped} problems were already done")
+    summary = summarize(outcome.rows, outcome.wall_seconds, outcome.engine_stats)
+    console.print(summary_table(summary, f"{cfg.name} ({cfg.search.algorithm})"))
+    console.print(f"results: {cfg.resolved_run_dir / 'results.jsonl'}   traces: {cfg.resolved_run_dir / 'traces'}")
+    if summary["errors"]:
+        console.print(f"[red]{summary['errors']} problems errored[/]: re-run the command to retry them")
+        raise typer.Exit(ERRORED)
+
+
+def _report_unfinished(run_dir: Path, total: int) -> None:
+    from ponder.rundir import RunDir
+
+    finished = len(RunDir(run_dir).finished())
+    console.print(f"{finished}/{total} problems finished in {run_dir}; the other {total - finished} "
+                  "are unfinished: re-run the same command to resume them")
