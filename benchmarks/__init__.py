@@ -1,6 +1,6 @@
 """Benchmarks: the ``ponder bench ...`` commands and what they measure with.
 
-- :mod:`benchmarks.cli` — the typer sub-app :data:`bench_app` (``server``, ``engine``,
+- :mod:`benchmarks.cli.speed` — the typer sub-app :data:`bench_app` (``server``, ``engine``,
   ``throughput``, ``compare``, ``accuracy``, ``flat``).
 - :mod:`benchmarks.server` — server tok/s by concurrency, prefix-cache hit rate,
   search-shaped saturation load; Prometheus counter parsing.
@@ -10,12 +10,6 @@
 - :mod:`benchmarks.suite` — the presets and the accuracy table and plot.
 - :mod:`benchmarks.flat` and :mod:`benchmarks.plain_client` — ponder's flat sampling vs
   a plain client sending the same requests.
-- :mod:`benchmarks.cli_methods` — ``treepo``, ``prove`` and ``label``, the seed methods' benchmarks.
+- :mod:`benchmarks.cli.methods` — ``treepo``, ``prove`` and ``label``, the seed methods' benchmarks.
 - :mod:`benchmarks.view` — ``ponder view`` on a synthetic big run, opened in headless Chromium.
 """
-
-from benchmarks import cli_methods as _methods  # noqa: F401  (registers `bench treepo`, `prove`, `label`)
-from benchmarks import view as _view  # noqa: F401  (registers `bench view`)
-from benchmarks.cli import bench_app
-
-__all__ = ["bench_app"]

@@ -26,7 +26,7 @@ from typing import Annotated, Any
 
 import typer
 
-from benchmarks.cli import bench_app
+from benchmarks.cli.speed import bench_app
 from ponder.rundir import RunDir
 from search.labels.records import StepLabel
 from search.protocols import Problem, StepProposal, Usage

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from benchmarks.cli import BlockSize, ConfigArg, Endpoint, KvCacheGib, MaxInFlight, _fail, _header, _settings, bench_app
+from benchmarks.cli.speed import BlockSize, ConfigArg, Endpoint, KvCacheGib, MaxInFlight, _fail, _header, _settings, bench_app
 from search.protocols import PonderError
 
 
