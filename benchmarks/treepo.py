@@ -127,7 +127,7 @@ async def score_trajectories(point: TrajectoryScores, run_dir: Path, tasks: Task
     """pass@W over the run's traces: each trajectory's whole text checked by the task's verifier."""
     for path in sorted((run_dir / "traces").glob("*.json")):
         trace = SearchTrace.model_validate_json(path.read_text())
-        tree = Tree.from_trace(trace)
+        tree = trace.to_tree()
         leaves = leaves_of(trace, tree)
         verdicts = await asyncio.gather(*(tasks.averify(trace.problem_id, tree.path_text(leaf)) for leaf in leaves))
         point.problems += 1

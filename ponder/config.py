@@ -12,6 +12,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from ponder.requirements import check_labels, check_search
 from search.algorithms import AlgorithmConfig
 from search.algorithms.step_beam import StepBeamConfig
 from search.context import Budget
@@ -41,6 +42,10 @@ class ModelConfig(BaseModel):
     outage_timeout_s: float = Field(300.0, gt=0, description="How long to wait for an external endpoint that stopped answering before the run stops.")
 
 
+SERVED_KINDS = ("generative_prm", "pooling_prm")
+"""Reward kinds that are a model of their own (``endpoints``, ``checkpoint`` and ``model`` are theirs)."""
+
+
 class RewardConfig(BaseModel):
     """The reward model used by searches that score steps."""
 
@@ -56,9 +61,18 @@ class RewardConfig(BaseModel):
         "server it starts, restarts and stops, unless `endpoints` are given (its tokenizer is read from here).")
 
     @pydantic.model_validator(mode="after")
-    def _checkpoint_needs_a_prm(self) -> RewardConfig:
-        if self.checkpoint is not None and self.kind == "self_eval":
-            raise ValueError("checkpoint is for a PRM (kind generative_prm or pooling_prm); self_eval uses the policy")
+    def _served_as_its_kind_needs(self) -> RewardConfig:
+        if self.kind not in SERVED_KINDS:
+            for field in ("checkpoint", "endpoints", "model"):
+                if getattr(self, field):
+                    raise ConfigError(field, getattr(self, field), f"reward.kind {self.kind} is served by no model "
+                                      "of its own (self_eval: the policy judges its own steps on the policy's server), "
+                                      f"so it takes no {field}: remove reward.{field}, or set reward.kind: "
+                                      "generative_prm (a PRM) to use it")
+        if self.kind == "pooling_prm" and not (self.endpoints or self.checkpoint):
+            raise ConfigError("kind", self.kind, "a pooling PRM runs on a pooling server (vllm serve --runner "
+                              "pooling), not on the policy's: set reward.endpoints to such a server, or "
+                              "reward.checkpoint to a reward-model checkpoint for ponder to serve")
         return self
 
 
@@ -98,9 +112,13 @@ class RunConfig(BaseModel):
     )
 
     @pydantic.model_validator(mode="after")
-    def _labels_need_label_mode(self) -> RunConfig:
-        if self.labels and self.mode != "label":
-            raise ValueError("labels are generated in mode: label only (they read gold answers)")
+    def _search_has_what_it_needs(self) -> RunConfig:
+        """The search's and the label generators' needs (ponder.requirements): refused here, at
+        load, rather than by every problem once a server has started."""
+        label_mode = self.mode == "label"
+        check_search(self.search, where="search", has_reward=self.reward is not None, label_mode=label_mode)
+        check_labels(self.label_generators if label_mode else self.labels, self.search, where="labels",
+                     search_where="search", label_mode=label_mode)
         return self
 
     @property
@@ -125,6 +143,9 @@ def validated(model: type[M], data: Any) -> M:
     except pydantic.ValidationError as err:
         e = err.errors()[0]
         loc = ".".join(str(p) for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        cause = (e.get("ctx") or {}).get("error")
+        if isinstance(cause, ConfigError):  # a validator's own error: its field is relative to loc
+            raise ConfigError(".".join(p for p in (loc, cause.field) if p), cause.value, cause.reason) from None
         raise ConfigError(loc or "config", e.get("input"), e["msg"]) from None
 
 

@@ -36,6 +36,13 @@ def majority_vote(answers: Sequence[str | None]) -> str | None:
     return weighted_vote(answers, [1.0] * len(answers))
 
 
+def end_leaves(tree: Tree) -> list[int]:
+    """Nodes where a path ended: terminal (EOS / max depth) or closed by an end gate; errored
+    nodes excluded. A finished search's candidate solutions: solve mode aggregates the
+    answered ones, label mode verifies them all, the SFT export keeps the correct ones."""
+    return [n.id for n in tree.nodes if n.id != 0 and (n.terminal or n.end) and n.error is None]
+
+
 def answered_terminals(tree: Tree, node_ids: Sequence[int] | None = None) -> list[int]:
     """Terminal nodes with an extracted answer, among ``node_ids`` (default: the tree)."""
     ids = range(len(tree)) if node_ids is None else node_ids

@@ -1,7 +1,7 @@
 """What a search returns, and the versioned trace schema it is saved as.
 
 Training reads only traces. ``SearchResult.to_trace(problem)`` exports one;
-``Tree.from_trace(trace)`` rebuilds the tree. Bump ``SCHEMA_VERSION`` on any change
+``SearchTrace.to_tree()`` rebuilds the tree. Bump ``SCHEMA_VERSION`` on any change
 that old readers cannot ignore.
 """
 
@@ -68,6 +68,15 @@ class SearchTrace(BaseModel):
     path: list[int] = Field(description="Node ids from the root to the chosen node.")
     usage: dict[str, int | float] = Field(description="Compute spent (see search.protocols.Usage).")
     extra: dict[str, Any] = Field(description="Algorithm-specific results and timings.")
+
+    def to_tree(self) -> Tree:
+        """Rebuilds the search tree stored in this trace."""
+        nodes = [
+            Node(**{**record.model_dump(), "token_ids": tuple(record.token_ids),
+                    "prompt_ids": None if record.prompt_ids is None else tuple(record.prompt_ids)})
+            for record in self.nodes
+        ]
+        return Tree(self.root_prefix, nodes)
 
 
 @dataclasses.dataclass

@@ -23,8 +23,6 @@ from search.protocols import FinishReason, StepProposal
 if TYPE_CHECKING:
     import networkx
 
-    from search.trace import SearchTrace
-
 
 @dataclasses.dataclass
 class Node:
@@ -212,13 +210,3 @@ class Tree:
             if node.parent is not None:
                 graph.add_edge(node.parent, node.id)
         return graph
-
-    @classmethod
-    def from_trace(cls, trace: SearchTrace) -> Tree:
-        """Rebuilds the tree stored in a trace (see ``search.trace``)."""
-        nodes = [
-            Node(**{**record.model_dump(), "token_ids": tuple(record.token_ids),
-                    "prompt_ids": None if record.prompt_ids is None else tuple(record.prompt_ids)})
-            for record in trace.nodes
-        ]
-        return cls(trace.root_prefix, nodes)

@@ -12,9 +12,11 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from ponder.config import DEFAULT_SYSTEM_PROMPT, read_yaml, validated
+from ponder.requirements import check_labels, check_search
 from search.algorithms import AlgorithmConfig
 from search.context import Budget
 from search.labels import LabelConfig, MathShepherdConfig
+from search.protocols import ConfigError
 from search.steps import StepFormat
 from verifiers.tasks import TaskConfig
 
@@ -84,18 +86,55 @@ class LoopConfig(BaseModel):
     eval: EvalConfig = Field(description="The held-out evaluation.")
 
     @pydantic.model_validator(mode="after")
-    def _policy_fields(self) -> LoopConfig:
-        if self.policy_recipe in ("grpo", "treepo", "rover"):  # checked now, not rounds later
-            from training.rl import RLTrainConfig
-
-            try:
-                RLTrainConfig(recipe=self.policy_recipe, base=Path("base"), out=Path("out"), tasks=self.train_tasks,
-                              **self.train_policy)
-            except pydantic.ValidationError as err:
-                first = err.errors()[0]
-                where = ".".join(str(p) for p in first["loc"])
-                raise ValueError(f"train_policy.{where}={first.get('input')!r}: {first['msg']}") from None
+    def _stages_have_what_they_need(self) -> LoopConfig:
+        """Every stage's searches and trainers, checked now, not rounds later: the label search
+        (scored by the round's PRM only with ``label.uses_reward``), its generators, each
+        evaluated method (scored only when listed in ``eval.prm_methods``; evaluation never
+        sees gold answers) and the trainers' fields."""
+        lab, ev = self.label, self.eval
+        check_search(lab.search, where="label.search", has_reward=lab.uses_reward, label_mode=True,
+                     reward_fix="set label.uses_reward: true (the round's PRM scores the steps)")
+        check_labels(lab.labels, lab.search, where="label.labels", search_where="label.search", label_mode=True)
+        for name, method in ev.methods.items():
+            check_search(method, where=f"eval.methods.{name}", has_reward=name in ev.prm_methods, label_mode=False,
+                         reward_fix=f"add {name} to eval.prm_methods (the round's PRM scores its steps)",
+                         oracle_fix=None)
+        self._check_trainers()
         return self
+
+    def _check_trainers(self) -> None:
+        """The trainers' configs built as the runner builds them (placeholder paths)."""
+        from training.train import make_config
+
+        recipe = self.policy_recipe
+        on_policy = recipe in ("grpo", "treepo", "rover")
+        for where, fields, own in (("train_prm", self.train_prm, ("dataset", "base", "out")),
+                                   ("train_policy", self.train_policy,
+                                    ("base", "out", "recipe", "tasks") if on_policy else ("dataset", "base", "out"))):
+            for key in own:
+                if key in fields:
+                    raise ConfigError(f"{where}.{key}", fields[key], "the loop sets it for each round: remove it")
+        paths: dict[str, Any] = {"dataset": Path("dataset"), "base": Path("base"), "out": Path("out")}
+        policy_fields = {"system_prompt": self.system_prompt, **self.train_policy}
+        try:
+            make_config("prm", **paths, **self.train_prm)
+        except ConfigError as err:
+            raise ConfigError(f"train_prm.{err.field}", err.value, err.reason) from None
+        if not on_policy:
+            try:
+                make_config(recipe, **paths, **policy_fields)
+            except ConfigError as err:
+                raise ConfigError(f"train_policy.{err.field}", err.value, err.reason) from None
+            return
+        from training.rl import RLTrainConfig
+
+        try:
+            RLTrainConfig(recipe=recipe, base=paths["base"], out=paths["out"], tasks=self.train_tasks,
+                          **policy_fields)
+        except pydantic.ValidationError as err:
+            first = err.errors()[0]
+            raise ConfigError("train_policy." + ".".join(str(p) for p in first["loc"]), first.get("input"),
+                              first["msg"]) from None
 
     @property
     def resolved_loop_dir(self) -> Path:

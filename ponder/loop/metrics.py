@@ -2,7 +2,7 @@
 
 Pure functions of traces, labels and numbers (no files, no models), each checkable by hand.
 
-A *sample* of a problem is an end leaf of its search tree (``search.labels.inputs.end_leaves``:
+A *sample* of a problem is an end leaf of its search tree (``search.aggregate.end_leaves``:
 terminal or closed by an end gate, not errored): the N chains of cot / self-consistency /
 best-of-N, the finished beams of a step beam. A sample without an extracted answer counts as
 an incorrect sample (it stated no answer); chains cut at the token budget are not end leaves
@@ -18,10 +18,9 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from search.labels.inputs import end_leaves
+from search.aggregate import end_leaves
 from search.labels.records import StepLabel
 from search.trace import SearchTrace
-from search.tree import Tree
 from training.export.sft import VerifyFn
 
 DEFAULT_REWARD_KEY = "prm"
@@ -138,7 +137,7 @@ def samples_of(trace: SearchTrace, verify_fn: VerifyFn | None = None,
             verifier score; None: those stay unknown.
         reward_key: The node score key of the reward model.
     """
-    tree = Tree.from_trace(trace)
+    tree = trace.to_tree()
     out = []
     for leaf in end_leaves(tree):
         node = tree[leaf]

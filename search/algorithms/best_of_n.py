@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from search.algorithms.common import ConfigBase, finish_beam, sample_chains
+from search.algorithms.common import ConfigBase, Need, finish_beam, sample_chains
 from search.context import SearchContext
 from search.evaluators import PrmAggregation, make_value_fn
 from search.trace import SearchResult
@@ -24,6 +24,10 @@ class BestOfNConfig(ConfigBase):
     answer_by: Literal["best", "vote"] = Field(
         "best", description="best = highest chain score; vote = PRM-weighted vote over answers."
     )
+
+    def needs(self) -> tuple[Need, ...]:
+        return (Need("reward_model", "algorithm", "algorithm: self_consistency (a majority vote over the same "
+                     "chains needs no reward model)"),)
 
 
 async def best_of_n_search(ctx: SearchContext, config: BestOfNConfig) -> SearchResult:

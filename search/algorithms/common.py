@@ -3,6 +3,7 @@ outcome becomes a result."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -10,17 +11,79 @@ from pydantic import BaseModel, ConfigDict
 from search.aggregate import best_node, vote_path
 from search.beam import BeamOutcome
 from search.context import SearchContext
-from search.evaluators import PrmAggregation, ValueFn, make_value_fn
+from search.evaluators import PrmAggregation, ValueFn, ValueSource, make_value_fn
 from search.trace import SearchResult
 
 AnswerBy = Literal["first", "best", "vote", "majority"]
 ScoreSource = Literal["auto", "reward_model", "prior"]
 
 
+@dataclasses.dataclass(frozen=True)
+class Need:
+    """Something an algorithm's settings need from the run that hosts them.
+
+    Attributes:
+        what: ``reward_model`` (the run's ``reward:`` block) or ``oracle`` (the gold-answer
+            verifier: label mode only).
+        field: The config field whose value asks for it (``algorithm`` when the algorithm
+            always does).
+        instead: A setting of this config that needs nothing (for the error's fix), e.g.
+            ``value: prior``.
+    """
+
+    what: Literal["reward_model", "oracle"]
+    field: str
+    instead: str
+
+
 class ConfigBase(BaseModel):
-    """Base of every algorithm config: frozen, unknown fields rejected."""
+    """Base of every algorithm config: frozen, unknown fields rejected.
+
+    ``needs()`` declares what the settings need from the run (a reward model, the oracle), so
+    a run config that cannot supply it is refused when it is loaded, not when the first
+    problem fails (``ponder.requirements``).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def needs(self) -> tuple[Need, ...]:
+        """What these settings need from the run; none by default."""
+        return ()
+
+    @property
+    def needs_reward_model(self) -> bool:
+        """The search scores steps with a reward model (the run must configure one)."""
+        return any(n.what == "reward_model" for n in self.needs())
+
+    @property
+    def needs_oracle(self) -> bool:
+        """The search reads gold answers (rollouts, terminal checks): label mode only."""
+        return any(n.what == "oracle" for n in self.needs())
+
+    @property
+    def backs_up_values(self) -> bool:
+        """Its nodes carry backed-up values and visit counts (the MCTS loop's); label
+        generators that read MCTS Q need such a tree."""
+        return False
+
+
+def score_need(score: ScoreSource) -> tuple[Need, ...]:
+    """What a beam-family ``score`` setting needs: ``reward_model`` needs a reward model."""
+    if score == "reward_model":
+        return (Need("reward_model", "score", "score: prior or auto (the reward model when one is configured, "
+                     "else the prior)"),)
+    return ()
+
+
+def value_need(value: ValueSource) -> tuple[Need, ...]:
+    """What a ``value`` (leaf value source) setting needs: ``reward_model`` a reward model,
+    ``rollout`` the oracle (Monte-Carlo rollouts checked against the gold answer)."""
+    match value:
+        case "reward_model":
+            return (Need("reward_model", "value", "value: prior (exp mean token logprob, no model)"),)
+        case "rollout":
+            return (Need("oracle", "value", "value: prior or reward_model (with a reward: block)"),)
+    return ()
 
 
 def score_fn_for(ctx: SearchContext, source: ScoreSource, aggregation: PrmAggregation) -> ValueFn:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from search.algorithms.common import ConfigBase, ScoreSource, finish_beam, score_fn_for
+from search.algorithms.common import ConfigBase, Need, ScoreSource, finish_beam, score_fn_for, score_need
 from search.beam import BeamOutcome, beam_search
 from search.context import SearchContext
 from search.evaluators import PrmAggregation
@@ -31,6 +31,9 @@ class DvtsConfig(ConfigBase):
         if self.num_samples % self.subtree_width:
             raise ValueError(f"subtree_width={self.subtree_width} must divide num_samples={self.num_samples}")
         return self
+
+    def needs(self) -> tuple[Need, ...]:
+        return score_need(self.score)
 
 
 async def dvts_search(ctx: SearchContext, config: DvtsConfig) -> SearchResult:

@@ -133,6 +133,10 @@ class MCNestConfig(ConfigBase):
             return {**PRESETS.get(str(data.get("algorithm", "mc_nest")), {}), **data}
         return data
 
+    @property
+    def backs_up_values(self) -> bool:
+        return True
+
 
 class _Refine:
     """One self-refine search: roots, the loop's pieces, and its records."""

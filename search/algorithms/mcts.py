@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from search.aggregate import answered_terminals, best_node, best_terminal, vote_path
-from search.algorithms.common import ConfigBase
+from search.algorithms.common import ConfigBase, Need, value_need
 from search.backup import BackupRule, backup_fn
 from search.context import SearchContext
 from search.evaluators import PrmAggregation, ValueSource, make_value_fn
@@ -58,6 +58,14 @@ class MctsConfig(ConfigBase):
         if self.num_parallel > self.num_simulations:
             raise ValueError(f"num_parallel={self.num_parallel} exceeds num_simulations={self.num_simulations}")
         return self
+
+    def needs(self) -> tuple[Need, ...]:
+        terminals = (Need("oracle", "verify_terminals", "verify_terminals: false"),) if self.verify_terminals else ()
+        return value_need(self.value) + terminals
+
+    @property
+    def backs_up_values(self) -> bool:
+        return True
 
     @property
     def exploration(self) -> float:

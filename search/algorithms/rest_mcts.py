@@ -30,7 +30,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from search.aggregate import best_node, vote_path
-from search.algorithms.common import ConfigBase
+from search.algorithms.common import ConfigBase, Need, value_need
 from search.backup import visit_weighted_backup
 from search.context import SearchContext
 from search.evaluators import ValueSource, make_value_fn
@@ -90,6 +90,13 @@ class RestMctsConfig(ConfigBase):
         if self.num_parallel > self.num_iterations:
             raise ValueError(f"num_parallel={self.num_parallel} exceeds num_iterations={self.num_iterations}")
         return self
+
+    def needs(self) -> tuple[Need, ...]:
+        return value_need(self.value)
+
+    @property
+    def backs_up_values(self) -> bool:
+        return True
 
 
 def quality(node: Node) -> float:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from search.algorithms.common import ConfigBase, ScoreSource, finish_beam, score_fn_for
+from search.algorithms.common import ConfigBase, Need, ScoreSource, finish_beam, score_fn_for, score_need
 from search.beam import beam_search
 from search.context import SearchContext
 from search.evaluators import PrmAggregation
@@ -35,6 +35,9 @@ class StepBeamConfig(ConfigBase):
     answer_by: Literal["best", "vote"] = Field("best", description="best = highest score; vote = score-weighted vote.")
     temperature: float | None = Field(None, ge=0.0, description="Sampling temperature; None = the context default (AlphaMath 0.6).")
     dedupe: bool = Field(True, description="Drop duplicate sibling steps (AlphaMath does).")
+
+    def needs(self) -> tuple[Need, ...]:
+        return score_need(self.score)
 
 
 async def step_beam_search(ctx: SearchContext, config: StepBeamConfig) -> SearchResult:

@@ -172,7 +172,7 @@ def trajectories(source: SearchResult | SearchTrace) -> list[TreeTrajectory]:
     if isinstance(source, SearchResult):
         tree, extra = source.tree, source.extra
     else:
-        tree, extra = Tree.from_trace(source), source.extra
+        tree, extra = source.to_tree(), source.extra
     if "trajectories" not in extra:
         raise ValueError(f"not a TreePO result: algorithm {source.algorithm!r} records no trajectories")
     out = []

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from search.context import SearchContext
-from search.labels.inputs import LabelInputs, end_leaves, verify_end_leaves
+from search.labels.inputs import LabelInputs, verify_end_leaves
 from search.labels.math_shepherd import MathShepherdConfig, math_shepherd_labels
 from search.labels.omega_prm import OmegaPrmConfig, omega_prm_labels
 from search.labels.records import StepLabel
@@ -92,7 +92,6 @@ __all__ = [
     "RestValueConfig",
     "RoverConfig",
     "StepLabel",
-    "end_leaves",
     "label_problem",
     "run_generator",
     "verify_end_leaves",

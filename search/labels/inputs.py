@@ -2,27 +2,18 @@
 
 Label generators run in LABEL MODE ONLY: ``ctx.oracle`` (the gold-answer verifier) must be
 set. Generators that need rollouts get a shared ``Rollouts`` (prefix-cached, concurrent
-through the same bounded policy as the search).
+through the same bounded policy as the search; ``LabelInputs.shared_rollouts``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import TYPE_CHECKING
 
+from search.aggregate import end_leaves
 from search.context import SearchContext
+from search.labels.rollouts import Rollouts
 from search.protocols import ConfigError, Verdict
-from search.tree import Tree
-
-if TYPE_CHECKING:
-    from search.labels.rollouts import Rollouts
-
-
-def end_leaves(tree: Tree) -> list[int]:
-    """Nodes where a path ended: terminal (EOS / max depth) or closed by an end gate; errored
-    nodes excluded."""
-    return [n.id for n in tree.nodes if n.id != 0 and (n.terminal or n.end) and n.error is None]
 
 
 async def verify_end_leaves(ctx: SearchContext) -> dict[int, Verdict]:
@@ -56,3 +47,11 @@ class LabelInputs:
     model: str
     verdicts: dict[int, Verdict]
     rollouts: Rollouts | None = None
+
+    def shared_rollouts(self, max_tokens: int | None) -> Rollouts:
+        """The problem's shared ``Rollouts``: ``rollouts``, or a new one (with ``max_tokens``)
+        stored there, so the caller can read its usage and later generators reuse its cache.
+        An existing one keeps its own token limit."""
+        if self.rollouts is None:
+            self.rollouts = Rollouts(self.ctx, max_tokens=max_tokens)
+        return self.rollouts

@@ -15,9 +15,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from search.labels.inputs import LabelInputs, end_leaves
+from search.aggregate import end_leaves
+from search.labels.inputs import LabelInputs
 from search.labels.records import StepLabel
-from search.labels.rollouts import Estimate, LabelStats, gather_all, shared_rollouts
+from search.labels.rollouts import Estimate, LabelStats, gather_all
 from search.protocols import ConfigError, Verdict
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ async def math_shepherd_labels(
         raise ConfigError("oracle", None, "Math-Shepherd labels need the gold-answer oracle (label mode only)")
     stats = stats if stats is not None else LabelStats()
     tree = ctx.tree
-    rollouts = shared_rollouts(inputs, config.max_rollout_tokens)
+    rollouts = inputs.shared_rollouts(config.max_rollout_tokens)
     leaves = end_leaves(tree)
     nodes = sorted({i for leaf in leaves for i in tree.path(leaf)[1:]})
     leaf_set = set(leaves)

@@ -34,15 +34,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from search.labels.inputs import LabelInputs, end_leaves
+from search.aggregate import end_leaves
+from search.labels.inputs import LabelInputs
 from search.labels.records import StepLabel
-from search.labels.rollouts import (
-    Estimate,
-    LabelStats,
-    Rollouts,
-    gather_all,
-    shared_rollouts,
-)
+from search.labels.rollouts import Estimate, LabelStats, Rollouts, gather_all
 from search.protocols import ConfigError, VerdictStatus
 
 log = logging.getLogger(__name__)
@@ -312,7 +307,7 @@ async def omega_prm_labels(
     if ctx.oracle is None:
         raise ConfigError("oracle", None, "OmegaPRM labels need the gold-answer oracle (label mode only)")
     stats = stats if stats is not None else LabelStats()
-    search = _Search(inputs, config, shared_rollouts(inputs, config.max_rollout_tokens), stats)
+    search = _Search(inputs, config, inputs.shared_rollouts(config.max_rollout_tokens), stats)
     screen, _ = await search.probe((), config.screen_rollouts)
     if screen.error is not None or screen.n == 0:
         stats.screened_out = "error"

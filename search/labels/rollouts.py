@@ -20,7 +20,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Sequence
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from search.context import SearchContext
 from search.protocols import (
@@ -31,9 +31,6 @@ from search.protocols import (
     Usage,
     VerdictStatus,
 )
-
-if TYPE_CHECKING:
-    from search.labels.inputs import LabelInputs
 
 log = logging.getLogger(__name__)
 
@@ -252,15 +249,6 @@ class Rollouts:
         entry.completions.extend(completions)
         entry.verdicts.extend(v.status.value for v in verdicts)
         entry.seeds.extend([seed] * len(completions))
-
-
-def shared_rollouts(inputs: LabelInputs, max_tokens: int | None) -> Rollouts:
-    """The problem's shared ``Rollouts``: ``inputs.rollouts``, or a new one (with
-    ``max_tokens``) stored there, so the caller can read its usage and later generators
-    reuse its cache. An existing one keeps its own token limit."""
-    if inputs.rollouts is None:
-        inputs.rollouts = Rollouts(inputs.ctx, max_tokens=max_tokens)
-    return inputs.rollouts
 
 
 async def gather_all(*aws: Awaitable[T]) -> list[T]:

@@ -68,6 +68,12 @@ class AlphaMathConfig(BaseModel):
 
     generator: Literal["alphamath"] = Field("alphamath", description="Discriminator.")
 
+    @property
+    def needs_backed_up_values(self) -> bool:
+        """Its targets are the tree's backed-up Q (visited nodes): a search without the MCTS
+        loop's backups (beam, best-first, sampling) leaves every intermediate target empty."""
+        return True
+
 
 @dataclasses.dataclass
 class MergedTree:

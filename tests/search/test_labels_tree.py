@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 from search_fakes import encode, make_ctx
 
-from search.labels.inputs import LabelInputs, end_leaves
+from search.aggregate import end_leaves
+from search.labels.inputs import LabelInputs
 from search.labels.records import StepLabel
 from search.labels.rest import (
     RestPrmConfig,

@@ -296,7 +296,7 @@ async def test_budget_stops_and_trace_round_trips():
     result = await run_search(ctx, MCNestConfig(num_rollouts=50))
     assert result.extra["budget_exhausted"] and result.extra["rollouts"] < 50
     trace = SearchTrace.model_validate_json(result.to_trace(ctx.problem).model_dump_json())
-    rebuilt = Tree.from_trace(trace)
+    rebuilt = trace.to_tree()
     assert rebuilt.nodes == ctx.tree.nodes and rebuilt[1].info["reward_samples"]
 
 

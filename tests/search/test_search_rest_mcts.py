@@ -8,7 +8,7 @@ import math
 import pytest
 
 from search.algorithms import RestMctsConfig, parse_algorithm_config, run_search
-from search.labels.inputs import end_leaves
+from search.aggregate import end_leaves
 from search.protocols import ConfigError, EngineFault
 from search.selection import uct_score
 from search_fakes import Cand, ScriptedPolicy, ScriptedRewardModel, chat_prompt, make_ctx

@@ -1,4 +1,4 @@
-"""Trace export: a golden file, and the round trip through JSON and Tree.from_trace."""
+"""Trace export: a golden file, and the round trip through JSON and SearchTrace.to_tree."""
 
 import json
 import os
@@ -43,6 +43,6 @@ async def test_trace_round_trip():
     assert trace.schema_version == 1 and trace.answer == "4"
     again = SearchTrace.model_validate_json(trace.model_dump_json())
     assert again == trace
-    rebuilt = Tree.from_trace(again)
+    rebuilt = again.to_tree()
     assert rebuilt.nodes == tree.nodes and rebuilt.root_prefix == tree.root_prefix
     assert rebuilt.path_token_ids(trace.path[-1]) == tree.path_token_ids(trace.path[-1])

@@ -80,7 +80,7 @@ def test_read_run_keeps_finished_problems_and_skips_torn_label_lines(run_dir: Pa
     assert len(run.labels) == len(main_labels())
     assert run.skipped_label_lines == 1
     assert run.missing_traces == []
-    assert Tree.from_trace(run.traces["p1"])[3].scores == {"verifier": 1.0}
+    assert run.traces["p1"].to_tree()[3].scores == {"verifier": 1.0}
 
 
 def test_read_run_errors_name_the_path(tmp_path: Path) -> None:

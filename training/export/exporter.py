@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
+from search.aggregate import end_leaves
 from search.protocols import ConfigError
 from training.export.card import CardInfo, write_card
 from training.export.formats import (
@@ -264,11 +265,8 @@ def _needs_tasks(run: RunData) -> bool:
     """Whether some end leaf lacks a stored verifier score (so a task set must check it)."""
     if run.algorithm == ALGORITHM:
         return False  # proofs are checked by the proof assistant, not by a task set
-    from search.labels.inputs import end_leaves
-    from search.tree import Tree
-
     for trace in run.traces.values():
-        tree = Tree.from_trace(trace)
+        tree = trace.to_tree()
         if any("verifier" not in tree[i].scores for i in end_leaves(tree)):
             return True
     return False

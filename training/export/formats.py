@@ -37,7 +37,7 @@ from typing import Any
 from search.labels.records import StepLabel
 from search.protocols import ConfigError
 from search.trace import SearchTrace
-from search.tree import Node, Tree
+from search.tree import Node
 
 DEFAULT_QUESTION_SEP = "\n\n"
 
@@ -307,7 +307,7 @@ def pair_rows_from_traces(traces: Iterable[SearchTrace], *, margin: float = 0.0,
     """
     out, used = Rows(), {}
     for trace in sorted(traces, key=lambda t: t.problem_id):
-        tree = Tree.from_trace(trace)
+        tree = trace.to_tree()
         for parent in tree.nodes:
             if len(parent.children) < 2:
                 continue

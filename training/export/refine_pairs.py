@@ -89,7 +89,7 @@ def refine_pair_rows(traces: Iterable[SearchTrace], verify_fn: Callable[[str, st
     for trace in sorted(traces, key=lambda t: t.problem_id):
         if trace.algorithm not in SELF_REFINE:
             continue
-        tree = Tree.from_trace(trace)
+        tree = trace.to_tree()
         answers = [n.id for n in tree.nodes[1:] if n.is_answer and n.error is None]
         gold = {i for i in answers if verify_fn(trace.problem_id, tree.nodes[i].text)}
         rewards = structure_rewards(tree, gold)

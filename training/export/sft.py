@@ -1,6 +1,6 @@
 """Policy SFT rows: the correct solutions a search found (ReST-MCTS*, spec 02 section 7).
 
-A solution is an end leaf of the tree (``search.labels.inputs.end_leaves``: terminal or
+A solution is an end leaf of the tree (``search.aggregate.end_leaves``: terminal or
 closed by an end gate, not errored) and its path text as generated. Its correctness is
 read from the node's ``scores["verifier"]`` (label runs store the oracle's reward there;
 1.0 = correct), else asked of ``verify_fn`` (``training.export`` checks the text against
@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from search.labels.inputs import end_leaves
+from search.aggregate import end_leaves
 from search.trace import SearchTrace
-from search.tree import Node, Tree
+from search.tree import Node
 from training.export.formats import DEFAULT_QUESTION_SEP, Rows, render_prompt
 
 VerifyFn = Callable[[str, str], bool | None]
@@ -67,7 +67,7 @@ def sft_rows(traces: Iterable[SearchTrace], verify_fn: VerifyFn | None = None, *
     counts = {"end_leaves": 0, "filtered_out": 0, "duplicates": 0, "verified": 0,
               "correct": 0, "unverified": 0}
     for trace in sorted(traces, key=lambda t: t.problem_id):
-        tree = Tree.from_trace(trace)
+        tree = trace.to_tree()
         seen: set[str] = set()
         for leaf_id in end_leaves(tree):
             counts["end_leaves"] += 1

@@ -1,0 +1,81 @@
+"""What a configured search needs from the run around it, checked when a config is loaded.
+
+A config that cannot work is refused before any server starts, with one ``ConfigError`` that
+names the field and the fix, instead of starting a server and recording every problem as an
+error. The needs are declared where they arise:
+
+- each algorithm config's ``needs()`` (``search.algorithms.common.Need``): a reward model for
+  a search that scores steps with one (best-of-N; ``score``, ``priority`` or ``value:
+  reward_model``), the gold-answer oracle (label mode only) for rollouts and terminal checks;
+  ``backs_up_values`` says whether its tree carries MCTS Q;
+- label generators read gold answers (label mode only); AlphaMath's targets are MCTS Q
+  (``needs_backed_up_values``);
+- the reward block itself (``ponder.config.RewardConfig``): self-evaluation is the policy (no
+  server, checkpoint or name of its own), a pooling PRM needs a pooling server.
+
+This module holds the checks; ``RunConfig`` and the loop's stage configs call them from their
+validators, so ``ponder run``, ``solve``, ``label`` and ``loop`` all refuse at load (exit 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from search.algorithms import AlgorithmConfig
+from search.protocols import ConfigError
+
+REWARD_FIX = "add a reward: block, e.g. reward: {kind: self_eval} (the policy judges its own steps)"
+"""The fix for a run config whose search needs a reward model."""
+LABEL_MODE_FIX = "run it in label mode (mode: label, or `ponder label`) to make training data"
+"""The fix for a run config whose search reads gold answers."""
+
+
+def check_search(search: AlgorithmConfig, *, where: str, has_reward: bool, label_mode: bool,
+                 reward_fix: str = REWARD_FIX, oracle_fix: str | None = LABEL_MODE_FIX) -> None:
+    """Raises ConfigError when ``search`` needs what its run does not have.
+
+    Args:
+        search: The algorithm config.
+        where: Its dotted place in the config file (``search``, ``eval.methods.bon``).
+        has_reward: The run has a reward model.
+        label_mode: The run is in label mode (its searches may read gold answers).
+        reward_fix: How this config file supplies a reward model.
+        oracle_fix: How this config file reaches label mode; None where it cannot (a
+            held-out evaluation).
+    """
+    for need in search.needs():
+        field = f"{where}.{need.field}"
+        value = getattr(search, need.field)
+        instead = f"set {where}.{need.instead}"
+        if need.what == "reward_model" and not has_reward:
+            raise ConfigError(field, value, f"{search.algorithm} scores steps with a reward model and this run has "
+                              f"none: {reward_fix}, or {instead}")
+        if need.what == "oracle" and not label_mode:
+            fixes = f"{oracle_fix}, or {instead}" if oracle_fix else instead
+            raise ConfigError(field, value, f"{search.algorithm} checks paths against the gold answer, which a "
+                              f"search sees in label mode only: {fixes}")
+
+
+def check_labels(labels: Sequence[Any], search: AlgorithmConfig, *, where: str, search_where: str,
+                 label_mode: bool) -> None:
+    """Raises ConfigError when label generators cannot run in this run: outside label mode,
+    or reading MCTS Q off a tree that has none.
+
+    Args:
+        labels: The configured label generators (``search.labels.LabelConfig``).
+        search: The search that grows the trees they label.
+        where: The labels' dotted place (``labels``, ``label.labels``).
+        search_where: The search's dotted place.
+        label_mode: The run is in label mode.
+    """
+    if labels and not label_mode:
+        raise ConfigError(where, [g.generator for g in labels], "label generators read gold answers, which exist "
+                          "in label mode only: set mode: label (or run `ponder label`, which sets it), or remove "
+                          f"{where}")
+    for i, generator in enumerate(labels):
+        if getattr(generator, "needs_backed_up_values", False) and not search.backs_up_values:
+            raise ConfigError(f"{where}.{i}.generator", generator.generator,
+                              f"its targets are MCTS Q backed up through the tree, and {search.algorithm} backs up "
+                              f"none (every intermediate target would be empty): set {search_where}.algorithm to "
+                              "mcts or rest_mcts, or use another generator (rover reads Q off any tree)")
