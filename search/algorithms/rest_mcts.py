@@ -29,12 +29,11 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from search.aggregate import best_node, vote_path
+from search.aggregate import best_node, end_leaves, vote_path
 from search.algorithms.common import ConfigBase, Need, value_need
 from search.backup import visit_weighted_backup
 from search.context import SearchContext
 from search.evaluators import ValueSource, make_value_fn
-from search.labels.inputs import end_leaves
 from search.loop import GateAction, LoopFns, run_simulations
 from search.protocols import EngineFault, PonderError
 from search.selection import make_select_fn
