@@ -12,6 +12,7 @@ from search.protocols import TacticStatus, Theorem
 from verifiers.proof.coq import CLOSED, CoqConfig, CoqEnv, coq_available
 from verifiers.proof.guard import TacticRefused, normalize_tactic
 from verifiers.proof.theorems import COQ
+from verifiers.proof.vfile import proof_block
 
 REASON = coq_available()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"Coq tests skipped: {REASON}")
@@ -35,7 +36,8 @@ def test_every_reference_proof_replays_and_is_closed(env, tmp_path):
     # Print Assumptions after each (one compile keeps the suite fast).
     for spec in COQ:
         assert env.run(spec.theorem(), spec.proof).status is TacticStatus.PROVED, spec.name
-    body = "\n".join(CoqEnv.source(s.theorem(), "\n".join(f"({normalize_tactic(t)})." for t in s.proof)) for s in COQ)
+    body = "\n".join(f"Theorem {s.name} : {s.statement}.\n{proof_block([normalize_tactic(t) for t in s.proof])}\n"
+                     f"Print Assumptions {s.name}." for s in COQ)
     (tmp_path / "All.v").write_text("\n".join((*env.config.preamble, body)))
     done = subprocess.run(["coqc", "-q", "All.v"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -1,25 +1,47 @@
-"""Coq as a :class:`search.protocols.ProofEnv`: a pool of ``coqtop`` workers and ``coqc`` replays.
+"""Coq as a :class:`search.protocols.ProofEnv`: a pool of ``coqidetop`` workers and ``coqc`` checks.
 
-Each worker is one ``coqtop -emacs`` process that keeps a proof open and remembers the state
-number Coq gives every sentence, so moving to another state of the same theorem is a
-``BackTo`` plus the missing tactics. A model tactic is sent as ``Timeout N (TACTIC).``
-(:mod:`verifiers.proof.guard` checks the text first); a sentence that runs past the hard
-timeout kills the worker's process group and the pool starts a fresh worker. The final
-check writes the whole proof to a file, compiles it with ``coqc`` in a fresh process and
-accepts it only when ``Print Assumptions`` says it is closed under the global context.
+Where a theorem lives: a built-in one (:mod:`verifiers.proof.theorems`) is ``Theorem NAME :
+STATEMENT.`` after the trusted ``CoqConfig.preamble``; a user's lemma carries a
+:class:`~verifiers.proof.theorems.CoqSource` (read by :mod:`verifiers.proof.vfile`): its
+file's text before it as sentences, loaded as they are, then its own declaration verbatim.
+
+Workers: each is one ``coqidetop`` process speaking Coq's XML protocol
+(:mod:`verifiers.proof.coqide`) that holds a document, context sentences, declaration,
+``Proof``, tactics, each with the state id Coq gave it. Moving to another proof state is an
+``Edit_at`` the last shared sentence and ``Add`` of the rest, so lemmas of one file share
+their common context too. A model's tactic reaches Coq only as ``Timeout N (TACTIC).`` after
+:mod:`verifiers.proof.guard` accepted its text. The proof state is the answer to the
+protocol's ``Goal`` call (foreground, background, shelved and given-up goal lists): proved
+means all four are empty. What a tactic prints (``idtac``) arrives as a separate feedback
+message and never counts. A sentence past the hard limit (Coq's own ``Timeout`` plus
+``kill_grace_s``) kills the worker's process group and the pool starts a fresh worker; a
+worker found dead (it exited while idle: a closed pipe, an end of file) is replaced and the
+step retried once on a fresh one, else it is an error result, never an exception.
+
+Final check, in two processes, the model's text only in the first:
+
+1. ``coqc`` compiles the context, the declaration, the proof (each tactic ``(TACTIC).``, as
+   :func:`verifiers.proof.vfile.proof_block` writes it) and ``Qed.`` into a ``.vo`` in a
+   temporary directory. A non-zero exit rejects.
+2. A second ``coqc`` on a file of ours alone, ``Require`` of that ``.vo`` and ``Print
+   Assumptions`` of the theorem. Nothing the model wrote runs there, so nothing it printed
+   can be read as the verdict. Its output must be exactly ``Closed under the global
+   context``, or list only assumptions the user's file declared before the lemma
+   (``CoqSource.allowed``) or ``CoqConfig.allowed_assumptions`` names.
+
+Both runs are bounded by ``check_timeout_s``; on timeout the process group is killed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
-import select
 import shutil
 import signal
 import subprocess
 import tempfile
-import textwrap
 import threading
 import time
 from collections.abc import Sequence
@@ -27,20 +49,22 @@ from collections.abc import Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from search.protocols import PonderError, ProofCheck, ProofState, TacticResult, TacticStatus, Theorem
+from verifiers.proof.coqide import Goals, IdeDied, IdeError, IdeProcess, IdeTimeout
 from verifiers.proof.guard import TacticRefused, check_identifier, check_text, normalize_tactic
+from verifiers.proof.theorems import SOURCE_KEY, CoqSource
+from verifiers.proof.vfile import proof_block
 
 DEFAULT_PREAMBLE = ("Require Import Arith.", "Require Import Bool.", "Require Import List.",
                     "Import ListNotations.", "Require Import Lia.")
 PLACEHOLDER = "admit"
 CLOSED = "Closed under the global context"
-_PROMPT = re.compile(r"<prompt>.*? < (\d+) \|.*?</prompt>", re.S)
-_ID = re.compile(r" \(ID \d+\)")
-_HEADER = re.compile(r"^(\d+) goals?\b.*$", re.M)
-_ERROR = re.compile(r"^Error:", re.M)
+CHECK_LIB, CHECK_MODULE = "PonderCheck", "PonderProof"
+_HEADING = re.compile(r"^[A-Z][A-Za-z/ ()-]*:$")
+_ENTRY = re.compile(r"^([A-Za-z_][A-Za-z0-9_'.]*)(?: : .*)?$")
 
 
 class CoqUnavailable(PonderError):
-    """``coqtop`` / ``coqc`` are not installed (``apt-get install coq``)."""
+    """``coqidetop`` / ``coqc`` are not installed (``apt-get install coq``)."""
 
 
 class CoqConfig(BaseModel):
@@ -48,144 +72,203 @@ class CoqConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    coqtop: str = Field("coqtop", description="coqtop executable.")
+    coqidetop: str = Field("", description="coqidetop executable; empty: coqidetop, else coqidetop.opt, on PATH.")
     coqc: str = Field("coqc", description="coqc executable (final checks).")
-    num_workers: int = Field(2, ge=1, le=64, description="coqtop worker processes.")
+    coq_args: tuple[str, ...] = Field((), description="Extra arguments for coqidetop and coqc, e.g. a user "
+                                                      "file's load path: ['-Q', 'theories', 'MyLib'].")
+    num_workers: int = Field(2, ge=1, le=64, description="coqidetop worker processes.")
     tactic_timeout_s: float = Field(5.0, gt=0, description="Per-tactic limit (Coq's own Timeout) in seconds.")
     kill_grace_s: float = Field(2.0, gt=0, description="Seconds past the tactic limit before the worker is killed.")
     inner_timeout: bool = Field(True, description="Wrap tactics in Coq's Timeout (off: only the hard kill).")
-    check_timeout_s: float = Field(60.0, gt=0, description="Limit for one final coqc check in seconds.")
-    preamble: tuple[str, ...] = Field(DEFAULT_PREAMBLE, description="Trusted sentences loaded before every theorem.")
+    context_timeout_s: float = Field(300.0, gt=0, description="Limit for loading a theorem's context (its "
+                                                              "file's text before it) into a worker, in seconds.")
+    check_timeout_s: float = Field(120.0, gt=0, description="Limit for each coqc run of the final check in "
+                                                            "seconds (process group killed past it).")
+    preamble: tuple[str, ...] = Field(DEFAULT_PREAMBLE, description="Trusted sentences loaded before every "
+                                                                    "built-in theorem (a file's lemmas use the file).")
+    allowed_assumptions: tuple[str, ...] = Field((), description="Assumptions the final check accepts besides "
+                                                 "those a lemma's file declares (a name or a qualified suffix, "
+                                                 "e.g. Classical_Prop.classic).")
+
+
+def coqidetop_path(config: CoqConfig) -> str | None:
+    if config.coqidetop:
+        return shutil.which(config.coqidetop)
+    return shutil.which("coqidetop") or shutil.which("coqidetop.opt")
 
 
 def coq_available(config: CoqConfig | None = None) -> str | None:
     """None when Coq can run here, else why not."""
     cfg = config or CoqConfig()
-    missing = [exe for exe in (cfg.coqtop, cfg.coqc) if shutil.which(exe) is None]
+    missing = [exe for exe, path in ((cfg.coqidetop or "coqidetop", coqidetop_path(cfg)),
+                                     (cfg.coqc, shutil.which(cfg.coqc))) if path is None]
     return f"{', '.join(missing)} not found (install Coq: apt-get install -y coq)" if missing else None
 
 
-class _HardTimeout(Exception):
-    pass
+@dataclasses.dataclass(frozen=True)
+class _Doc:
+    """A theorem as Coq sees it: trusted sentences before the proof, and how to check it."""
+
+    context: tuple[str, ...]
+    header: str
+    opener: str
+    closers: tuple[str, ...]
+    path: str
+    allowed: tuple[str, ...]
+
+    @property
+    def prefix(self) -> tuple[str, ...]:
+        return (*self.context, self.header, self.opener)
 
 
-def parse_goals(out: str) -> tuple[str, ...] | None:
-    """The goals coqtop printed after a sentence: () when proved, None when it printed none."""
-    if "No more goals" in out or "No more subgoals" in out:
-        return ()
-    header = _HEADER.search(out)
-    if header is None:
-        return None
-    body = _ID.sub("", out[header.end():]).strip("\n")
-    parts = re.split(r"\n\ngoal \d+ is:\n", "\n" + body)
-    return tuple(textwrap.dedent(p).strip() for p in parts if p.strip())
+def _document(theorem: Theorem, config: CoqConfig) -> _Doc:
+    src = theorem.metadata.get(SOURCE_KEY)
+    if isinstance(src, CoqSource):
+        return _Doc(src.context, src.header, src.opener, src.closers, src.path or theorem.name, src.allowed)
+    return _Doc(config.preamble, f"Theorem {check_identifier(theorem.name)} : {theorem.statement}.", "Proof.", (),
+                theorem.name, ())
+
+
+class _Failed(Exception):
+    def __init__(self, index: int, message: str) -> None:
+        super().__init__(message)
+        self.index, self.message = index, message
 
 
 class _Worker:
-    """One coqtop process, the theorem open in it, and the state number after each sentence."""
+    """One coqidetop process and its document: (sentence, state id) pairs from the root."""
 
     def __init__(self, config: CoqConfig) -> None:
         self.config = config
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.theorem: str | None = None
-        self.sentences: list[str] = []
-        self.states: list[int] = []
-        self.outputs: list[str] = []
-        self.base = 0
+        self.ide: IdeProcess | None = None
+        self.root = 0
+        self.doc: list[tuple[str, int]] = []
+
+    @property
+    def proc(self):  # the process, for tests that watch a worker being replaced
+        return self.ide.proc if self.ide is not None else None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([self.config.coqtop, "-emacs", "-quiet"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-        _, self.base = self._read(30.0)
-        for sentence in self.config.preamble:
-            out, self.base = self.send(sentence, 60.0)
-            if _ERROR.search(out):
-                raise PonderError(f"coq preamble {sentence!r} failed: {out.strip()}")
-        self.theorem, self.sentences, self.states, self.outputs = None, [], [], []
+        exe = coqidetop_path(self.config)
+        if exe is None:
+            raise CoqUnavailable(coq_available(self.config) or "coqidetop not found")
+        self.ide = IdeProcess([exe, *self.config.coq_args])
+        self.root, self.doc = self.ide.init(60.0), []
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait()
-        self.proc = None
+        if self.ide is not None:
+            self.ide.kill()
+        self.ide, self.doc = None, []
 
-    def _read(self, timeout: float) -> tuple[str, int]:
-        assert self.proc is not None and self.proc.stdout is not None
-        fd, buf, deadline = self.proc.stdout.fileno(), b"", time.monotonic() + timeout
-        while b"</prompt>" not in buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise _HardTimeout()
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                raise PonderError(f"coqtop exited (code {self.proc.wait()}): {buf.decode(errors='replace')[-300:]}")
-            buf += chunk
-        buf += self._drain(0.02)
-        text = buf.decode(errors="replace")
-        prompts = list(_PROMPT.finditer(text))
-        state = int(prompts[-1].group(1)) if prompts else -1
-        return _PROMPT.sub("", text), state
-
-    def _drain(self, wait: float) -> bytes:
-        """Whatever coqtop already wrote (late warnings, a second prompt), so replies never shift."""
-        assert self.proc is not None and self.proc.stdout is not None
-        fd, out = self.proc.stdout.fileno(), b""
-        while select.select([fd], [], [], wait)[0]:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            out += chunk
-        return out
-
-    def send(self, sentence: str, timeout: float) -> tuple[str, int]:
-        assert self.proc is not None and self.proc.stdin is not None
-        self._drain(0.0)
-        self.proc.stdin.write((sentence + "\n").encode())
-        self.proc.stdin.flush()
-        return self._read(timeout)
-
-    def common_prefix(self, theorem: str, sentences: Sequence[str]) -> int:
-        if theorem != self.theorem:
+    def common_prefix(self, sentences: Sequence[str]) -> int:
+        if self.ide is None or not self.ide.alive():
             return -1
         k = 0
-        while k < min(len(sentences), len(self.sentences)) and sentences[k] == self.sentences[k]:
+        while k < min(len(sentences), len(self.doc)) and sentences[k] == self.doc[k][0]:
             k += 1
         return k
 
-    def goto(self, theorem: Theorem, sentences: Sequence[str], timeout: float) -> tuple[str, int | None]:
-        """Puts the worker in the state after ``sentences``; returns coqtop's last output and
-        the index of the sentence that failed (None: all passed)."""
-        if self.proc is None:
+    def _tip(self) -> int:
+        return self.doc[-1][1] if self.doc else self.root
+
+    def _extend(self, sentences: Sequence[str], upto: int, timeout: float) -> Goals | None:
+        """Adds ``sentences[len(doc):upto]`` and runs them; raises :class:`_Failed` at the first error."""
+        assert self.ide is not None
+        parse_error: _Failed | None = None
+        for i in range(len(self.doc), upto):
+            try:
+                self.doc.append((sentences[i], self.ide.add(sentences[i], self._tip(), 30.0)))
+            except IdeError as err:
+                parse_error = _Failed(i, err.message)
+                break
+        try:
+            goals = self.ide.goals(timeout)
+        except IdeError as err:
+            good = next((k + 1 for k, (_, sid) in enumerate(self.doc) if sid == err.state), 0)
+            self._back(good)
+            raise _Failed(good, err.message) from None
+        if self.ide.errors:  # an error Coq reported and went past (inside a closed proof)
+            sid, message = self.ide.errors[0]
+            bad = next((k for k, (_, s) in enumerate(self.doc) if s == sid), 0)
+            self._back(bad)
+            raise _Failed(bad, message)
+        if parse_error is not None:
+            raise parse_error
+        return goals
+
+    def _back(self, keep: int) -> None:
+        """Keeps the first ``keep`` sentences of the document, drops the rest in Coq too."""
+        assert self.ide is not None
+        self.ide.edit_at(self.doc[keep - 1][1] if keep else self.root, 30.0)
+        del self.doc[keep:]
+
+    def goto(self, prefix: Sequence[str], tactics: Sequence[str], tactic_limit: float) -> Goals | None:
+        """Puts the worker in the state after ``prefix`` (trusted) and ``tactics``; the goals there.
+        Raises :class:`_Failed` with the index (in prefix + tactics) of the sentence that failed."""
+        if self.ide is None or not self.ide.alive():
+            self.kill()
             self.start()
-        k = self.common_prefix(theorem.name, sentences)
-        if k < 0:
-            self.send(f"BackTo {self.base}.", timeout)
-            out, state = self.send(f"Theorem {theorem.name} : {theorem.statement}.", timeout)
-            self.theorem, self.sentences, self.states, self.outputs = theorem.name, [], [state], [out]
-            if _ERROR.search(out):
-                self.theorem = None
-                return out, -1
-            k = 0
-        if k < len(self.sentences):
-            self.send(f"BackTo {self.states[k]}.", timeout)
-            del self.sentences[k:], self.states[k + 1:], self.outputs[k + 1:]
-        for i, sentence in enumerate(sentences[k:], start=k):
-            out, state = self.send(sentence, timeout)
-            if _ERROR.search(out):
-                return out, i
-            self.sentences.append(sentence)
-            self.states.append(state)
-            self.outputs.append(out)
-        if parse_goals(self.outputs[-1]) is None:  # coqtop prints nothing when the goals did not change
-            self.outputs[-1] = self.send("Show.", timeout)[0]
-        return self.outputs[-1], None
+        assert self.ide is not None
+        sentences = (*prefix, *tactics)
+        k = self.common_prefix(sentences)
+        if k < len(self.doc):
+            self._back(k)
+        goals = None
+        if len(self.doc) < len(prefix):
+            goals = self._extend(sentences, len(prefix), self.config.context_timeout_s)
+        if len(self.doc) < len(sentences) or goals is None:
+            new = len(sentences) - len(self.doc)
+            goals = self._extend(sentences, len(sentences), tactic_limit * max(1, new))
+        return goals
+
+
+def run_bounded(argv: Sequence[str], timeout: float) -> tuple[int | None, str]:
+    """(exit code, stdout + stderr) of ``argv`` in its own process group; (None, output so
+    far) when it ran past ``timeout`` seconds, the whole group killed."""
+    proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        return proc.returncode, out
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        out, _ = proc.communicate()
+        return None, out or ""
+
+
+def read_assumptions(output: str) -> list[str]:
+    """The names ``Print Assumptions`` listed ([] when closed under the global context).
+    Raises ValueError on output that is not a list of assumptions."""
+    text = output.strip()
+    if text == CLOSED:
+        return []
+    names = []
+    for line in text.splitlines():
+        if not line.strip() or line[0].isspace():
+            continue  # a type continued on the next line
+        if _HEADING.match(line):
+            continue
+        m = _ENTRY.match(line)
+        if m is None:
+            raise ValueError(f"unexpected line in Print Assumptions output: {line[:200]!r}")
+        names.append(m.group(1))
+    if not names:
+        raise ValueError(f"no assumption list in Print Assumptions output: {text[:300]!r}")
+    return names
+
+
+def _relative(name: str) -> str:
+    for prefix in (f"{CHECK_LIB}.", f"{CHECK_MODULE}."):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+    return name
 
 
 class CoqEnv:
-    """Coq through a pool of coqtop workers (see the module docstring)."""
+    """Coq through a pool of coqidetop workers (see the module docstring)."""
 
     name = "coq"
     placeholder = PLACEHOLDER
@@ -199,14 +282,14 @@ class CoqEnv:
         self._cond = threading.Condition()
         self._theorems: dict[str, Theorem] = {}
         self.restarts = 0
-        """Workers killed and replaced after a hard timeout."""
+        """Workers killed and replaced (a hard timeout, or found dead)."""
 
     # ---- the pool ----
-    def _take(self, theorem: str, sentences: Sequence[str]) -> _Worker:
+    def _take(self, sentences: Sequence[str]) -> _Worker:
         with self._cond:
             while not self._idle:
                 self._cond.wait()
-            best = max(self._idle, key=lambda w: w.common_prefix(theorem, sentences))
+            best = max(self._idle, key=lambda w: w.common_prefix(sentences))
             self._idle.remove(best)
             return best
 
@@ -233,33 +316,50 @@ class CoqEnv:
     def _run(self, theorem: Theorem, tactics: Sequence[str], *, allow_placeholder: bool = False,
              timeout_s: float | None = None) -> TacticResult:
         start = time.perf_counter()
+
+        def error(message: str) -> TacticResult:
+            return TacticResult(TacticStatus.ERROR, error=message, seconds=time.perf_counter() - start)
+
         try:
             sentences = [self._sentence(t, allow_placeholder) for t in tactics]
+            doc = _document(theorem, self.config)
         except TacticRefused as err:
-            return TacticResult(TacticStatus.ERROR, error=f"refused: {err}", seconds=time.perf_counter() - start)
+            return error(f"refused: {err}")
+        prefix = doc.prefix
         limit = (timeout_s or self.config.tactic_timeout_s) + self.config.kill_grace_s
-        worker = self._take(theorem.name, sentences)
-        try:
-            out, failed = worker.goto(theorem, sentences, limit)
-        except _HardTimeout:
-            worker.kill()
-            self.restarts += 1
-            return TacticResult(TacticStatus.ERROR, error=f"timeout: no answer within {limit:g} s; worker replaced",
-                                seconds=time.perf_counter() - start)
-        except BaseException:
-            worker.kill()
-            raise
-        finally:
-            self._give(worker)
-        seconds = time.perf_counter() - start
-        if failed is not None:
-            message = out[_ERROR.search(out).start():].strip() if _ERROR.search(out) else out.strip()
-            return TacticResult(TacticStatus.ERROR, error=message, seconds=seconds)
-        goals = parse_goals(out)
+        for attempt in (1, 2):
+            worker = self._take((*prefix, *sentences))
+            try:
+                goals = worker.goto(prefix, sentences, limit)
+                break
+            except _Failed as failed:
+                if failed.index < len(prefix):
+                    return error(f"the theorem's context or statement failed in Coq at "
+                                 f"{prefix[failed.index][:120]!r}: {failed.message}")
+                return error(failed.message)
+            except IdeTimeout:
+                worker.kill()
+                self.restarts += 1
+                return error(f"timeout: no answer within {limit:g} s; worker replaced")
+            except (IdeDied, IdeError) as err:  # died while idle, or an answer out of protocol
+                worker.kill()
+                self.restarts += 1
+                if attempt == 2:
+                    return error(f"coq worker died twice ({err}); worker replaced")
+            except BaseException:
+                worker.kill()
+                raise
+            finally:
+                self._give(worker)
         if goals is None:
-            return TacticResult(TacticStatus.ERROR, error=f"no goals printed: {out.strip()[:300]}", seconds=seconds)
-        state = ProofState(theorem.name, goals, tuple(normalize_tactic(t) if t != PLACEHOLDER else t for t in tactics))
-        return TacticResult(TacticStatus.PROVED if not goals else TacticStatus.OPEN, state, seconds=seconds)
+            return error("no proof is open after the theorem's statement (does it have a := body?)")
+        if goals.given_up and not allow_placeholder:
+            return error("refused: goals were given up (admitted)")
+        state = ProofState(theorem.name, goals.open,
+                           tuple(normalize_tactic(t) if t != PLACEHOLDER else t for t in tactics))
+        proved = not goals.open and not goals.given_up
+        return TacticResult(TacticStatus.PROVED if proved else TacticStatus.OPEN, state,
+                            seconds=time.perf_counter() - start)
 
     # ---- ProofEnv ----
     def start(self, theorem: Theorem) -> TacticResult:
@@ -289,35 +389,54 @@ class CoqEnv:
             return TacticResult(TacticStatus.ERROR, error=f"refused: {err}")
         return self._run(theorem, tactics, allow_placeholder=True)
 
-    @staticmethod
-    def source(theorem: Theorem, body: str) -> str:
-        """The vernacular of one checked proof: statement, tactics, Qed, Print Assumptions."""
-        return "\n".join((f"Theorem {theorem.name} : {theorem.statement}.", "Proof.", body, "Qed.",
-                          f"Print Assumptions {theorem.name}.", ""))
+    def check_source(self, theorem: Theorem, tactics: Sequence[str]) -> str:
+        """The file the final check compiles: context, declaration, proof block, closers.
+        Raises :class:`TacticRefused` when a tactic is not admissible."""
+        doc = _document(theorem, self.config)
+        block = proof_block([normalize_tactic(t) for t in tactics], doc.opener)
+        return "\n".join((*doc.context, doc.header, block, *doc.closers, ""))
 
     def check(self, theorem: Theorem, tactics: Sequence[str]) -> ProofCheck:
         start = time.perf_counter()
-        try:
-            body = "\n".join(f"({normalize_tactic(t)})." for t in tactics)
-            check_identifier(theorem.name)
-        except TacticRefused as err:
-            return ProofCheck(False, f"refused: {err}", time.perf_counter() - start)
-        source = "\n".join((*self.config.preamble, self.source(theorem, body)))
-        with tempfile.TemporaryDirectory(prefix="ponder-coq-") as tmp:
-            path = os.path.join(tmp, "Check.v")
-            with open(path, "w") as f:
-                f.write(source)
-            try:
-                done = subprocess.run([self.config.coqc, "-q", path], cwd=tmp, capture_output=True, text=True,
-                                      timeout=self.config.check_timeout_s)
-            except subprocess.TimeoutExpired:
-                return ProofCheck(False, f"coqc ran past {self.config.check_timeout_s:g} s",
-                                  time.perf_counter() - start)
-        out = (done.stdout + done.stderr).strip()
-        seconds = time.perf_counter() - start
-        if done.returncode != 0:
-            return ProofCheck(False, f"coqc rejected the proof: {out[-500:]}", seconds)
-        if CLOSED not in out:
-            return ProofCheck(False, f"not closed under the global context: {out[-500:]}", seconds)
-        return ProofCheck(True, CLOSED, seconds)
 
+        def verdict(accepted: bool, detail: str) -> ProofCheck:
+            return ProofCheck(accepted, detail, time.perf_counter() - start)
+
+        try:
+            source = self.check_source(theorem, tactics)
+        except TacticRefused as err:
+            return verdict(False, f"refused: {err}")
+        doc = _document(theorem, self.config)
+        limit = self.config.check_timeout_s
+        with tempfile.TemporaryDirectory(prefix="ponder-coq-") as tmp:
+            proof, query = os.path.join(tmp, f"{CHECK_MODULE}.v"), os.path.join(tmp, "Query.v")
+            with open(proof, "w") as f:
+                f.write(source)
+            load = ["-Q", tmp, CHECK_LIB]
+            code, out = run_bounded([self.config.coqc, *self.config.coq_args, *load, "-q", proof], limit)
+            if code is None:
+                return verdict(False, f"coqc ran past {limit:g} s (check_timeout_s) and was killed")
+            if code != 0:
+                return verdict(False, f"coqc rejected the proof: {out.strip()[-500:]}")
+            with open(query, "w") as f:  # no model text in this file or this process
+                qualified = f"{CHECK_LIB}.{CHECK_MODULE}"
+                f.write(f"Require {qualified}.\nPrint Assumptions {qualified}.{doc.path}.\n")
+            code, out = run_bounded([self.config.coqc, *self.config.coq_args, *load, "-q", query], limit)
+        if code is None:
+            return verdict(False, f"Print Assumptions ran past {limit:g} s (check_timeout_s) and was killed")
+        if code != 0:
+            return verdict(False, f"Print Assumptions failed: {out.strip()[-500:]}")
+        try:
+            names = [_relative(n) for n in read_assumptions(out)]
+        except ValueError as err:
+            return verdict(False, f"not closed under the global context: {err}")
+        if not names:
+            return verdict(True, CLOSED)
+        allowed = set(doc.allowed)
+        extra = self.config.allowed_assumptions
+        bad = [n for n in names if n not in allowed and not any(n == a or n.endswith("." + a) for a in extra)]
+        if bad:
+            return verdict(False, f"not closed under the global context: it relies on {', '.join(bad)}, "
+                                  "which the theorem's file does not declare (list a library axiom in "
+                                  "allowed_assumptions to accept it)")
+        return verdict(True, f"closed under the file's own assumptions: {', '.join(names)}")

@@ -15,15 +15,57 @@ from search.protocols import Theorem
 
 
 @dataclasses.dataclass(frozen=True)
+class CoqSource:
+    """Where a theorem comes from in a user's file, all :class:`~verifiers.proof.coq.CoqEnv`
+    needs to open and check it there.
+
+    Attributes:
+        context: The trusted sentences before the declaration, loaded as they are.
+        header: The declaration sentence verbatim (``Lemma foo (n : nat) : n + 0 = n.``).
+        opener: The file's ``Proof ...`` sentence when it has one (``Proof using x.``), else ``Proof.``.
+        closers: ``End X.`` for each section and module open at the declaration, innermost first.
+        path: The name the final check prints it by, relative to the file (``M.foo``).
+        allowed: Names (relative to the file, like ``path``) the file declares as assumptions:
+            its axioms, parameters, hypotheses and lemmas left admitted before this one.
+        file: The file it was read from ("" when read from text).
+        span: (start, end) of the proof block in the file: just past the header to just past
+            the sentence that ends the proof.
+        indent: The blanks before the declaration on its line (the written proof's indentation).
+    """
+
+    context: tuple[str, ...]
+    header: str
+    opener: str = "Proof."
+    closers: tuple[str, ...] = ()
+    path: str = ""
+    allowed: tuple[str, ...] = ()
+    file: str = ""
+    span: tuple[int, int] = (0, 0)
+    indent: str = ""
+
+
+SOURCE_KEY = "coq_source"
+"""``Theorem.metadata`` key of a theorem's :class:`CoqSource` (absent: a built-in theorem)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class TheoremSpec:
+    """A theorem to prove. ``proof``: a reference proof (empty for a user's lemma);
+    ``grade``: 1-3 for the built-in sets, 0 when unknown; ``source``: where a user's lemma
+    comes from (:mod:`verifiers.proof.vfile`), None for the built-in sets."""
+
     name: str
     statement: str
     proof: tuple[str, ...]
     grade: int
     topic: str
+    source: CoqSource | None = None
 
     def theorem(self) -> Theorem:
-        return Theorem(self.name, self.statement, {"grade": self.grade, "topic": self.topic})
+        meta: dict = {"grade": self.grade, "topic": self.topic}
+        if self.source is not None:
+            meta[SOURCE_KEY] = self.source
+        return Theorem(self.name, self.statement, meta)
 
 
 def _t(name: str, statement: str, proof: str, grade: int, topic: str) -> TheoremSpec:
