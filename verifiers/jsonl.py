@@ -105,13 +105,18 @@ def _parse_line(path: Path, line_no: int, raw: bytes) -> dict[str, Any] | None:
     return record
 
 
+DEFAULT_ID_FIELD = "id"
+"""The field a line's id is read from when no ``id_field`` is configured (if the line has it)."""
+
+
 def read_jsonl(path: str | Path, *, question_field: str = "question",
                answer_field: str = "answer", id_field: str | None = None,
                limit: int | None = None, answer_format: AnswerFormat = "auto"
                ) -> list[JsonlRecord]:
     """Reads problems from a JSONL file (one JSON object per line; blank lines skipped).
 
-    Ids are the ``id_field`` value when given (string or integer, unique), else
+    Ids (strings or integers, unique) are the ``id_field`` value when ``id_field`` is given
+    (every line must have it); else a line's ``id`` value when it has one (not null), else
     ``"<file stem>-<line number>"``.
 
     Raises:
@@ -137,16 +142,17 @@ def read_jsonl(path: str | Path, *, question_field: str = "question",
                     raise TaskFileError(path, f"no gold answer found by the {answer_format!r} "
                                         "convention", line=line_no, field=answer_field,
                                         value=answer)
-                if id_field is None:
+                key = id_field if id_field is not None else DEFAULT_ID_FIELD
+                if id_field is None and record.get(DEFAULT_ID_FIELD) is None:
                     pid = f"{path.stem}-{line_no}"
                 else:
-                    pid = _text_field(path, line_no, record, id_field, numbers_ok=True)
-                    if isinstance(record[id_field], float):
+                    pid = _text_field(path, line_no, record, key, numbers_ok=True)
+                    if isinstance(record[key], float):
                         raise TaskFileError(path, "ids must be strings or integers",
-                                            line=line_no, field=id_field, value=record[id_field])
-                    if pid in seen:
-                        raise TaskFileError(path, f"duplicate id (first on line {seen[pid]})",
-                                            line=line_no, field=id_field, value=record[id_field])
+                                            line=line_no, field=key, value=record[key])
+                if pid in seen:
+                    raise TaskFileError(path, f"duplicate id (first on line {seen[pid]})",
+                                        line=line_no, field=key, value=record.get(key, pid))
                 seen[pid] = line_no
                 records.append(JsonlRecord(pid, question, gold, line_no))
     except OSError as exc:

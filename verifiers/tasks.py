@@ -53,8 +53,8 @@ class JsonlTaskConfig(BaseModel):
     path: Path = Field(description="The JSONL file, one problem object per line.")
     question_field: str = Field("question", description="Field holding the question text.")
     answer_field: str = Field("answer", description="Field holding the answer or solution.")
-    id_field: str | None = Field(None, description="Field holding a unique id; None: "
-                                 "ids are '<file stem>-<line number>'.")
+    id_field: str | None = Field(None, description="Field holding a unique id (every line must have it); None: "
+                                 "a line's 'id' when it has one, else '<file stem>-<line number>'.")
     limit: int | None = Field(None, ge=1, description="Read at most this many problems.")
     answer_format: AnswerFormat = Field(
         "auto", description="Where the gold is in the answer field: 'gsm8k' (after '####'), "

@@ -183,3 +183,33 @@ def test_bad_task_configs_are_config_errors(config: dict, field: str) -> None:
 def test_taskset_rejects_problems_without_golds() -> None:
     with pytest.raises(ConfigError):
         TaskSet([Problem("a", "q")], {}, None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("rows", "fields", "ids"), [
+    # no id_field: a line's `id` is its id when it has one (string or integer) ...
+    ([{"id": "p-7", "question": "q", "answer": "1"}, {"id": 12, "question": "r", "answer": "2"}], {}, ["p-7", "12"]),
+    # ... else (missing or null) '<file stem>-<line number>'
+    ([{"question": "q", "answer": "1"}, {"id": None, "question": "r", "answer": "2"},
+      {"id": "own", "question": "s", "answer": "3"}], {}, ["ids-1", "ids-2", "own"]),
+    # an id_field names another field, and `id` is then ignored
+    ([{"id": "x", "key": "k1", "question": "q", "answer": "1"}], {"id_field": "key"}, ["k1"]),
+])
+def test_jsonl_ids_come_from_the_id_field_when_present(tmp_path: Path, rows: list[dict], fields: dict,
+                                                       ids: list[str]) -> None:
+    tasks = load_tasks({"source": "jsonl", "path": str(write_jsonl(tmp_path / "ids.jsonl", rows)), **fields})
+    assert [p.id for p in tasks.problems] == ids
+    assert tasks.verify(ids[0], "The answer is 1.").status is VerdictStatus.CORRECT
+
+
+@pytest.mark.parametrize(("lines", "words"), [
+    (['{"id": "a", "question": "q", "answer": "1"}', '{"id": "a", "question": "r", "answer": "2"}'],
+     ["'id'", "duplicate", "line 1"]),
+    (['{"id": 1.5, "question": "q", "answer": "1"}'], ["'id'", "strings or integers"]),
+    (['{"id": "ids-2", "question": "q", "answer": "1"}', '{"question": "r", "answer": "2"}'],
+     ["duplicate", "line 1"]),  # a line-number id that a given id already took
+])
+def test_jsonl_ids_without_id_field_are_still_checked(tmp_path: Path, lines: list[str], words: list[str]) -> None:
+    with pytest.raises(TaskFileError) as info:
+        load_tasks({"source": "jsonl", "path": str(write_jsonl(tmp_path / "ids.jsonl", lines))})
+    for word in words:
+        assert word in str(info.value), str(info.value)
