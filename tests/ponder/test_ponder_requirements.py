@@ -155,3 +155,47 @@ def test_a_loop_config_checks_every_stage_at_load(update, field, fix, fixed):
     assert info.value.field == field
     assert fix in str(info.value), str(info.value)
     validated(LoopConfig, merged(data, fixed))
+
+
+TASKS = {"source": "reasoning_gym", "name": "chain_sum", "size": 2, "seed": 1}
+
+
+@pytest.fixture
+def no_server(monkeypatch):
+    """Fails the test if anything tries to start (or find) a model server."""
+    import models.managed
+    import models.server
+    import ponder.engine
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a server was started for a config that cannot work")
+
+    for module, name in ((models.server, "start_server"), (models.managed, "start_server"),
+                         (models.managed, "ensure_server"), (ponder.engine, "ensure_server"),
+                         (ponder.engine, "open_engine")):
+        monkeypatch.setattr(module, name, refuse)
+
+
+@pytest.mark.parametrize(("command", "config", "field", "fix"), [
+    (["run"], {"tasks": TASKS, "search": {"algorithm": "mcts"}}, "search.value", "reward: {kind: self_eval}"),
+    (["label"], {"tasks": TASKS, "search": {"algorithm": "step_beam"}, "labels": [{"generator": "alphamath"}]},
+     "labels.0.generator", "mcts or rest_mcts"),
+    (["solve", "What is 2 + 2?", "--config"], {"search": {"algorithm": "best_of_n"}}, "search.algorithm",
+     "self_consistency"),
+    (["loop"], merged(LOOP, {"eval": {"methods": {"tree": {"algorithm": "mcts"}}}}), "eval.methods.tree.value",
+     "eval.prm_methods"),
+])
+def test_the_cli_refuses_with_exit_2_before_any_server_starts(tmp_path, no_server, command, config, field, fix):
+    import yaml
+    from typer.testing import CliRunner
+
+    from ponder.cli.main import app
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"run_dir" if command[0] != "loop" else "loop_dir": str(tmp_path / "out"),
+                                    **config}))
+    result = CliRunner().invoke(app, [*command, str(path)])
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert f"invalid {field}=" in text and fix in text, text
+    assert not (tmp_path / "out").exists()  # nothing was started or written
