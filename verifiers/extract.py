@@ -12,10 +12,16 @@ Rules, tried in order by :func:`extract_answer` (the first that finds something 
 4. a bare answer: the whole text is one short line of math (``\\frac{1}{2}``, ``x + 1``):
    some digit, letter or command, but no run of two letters outside LaTeX commands;
 5. the last number in the text (integers, decimals, ``1,000``-style, simple fractions ``3/4``).
+
+:func:`extract_number` is the same search for questions whose answer is one number (most
+reasoning-gym arithmetic tasks): each rule's find is reduced to the number it states
+(:func:`stated_number`), so "the answer is indeed 2." gives ``2`` and a sentence is never
+returned as the answer.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 
 MAX_SCAN_CHARS = 4000
@@ -30,10 +36,28 @@ _GSM8K_RE = re.compile(r"####\s*([^\n]+)")
 _PHRASE_RE = re.compile(  # "answer is", "answer:" (ASCII or full-width colon)
     r"(?:\banswer\s+is|\banswer\s*[:\uff1a])[ \t]*(?:[:=][ \t]*)?", re.IGNORECASE
 )
-_NUMBER_RE = re.compile(
-    r"(?<![\d.])(?:(?<![\w)\]}])-)?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?"
-    r"(?:\s*/\s*\d+(?:\.\d+)?)?(?![\d])"
+_FILLER_RE = re.compile(  # words between "the answer is" and the answer that say nothing
+    r"^(?:(?:indeed|simply|just|exactly|actually|clearly|therefore|thus|then|now|still|also|"
+    r"obviously|definitely|certainly|precisely|so|hence|finally|approximately|about|roughly|"
+    r"around|equal\s+to|equals)\b|[\u2248~])[\s,:]*",
+    re.IGNORECASE,
 )
+_NUM = r"(?:\d{1,3}(?:,\d{3})+(?![\d])|\d+|(?=\.\d))(?:\.\d+)?(?:[eE][-+]?\d+)?"
+_NUMBER_TOKEN_RE = re.compile(  # one number in running text: sign, 1,000 groups, decimals,
+    # an exponent, a simple fraction; not part of a word or of a longer number
+    rf"(?<![\w.])(?:(?<![\w)\]}}])[-+\u2212])?{_NUM}(?:[ \t]*/[ \t]*{_NUM})?(?![\d]|\.\d)"
+)
+_NUMBER_ONLY_RE = re.compile(rf"[-+\u2212]?{_NUM}(?:[ \t]*/[ \t]*{_NUM})?")
+_OPERATION_AFTER_RE = re.compile(  # an operator and an operand: the number starts an expression
+    r"[ \t]*(?:[-+*/^\u2212\u00d7\u00f7\u22c5=]|\\(?:times|div|cdot)\b|"
+    r"(?:plus|minus|times|divided\s+by|multiplied\s+by|over)\b)[ \t]*\$?[ \t]*[-(\d\\]",
+    re.IGNORECASE,
+)
+_LIST_AFTER_RE = re.compile(r"[ \t]*(?:,|and|or)[ \t]*[-+\u2212]?\d")  # "1, 2" states no one number
+_SIDE_SPLIT_RE = re.compile(r"=|\u2192|\b(?:equals|is|are|gives|makes|yields)\b", re.IGNORECASE)
+_FRAC_RE = re.compile(r"\\[dt]?frac\s*\{\s*(-?\d+)\s*\}\s*\{\s*(\d+)\s*\}")
+_TEXT_CMD_RE = re.compile(r"\\(?:text|mathrm|textbf|mathbf)\s*\{([^{}]*)\}")
+_NEGATIVE_RE = re.compile(r"^(?:negative|minus)\s+(?=\d)", re.IGNORECASE)
 _LATEX_CMD_RE = re.compile(r"\\[A-Za-z]+")
 _WORD_RE = re.compile(r"[A-Za-z]{2,}")
 _SENTENCE_END_RE = re.compile(r"\.(?=\s|$)")
@@ -104,7 +128,19 @@ def extract_answer_phrase(text: str) -> str | None:
     end = _SENTENCE_END_RE.search(answer)
     if end:
         answer = answer[: end.start()]
-    return _clean(answer)
+    answer = _clean(answer) or ""
+    stripped = _strip_filler(answer)
+    return _clean(stripped) if stripped else (answer or None)
+
+
+def _strip_filler(text: str) -> str:
+    """``text`` without leading words that say nothing about the answer ("indeed", "simply")."""
+    for _ in range(4):
+        found = _FILLER_RE.match(text)
+        if not found or not found.end():
+            break
+        text = text[found.end():]
+    return text.strip()
 
 
 def extract_bare(text: str) -> str | None:
@@ -127,13 +163,89 @@ def result_side(line: str) -> str:
 
 def extract_last_number(text: str) -> str | None:
     """The last number in ``text`` (thousands commas removed), or None."""
-    found = _NUMBER_RE.findall(_tail(text))
-    if not found:
-        return None
-    number = found[-1].replace(" ", "")
-    if re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?", number):
+    found = _NUMBER_TOKEN_RE.findall(_tail(text))
+    return _canonical_number(found[-1]) if found else None
+
+
+def _canonical_number(token: str) -> str:
+    """A number token with spacing, a leading ``+``, a Unicode minus and 1,000 commas removed."""
+    number = re.sub(r"\s+", "", token).replace("\u2212", "-").lstrip("+")
+    if re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?:[eE][-+]?\d+)?", number):
         number = number.replace(",", "")
     return number
+
+
+def _leading_number(segment: str) -> str | None:
+    """The number ``segment`` starts with (after words such as "indeed" and delimiters), unless
+    an operator and an operand follow it (then it starts an expression, not an answer)."""
+    segment = _strip_filler(segment.strip().lstrip("$*(\"'`[{ \t").strip())
+    sign = ""
+    negative = _NEGATIVE_RE.match(segment)
+    if negative:
+        sign, segment = "-", segment[negative.end():]
+    found = _NUMBER_TOKEN_RE.match(segment)
+    if (not found or _OPERATION_AFTER_RE.match(segment, found.end())
+            or _LIST_AFTER_RE.match(segment, found.end())):
+        return None
+    number = _canonical_number(found.group())
+    return f"-{number}" if sign and not number.startswith("-") else number
+
+
+def stated_number(answer: str) -> str | None:
+    """The one number an answer phrase states, or None when it states none (or several).
+
+    In order: the phrase is a number (``$-4$``, ``**1,000**``, ``\\frac{3}{4}``); it starts
+    with one not followed by an operator or a list (``indeed 2, as 4 - 2 = 2`` -> ``2``,
+    ``7 apples`` -> ``7``); the last side of
+    an equation or "is" clause that starts with one (``5 + 4 = 9`` -> ``9``, ``the sum of 3
+    and 4 is 7`` -> ``7``); the only number in it. ``3 + 4`` and ``the sum of 3 and 4`` state
+    none. Commas of 1,000 groups, a leading ``+`` and Unicode minus signs are normalised.
+    """
+    text = _TEXT_CMD_RE.sub(r"\1", _FRAC_RE.sub(r"\1/\2", answer))
+    text = re.sub(r"\\[,;:! ]", "", text)
+    cleaned = _clean(text)
+    if cleaned is None:
+        return None
+    cleaned = cleaned.strip("()").strip()
+    if _NUMBER_ONLY_RE.fullmatch(cleaned):
+        return _canonical_number(cleaned)
+    leading = _leading_number(cleaned)
+    if leading is not None:
+        return leading
+    sides = _SIDE_SPLIT_RE.split(cleaned)
+    if len(sides) > 1:
+        for side in reversed(sides[1:]):
+            found = _leading_number(side)
+            if found is not None:
+                return found
+    numbers = _NUMBER_TOKEN_RE.findall(cleaned)
+    return _canonical_number(numbers[0]) if len(numbers) == 1 else None
+
+
+def extract_number(text: str, max_chars: int = MAX_SCAN_CHARS) -> str | None:
+    """The final answer of a question whose answer is one number, or None.
+
+    The rules of :func:`extract_answer`, with reasoning-gym's ``<answer>`` tag first (searched
+    in the last ``max_chars`` characters), each find reduced to the number it states
+    (:func:`stated_number`); a find that states no number passes to the next rule:
+    ``<answer>``, ``\\boxed``, ``####``, "the answer is", the whole text when it is one short
+    line, the last number. The result is always a number (``-4``, ``2.5``, ``3/4``,
+    ``1.5e-05``) or None, never a sentence.
+    """
+    for rule in (functools.partial(extract_tagged, max_chars=max_chars), extract_boxed,
+                 extract_gsm8k, extract_answer_phrase, _one_line):
+        found = rule(text)
+        number = stated_number(found) if found else None
+        if number is not None:
+            return number
+    return extract_last_number(text)
+
+
+def _one_line(text: str) -> str | None:
+    stripped = text.strip()
+    if stripped and "\n" not in stripped and len(stripped) <= MAX_ANSWER_CHARS:
+        return stripped
+    return None
 
 
 def extract_tagged(text: str, tag: str = "answer", max_chars: int = MAX_SCAN_CHARS

@@ -5,6 +5,11 @@ arguments that generated it and the generated entry (question, answer, metadata)
 picklable. A pool worker rebuilds the dataset from (name, arguments), caches it, and calls
 ``score_answer(answer, entry)``; a score at or above the threshold is CORRECT.
 
+The answer handed to the scorer is read by the dataset's answer type: for the datasets whose
+answers are numbers (:data:`NUMERIC_DATASETS`: chain_sum, basic_arithmetic, gsm_symbolic, ...)
+it is the number the text states ("The answer to the problem is 4." -> ``4``), never a
+sentence; other datasets keep the free-form rules (:func:`extract_rg_answer`).
+
 Some reasoning-gym scorers ``eval`` the model's answer (spiral_matrix, n_queens, ...) or
 hand it to sympy's ``parse_expr`` (countdown, puzzle24, ...). ponder never does, but it
 cannot stop a third-party scorer from doing so; it confines the risk instead: scoring
@@ -19,7 +24,7 @@ import dataclasses
 import functools
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,10 +37,31 @@ from verifiers.extract import (
     extract_boxed,
     extract_gsm8k,
     extract_last_number,
+    extract_number,
     extract_tagged,
     result_side,
 )
 from verifiers.pool import WorkerPool
+
+AnswerType = Literal["number", "free"]
+
+NUMERIC_DATASETS: frozenset[str] = frozenset({
+    "aiw", "basic_arithmetic", "binary_alternation", "chain_sum", "circuit_logic", "coin_flip",
+    "count_bits", "count_primes", "decimal_arithmetic", "decimal_chain_sum", "dice", "gcd",
+    "gsm_symbolic", "largest_island", "lcm", "leg_counting", "letter_counting", "maze",
+    "number_format", "number_sequence", "power_function", "products", "rectangle_count",
+    "rotten_oranges", "self_reference", "simple_equations", "simple_geometry",
+})
+"""reasoning-gym datasets whose every gold answer is one number (integer, decimal, ``a/b``
+or ``1.5e-05``), read off 600 generated entries of each of the 106 datasets of
+reasoning-gym 0.1.25 at its default settings (tests/verifiers/test_rg_verifier.py checks it
+still holds). Their answers are extracted as numbers (:func:`verifiers.extract.extract_number`);
+every other dataset's answer is free-form (grids, words, lists, expressions)."""
+
+
+def answer_type(dataset: str | None) -> AnswerType:
+    """``"number"`` for a dataset in :data:`NUMERIC_DATASETS`, else ``"free"``."""
+    return "number" if dataset in NUMERIC_DATASETS else "free"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +105,12 @@ class ReasoningGymVerifierConfig(BaseModel):
     max_candidate_chars: int = Field(
         8000, ge=64, description="Characters of candidate text kept (from the end)."
     )
+    answer: Literal["auto", "number", "free"] = Field(
+        "auto", description="How the final answer is read from model text: 'number' (the one "
+        "number the text states as its answer; never a sentence), 'free' (tags, boxed, 'the "
+        "answer is', a one-line reply as it stands), 'auto' (number for the datasets in "
+        "NUMERIC_DATASETS, such as chain_sum and basic_arithmetic, else free).",
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -106,10 +138,17 @@ def check_reasoning_gym(gold: ReasoningGymGold, answer: str, threshold: float) -
     return guarded(_score, gold, answer, threshold)
 
 
-def extract_rg_answer(text: str, max_chars: int = MAX_SCAN_CHARS) -> str | None:
-    """reasoning-gym's ``<answer>...</answer>`` first (searched in the last ``max_chars``
-    characters, as rg answers such as grids can be long); then boxed, ``####``, "answer
-    is"; then the whole text when it is one short line; then the last number."""
+def extract_rg_answer(text: str, max_chars: int = MAX_SCAN_CHARS,
+                      answer: AnswerType = "free") -> str | None:
+    """The final answer of a reasoning-gym task in ``text``, or None.
+
+    ``answer="number"``: :func:`verifiers.extract.extract_number` (the number the text
+    states). ``"free"``: reasoning-gym's ``<answer>...</answer>`` first (searched in the last
+    ``max_chars`` characters, as rg answers such as grids can be long); then boxed, ``####``,
+    "answer is"; then the whole text when it is one short line; then the last number.
+    """
+    if answer == "number":
+        return extract_number(text, max_chars)
     tagged = extract_tagged(text, "answer", max_chars)
     if tagged:
         return tagged
@@ -130,23 +169,35 @@ class ReasoningGymVerifier(PooledVerifier):
         config: settings; defaults to :class:`ReasoningGymVerifierConfig` ``()``.
         pool: worker pool for scoring; None means the process-wide shared pool (whose
             workers must be able to import ``reasoning_gym``).
+        dataset: the reasoning-gym dataset the verifier checks; with ``config.answer ==
+            "auto"`` it sets how :meth:`extract` (which sees no gold) reads answers. None:
+            free-form; :meth:`verify` always reads by its gold's dataset.
     """
 
     def __init__(self, config: ReasoningGymVerifierConfig | None = None,
-                 pool: WorkerPool | None = None) -> None:
+                 pool: WorkerPool | None = None, dataset: str | None = None) -> None:
         self.config = config or ReasoningGymVerifierConfig()
+        self.dataset = dataset
         super().__init__(pool, self.config.timeout_s)
 
-    def extract(self, text: str | bytes) -> str | None:
+    def answer_type(self, dataset: str | None = None) -> AnswerType:
+        """How answers are read: ``config.answer`` unless 'auto', else by ``dataset`` (default:
+        the verifier's own) and :data:`NUMERIC_DATASETS`."""
+        if self.config.answer != "auto":
+            return self.config.answer
+        return answer_type(dataset if dataset is not None else self.dataset)
+
+    def extract(self, text: str | bytes, dataset: str | None = None) -> str | None:
         """The final answer in ``text`` (see :func:`extract_rg_answer`), or None."""
         max_chars = self.config.max_candidate_chars
-        return extract_rg_answer(clean_text(text, max_chars), max_chars)
+        return extract_rg_answer(clean_text(text, max_chars), max_chars,
+                                 self.answer_type(dataset))
 
     def _prepare(self, gold: ReasoningGymGold | dict[str, Any], candidate: str | bytes
                  ) -> Verdict | tuple[ReasoningGymGold, str, float]:
         if not isinstance(gold, ReasoningGymGold):
             gold = ReasoningGymGold.from_entry(gold)
-        answer = self.extract(candidate)
+        answer = self.extract(candidate, gold.dataset)
         if answer is None:
             return Verdict(VerdictStatus.UNPARSEABLE, detail="no answer found in the text")
         if "__" in answer and "__" not in str(gold.entry.get("answer", "")):

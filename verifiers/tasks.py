@@ -176,7 +176,7 @@ def _load_reasoning_gym(cfg: ReasoningGymTaskConfig, pool: WorkerPool | None) ->
         problems.append(Problem(pid, str(entry["question"]), {
             "source": "reasoning_gym", "dataset": cfg.name, "index": index}))
         golds[pid] = ReasoningGymGold(cfg.name, entry, kwargs_json)
-    return TaskSet(problems, golds, ReasoningGymVerifier(cfg.verifier, pool))
+    return TaskSet(problems, golds, ReasoningGymVerifier(cfg.verifier, pool, cfg.name))
 
 
 def load_tasks(config: TaskConfig | Mapping[str, Any], *, pool: WorkerPool | None = None

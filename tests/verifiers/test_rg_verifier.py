@@ -10,7 +10,9 @@ import pytest
 import reasoning_gym
 
 from search.protocols import ConfigError, VerdictStatus
+from verifiers.extract import stated_number
 from verifiers.reasoning_gym import (
+    NUMERIC_DATASETS,
     ReasoningGymGold,
     ReasoningGymVerifier,
     ReasoningGymVerifierConfig,
@@ -65,7 +67,10 @@ async def test_oracle_and_averify(rg_tasks: tuple[TaskSet, list[dict]]) -> None:
     problem = tasks.problems[0]
     oracle = tasks.oracle(problem.id)
     assert (await oracle(f"<answer>{entries[0]['answer']}</answer>")).status is OK
-    assert (await tasks.averify(problem.id, "<answer>nonsense</answer>")).status is WRONG
+    wrong = str(int(entries[0]["answer"]) + 1)
+    assert (await tasks.averify(problem.id, f"<answer>{wrong}</answer>")).status is WRONG
+    # a numeric task's answer that states no number is no answer
+    assert (await tasks.averify(problem.id, "<answer>nonsense</answer>")).status is UNPARSED
 
 
 def test_no_answer_is_unparseable() -> None:
@@ -80,12 +85,63 @@ def test_no_answer_is_unparseable() -> None:
 def test_raw_entry_as_gold_and_threshold() -> None:
     entry = reference_entries("chain_sum")[0]
     assert ReasoningGymVerifier().verify(entry, f"<answer>{entry['answer']}</answer>").correct
-    # a partial-credit answer: rg's basic scorer gives len(gold)/len(answer) < 1
+    # a partial-credit answer: rg's basic scorer gives len(gold)/len(answer) < 1 (read as
+    # free text; as a number, "N apples" states N)
     partial = reference_entries("basic_arithmetic")[0]
     padded = f"<answer>{partial['answer']} apples</answer>"
-    assert ReasoningGymVerifier().verify(partial, padded).status is WRONG
-    lenient = ReasoningGymVerifier(ReasoningGymVerifierConfig(threshold=0.1))
+    free = ReasoningGymVerifierConfig(answer="free")
+    assert ReasoningGymVerifier(free).verify(partial, padded).status is WRONG
+    lenient = ReasoningGymVerifier(free.model_copy(update={"threshold": 0.1}))
     assert lenient.verify(partial, padded).status is OK
+    assert ReasoningGymVerifier().verify(partial, padded).status is OK
+
+
+@pytest.mark.parametrize("name", ["chain_sum", "basic_arithmetic"])
+def test_a_sentence_stating_the_number_is_scored_by_its_number(name: str) -> None:
+    # issue 24: "The answer to the given arithmetic problem is 4." was scored incorrect for
+    # chain_sum (gold 4): the whole sentence went to the scorer
+    tasks = load_tasks(ReasoningGymTaskConfig(name=name, size=SIZE, seed=SEED))
+    for problem, entry in zip(tasks.problems, reference_entries(name), strict=True):
+        gold = entry["answer"]
+        for text in (f"The answer to the given arithmetic problem is {gold}.",
+                     f"The answer is indeed {gold}.",
+                     f"The answer is indeed {gold}, as 99 - 90 indeed equals {gold}."):
+            verdict = tasks.verify(problem.id, text)
+            assert verdict.status is OK and verdict.extracted == gold, (text, verdict)
+            assert tasks.verifier.extract(text) == gold
+        wrong = f"The answer is {int(gold) + 1}."
+        assert tasks.verify(problem.id, wrong).status is WRONG
+        assert tasks.verify(problem.id, "The answer is unclear.").status is UNPARSED
+
+
+def test_answer_type_follows_the_dataset_unless_set() -> None:
+    assert ReasoningGymVerifier(dataset="chain_sum").answer_type() == "number"
+    assert ReasoningGymVerifier(dataset="word_sorting").answer_type() == "free"
+    assert ReasoningGymVerifier().answer_type() == "free"
+    forced = ReasoningGymVerifier(ReasoningGymVerifierConfig(answer="number"), dataset="acre")
+    assert forced.answer_type() == "number"
+    assert forced.extract("The answer is indeed 3.") == "3"
+    free = ReasoningGymVerifier(ReasoningGymVerifierConfig(answer="free"), dataset="chain_sum")
+    assert free.extract("The answer is indeed 3.") == "3"  # filler words go in both modes
+    assert free.extract("The sum is 3.") == "The sum is 3."  # free: a one-line reply as is
+
+
+@pytest.mark.parametrize("name", sorted(NUMERIC_DATASETS))
+def test_numeric_datasets_have_numeric_golds(name: str) -> None:
+    # NUMERIC_DATASETS must match reasoning-gym: every gold a number extract_number returns
+    # unchanged (a new reasoning-gym release that changes a dataset's answers fails here)
+    for seed in (0, 1):
+        dataset = reasoning_gym.create_dataset(name, size=60, seed=seed)
+        for i in range(60):
+            gold = str(dataset[i]["answer"])
+            assert stated_number(gold) == gold.replace(",", ""), (name, seed, i, gold)
+
+
+def test_some_free_form_datasets_are_not_numeric() -> None:
+    dataset = reasoning_gym.create_dataset("fraction_simplification", size=60, seed=0)
+    golds = [str(dataset[i]["answer"]) for i in range(60)]
+    assert any(stated_number(g) != g for g in golds)  # "$105/181$": rg wants the dollars
+    assert "fraction_simplification" not in NUMERIC_DATASETS
 
 
 def test_scorers_that_eval_answers_run_sandboxed(tmp_path: Path) -> None:

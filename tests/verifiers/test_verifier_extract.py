@@ -11,9 +11,11 @@ from verifiers.extract import (
     extract_answer,
     extract_boxed,
     extract_gsm8k,
+    extract_number,
     extract_tagged,
+    stated_number,
 )
-from verifiers.reasoning_gym import extract_rg_answer
+from verifiers.reasoning_gym import answer_type, extract_rg_answer
 
 EXTRACTION_TABLE = [
     # boxed: the last complete one, balanced braces, delimiters stripped
@@ -132,3 +134,63 @@ def test_one_line_equation_gives_its_result_side(text, expected):
 
     assert result_side(text) == expected
     assert extract_rg_answer(text) == expected
+
+
+# (text, dataset, expected): reasoning-gym answers read by the dataset's answer type.
+# Phrasings marked "seen" are SmolLM2-135M outputs from real runs (issue 24).
+RG_ANSWER_TABLE = [
+    # numeric tasks: the number the text states, never a sentence
+    ("The answer to the given arithmetic problem is 4.", "chain_sum", "4"),  # seen
+    ("The answer is indeed 2.", "chain_sum", "2"),  # seen
+    ("The answer is indeed 9, as 99 - 90 indeed equals 9.", "chain_sum", "9"),  # seen
+    ("4 + 0 = 4", "chain_sum", "4"),
+    ("The answer is 12 - 3 - 9 = 0.", "basic_arithmetic", "0"),
+    ("The answer is 12 = 5 + 7", "chain_sum", "12"),
+    ("The answer is the sum of 3 and 4, which is 7.", "chain_sum", "7"),
+    ("The answer is the sum of 3 and 4.\n\n3 + 4 = 7", "chain_sum", "7"),
+    ("The answer is 3 * 4 which is 12", "basic_arithmetic", "12"),
+    ("The sum of 3 and 4 is 7.", "chain_sum", "7"),
+    ("The answer is negative 5.", "basic_arithmetic", "-5"),
+    ("The answer is (\u22123).", "basic_arithmetic", "-3"),
+    ("<answer>\u221214</answer>", "chain_sum", "-14"),
+    ("The answer is **1,234**.", "products", "1234"),
+    ("The answer is 4 apples.", "leg_counting", "4"),
+    ("The answer is $\\frac{3}{4}$.", "dice", "3/4"),
+    ("so the probability is 0.3125", "coin_flip", "0.3125"),
+    ("The answer is 1.757e-22.", "power_function", "1.757e-22"),
+    ("#### 72", "gsm_symbolic", "72"),
+    ("The answer is 7.\n\nCheck: 3 + 4 = 7, so the answer is 7", "chain_sum", "7"),
+    ("The answer is x.", "chain_sum", None),
+    ("I do not know.", "chain_sum", None),
+    # free-form tasks keep their rules: a one-line reply is the answer as it stands
+    ("True", "course_schedule", "True"),
+    ("The answer is indeed True.", "course_schedule", "True"),
+    ("<answer>apple, banana</answer>", "word_sorting", "apple, banana"),
+    ("1 + 5 = 6", "countdown", "6"),
+    ("Amelia is a hero, and Elizabeth is a hero.", "knights_knaves",
+     "Amelia is a hero, and Elizabeth is a hero."),
+]
+
+
+@pytest.mark.parametrize(("text", "dataset", "expected"), RG_ANSWER_TABLE)
+def test_rg_answers_are_read_by_the_tasks_answer_type(text: str, dataset: str,
+                                                       expected: str | None) -> None:
+    assert extract_rg_answer(text, answer=answer_type(dataset)) == expected
+
+
+@pytest.mark.parametrize(("phrase", "expected"), [
+    ("-4", "-4"), ("+01", "01"), ("$-4$", "-4"), ("\\text{7}", "7"), ("2.5 cm", "2.5"),
+    ("indeed 2, as 4 - 2 = 2", "2"), ("3 + 4", None), ("the sum of 3 and 4", None),
+    ("5 + 4 = 9", "9"), ("1,000,000", "1000000"), ("1, 2, 3", None), ("2 or 3", None), ("approximately 3.5", "3.5"),
+    ("", None), ("no number", None),
+])
+def test_stated_number(phrase: str, expected: str | None) -> None:
+    assert stated_number(phrase) == expected
+
+
+@pytest.mark.parametrize("text", ["9" * 100_000, "1 + " * 30_000, "the answer is " * 20_000,
+                                  "<answer>" * 20_000, "-" * 100_000 + "1"])
+def test_extract_number_is_fast_on_huge_adversarial_text(text: str) -> None:
+    start = time.perf_counter()
+    extract_number(text)
+    assert time.perf_counter() - start < 0.5
