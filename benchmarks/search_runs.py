@@ -1,6 +1,6 @@
 """Search benchmarks: one shared server, measured search runs, ratios from server counters.
 
-Used by ``ponder bench throughput | compare | accuracy | flat`` (:mod:`benchmarks.cli`). A measured
+Used by ``ponder bench throughput | compare | accuracy | flat`` (:mod:`benchmarks.cli.speed`, :mod:`benchmarks.cli.methods`). A measured
 run is :func:`ponder.engine.run_config` on a throw-away run directory (so a rerun measures
 again), bracketed by snapshots of the server's Prometheus counters and sampled once per
 ``interval_s`` while it runs. The arithmetic on counters is in :mod:`benchmarks.metrics`.
@@ -18,13 +18,13 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from benchmarks.metrics import (GENERATED, PROMPT, RUNNING, SEQUENCES, WAITING, Sample, cache_hit_rate, counter_delta,
+                                fmt, normalised_wall_ratio, queued_rate, ratio, timeline, window_rate)
+from benchmarks.server import PREFIX_HITS, BenchRow, format_rows, parse_metrics
 from models.client import VLLMClient
 from models.managed import ensure_server
 from models.server import ServerSettings, server_status
 from models.server_settings import machine_cpu_flags
-from benchmarks.metrics import (GENERATED, PROMPT, RUNNING, SEQUENCES, WAITING, Sample, cache_hit_rate,
-                                  counter_delta, queued_rate, ratio, window_rate)
-from benchmarks.server import PREFIX_HITS, parse_metrics
 from ponder.config import RunConfig, parse_run_config
 from ponder.engine import run_config, summarize
 from search.protocols import ModelServerError
@@ -234,3 +234,75 @@ async def measure_run(cfg: RunConfig, tasks: TaskSet, client: VLLMClient, label:
     return RunMeasure(label or cfg.search.algorithm, cfg, outcome.rows,
                       summarize(outcome.rows, outcome.wall_seconds), outcome.wall_seconds,
                       outcome.peak_in_flight, before, after, samples, cpu, reset, call)
+
+
+# -- reports ---------------------------------------------------------------------------------
+
+
+def run_lines(m: RunMeasure) -> list[str]:
+    """One measured run: accuracy, tokens on both sides, rates, prefix-cache hits, peaks, CPU."""
+    s = m.summary
+    return [
+        f"[{m.label}] problems={s['problems']} accuracy={s['accuracy']:.3f} errors={s['errors']} "
+        f"wall={m.wall_seconds:.1f}s",
+        f"  policy tokens: generated={s['generated_tokens']} prompt={s['prompt_tokens']} calls={s['calls']}; "
+        f"reward-model tokens={s['reward_tokens']}",
+        f"  server tokens: generated {m.server_generated:.0f}, prompt {m.server_prompt[0]:.0f} "
+        f"(computed, not cached: {m.server_prompt[1]:.0f})",
+        f"  server generated tok/s: whole run {m.tok_per_s:.1f}, sustained (10-90% of tokens) "
+        f"{fmt(m.sustained_tok_per_s)}, while requests waited at the server {fmt(m.queued_tok_per_s)}",
+        f"  prefix-cache hit rate: /metrics {fmt(m.hit_rate_metrics, '.1%')}, "
+        f"usage (policy) {fmt(m.hit_rate_usage, '.1%')}; cache emptied before the run: "
+        f"{'yes' if m.cache_reset else 'NO (server not in dev mode: earlier runs may inflate hits)'}",
+        f"  peak in flight: policy gate {m.peak_in_flight}, server running+waiting {m.peak_server_requests:.0f}",
+        f"  bookkeeping share {fmt(m.bookkeeping_share, '.3%')}; client process CPU "
+        f"{m.client_cpu_seconds:.1f}s = {fmt(m.client_cpu_seconds / m.wall_seconds if m.wall_seconds else None, '.1%')} of wall",
+    ]
+
+
+def timeline_lines(m: RunMeasure, every_s: float) -> list[str]:
+    out = [f"  timeline (every {every_s:.0f} s): start s, server gen tok/s, max running, max waiting"]
+    out += [f"    {t:6.0f} {rate:8.1f} {run:6.0f} {wait:6.0f}" for t, rate, run, wait in timeline(m.samples, every_s)]
+    return out
+
+
+def throughput_lines(before: list[BenchRow], after: list[BenchRow], m: RunMeasure, shaped: float | None,
+                     concurrency: list[int]) -> list[str]:
+    """``bench throughput``'s report: the saturation loads around the run, the run, the ratios."""
+    out = ["-- saturation load before and after the search (benchmarks.server: n=1 requests, 32-token random "
+           "prompts, 128 generated tokens, ignore_eos)", format_rows(before + after)]
+    peaks = [max(r.tokens_per_second for r in rows if r.load == "throughput") for rows in (before, after)]
+    saturated = sum(peaks) / 2
+    out.append(f"saturated generated tok/s: {saturated:.1f} (before {peaks[0]:.1f}, after {peaks[1]:.1f})")
+    if abs(peaks[0] - peaks[1]) / max(peaks) > 0.15:
+        out.append(f"WARNING: the saturated figure moved {abs(peaks[0] - peaks[1]) / max(peaks):.0%} during the bench "
+                   f"(other load on the machine?); ratios to it are unreliable. Now: {machine_note()}")
+    out.append(f"-- search run: {m.summary['problems']} problems, all at once")
+    out += run_lines(m) + timeline_lines(m, 5.0)
+    sustained = m.sustained_tok_per_s or 0.0
+    out += ["-- ratios (targets)",
+            f"sustained / saturated tok/s: {fmt(ratio(sustained, saturated), '.2f')}   (>= 0.85); "
+            f"whole run: {fmt(ratio(m.tok_per_s, saturated), '.2f')}; while requests waited: "
+            f"{fmt(ratio(m.queued_tok_per_s or 0.0, saturated), '.2f')}"]
+    if shaped is not None and m.shape is not None:
+        p_tok, c_tok, g_tok = m.shape
+        out.append(f"  the same server under a load of the search's shape ({p_tok}-token prompts, the last {c_tok} "
+                   f"uncached, {g_tok} generated, c={max(concurrency)}): {shaped:.1f} tok/s; sustained / that: "
+                   f"{fmt(ratio(sustained, shaped), '.2f')} (the scheduler's share of the gap; the rest is "
+                   f"what this prompt and reply shape costs the server)")
+    return out + [f"prefix-cache hit rate (/metrics): {fmt(m.hit_rate_metrics, '.1%')}   (>= 80%)",
+                  f"bookkeeping share: {fmt(m.bookkeeping_share, '.3%')}   (<= 1%)",
+                  f"peak requests in flight: {m.peak_in_flight}"]
+
+
+def compare_lines(bon: RunMeasure, beam: RunMeasure) -> list[str]:
+    """``bench compare``'s report: both runs, then beam / best-of-N wall per generated token."""
+    policy = normalised_wall_ratio(beam.wall_seconds, beam.summary["generated_tokens"],
+                                   bon.wall_seconds, bon.summary["generated_tokens"])
+    server_side = normalised_wall_ratio(beam.wall_seconds, beam.server_generated, bon.wall_seconds, bon.server_generated)
+    tokens = beam.summary["generated_tokens"], bon.summary["generated_tokens"]
+    return [*run_lines(bon), *run_lines(beam), "-- ratio (target <= 1.3)",
+            f"policy tokens: beam {tokens[0]} / best-of-N {tokens[1]} = {fmt(tokens[0] / max(tokens[1], 1), '.2f')}",
+            f"wall: beam {beam.wall_seconds:.1f}s, best-of-N {bon.wall_seconds:.1f}s",
+            f"beam/BoN wall per policy-generated token: {fmt(policy, '.2f')}x   (<= 1.3x); "
+            f"per server-generated token (incl. self-eval replies): {fmt(server_side, '.2f')}x"]

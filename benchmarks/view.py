@@ -21,12 +21,10 @@ import os
 import random
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
-from benchmarks.cli.speed import bench_app
 from ponder.rundir import RunDir
 from search.labels.records import StepLabel
 from search.protocols import Problem, StepProposal, Usage
@@ -137,23 +135,13 @@ def measure(html: Path, repeats: int) -> dict[str, Any]:
             "console_errors": errors}
 
 
-@bench_app.command("view")
-def view(
-    out: Annotated[Path, typer.Option(help="Where the synthetic run dir goes (rewritten).")] = Path("runs/bench-view"),
-    problems: Annotated[int, typer.Option(help="Problems in the synthetic run.")] = 200,
-    nodes: Annotated[int, typer.Option(help="Nodes per tree.")] = 1000,
-    repeats: Annotated[int, typer.Option(help="Page loads (a fresh browser each).")] = 5,
-) -> None:
-    """Open time of `ponder view` on a synthetic big run in headless Chromium (target < 2 s)."""
+def bench_view(out: Path, problems: int, nodes: int, repeats: int) -> Iterator[str]:
+    """``ponder bench view``'s report, line by line as it is measured: writes the synthetic run
+    to ``out`` (replacing it), its view, then loads the view ``repeats`` times."""
     import shutil
 
     from ponder.view import write_view
-    from ponder.view.browser import unavailable_reason
 
-    reason = unavailable_reason()
-    if reason:
-        print(f"error: {reason}")
-        raise typer.Exit(2)
     if out.exists():
         shutil.rmtree(out)
     t0 = time.perf_counter()
@@ -161,16 +149,16 @@ def view(
     t1 = time.perf_counter()
     html = write_view(out)
     t2 = time.perf_counter()
-    print(f"synthetic run: {problems} problems x {nodes} nodes, label mode, in {out} ({t1 - t0:.1f} s)")
-    print(f"view: {html} ({html.stat().st_size / 2**20:.1f} MiB, written in {t2 - t1:.1f} s)")
+    yield f"synthetic run: {problems} problems x {nodes} nodes, label mode, in {out} ({t1 - t0:.1f} s)"
+    yield f"view: {html} ({html.stat().st_size / 2**20:.1f} MiB, written in {t2 - t1:.1f} s)"
     load = os.getloadavg()
-    print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (shared with other jobs)")
+    yield f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (shared with other jobs)"
     m = measure(html, repeats)
     fmt = ", ".join
-    print(f"run page ready (ms from navigation start): {fmt(f'{v:.0f}' for v in m['ready_ms'])}; "
-          f"median {statistics.median(m['ready_ms']):.0f}   (target < 2000)")
-    print(f"driver.get() to the load event, seen from Python (ms): {fmt(f'{v:.0f}' for v in m['get_ms'])}")
-    print(f"tree page open (ms: parse + layout + SVG): {fmt(f'{v:.0f}' for v in m['tree_open_ms'])}; "
-          f"median {statistics.median(m['tree_open_ms']):.0f}; nodes drawn (off-path subtrees folded) {m['nodes_drawn']}")
-    print(f"expand all (ms, nodes drawn): {fmt(f'{v:.0f} ({n})' for v, n in m['expand_all'])}")
-    print(f"console errors: {len(m['console_errors'])} {m['console_errors'][:3]}")
+    yield (f"run page ready (ms from navigation start): {fmt(f'{v:.0f}' for v in m['ready_ms'])}; "
+           f"median {statistics.median(m['ready_ms']):.0f}   (target < 2000)")
+    yield f"driver.get() to the load event, seen from Python (ms): {fmt(f'{v:.0f}' for v in m['get_ms'])}"
+    yield (f"tree page open (ms: parse + layout + SVG): {fmt(f'{v:.0f}' for v in m['tree_open_ms'])}; "
+           f"median {statistics.median(m['tree_open_ms']):.0f}; nodes drawn (off-path subtrees folded) {m['nodes_drawn']}")
+    yield f"expand all (ms, nodes drawn): {fmt(f'{v:.0f} ({n})' for v, n in m['expand_all'])}"
+    yield f"console errors: {len(m['console_errors'])} {m['console_errors'][:3]}"

@@ -1,7 +1,23 @@
-"""`ponder bench ...`: the benchmarks' typer app."""
+"""`ponder bench ...`: the benchmarks' typer app, mounted by :mod:`ponder.cli.main`.
 
-from benchmarks.cli import methods as _methods  # noqa: F401  (registers `bench treepo`, `prove`, `label`)
-from benchmarks.cli.speed import bench_app
-from benchmarks import view as _view  # noqa: F401  (registers `bench view`)
+:mod:`benchmarks.cli.speed` times the system (model server, search core, search runs,
+sampling beside a plain client, the viewer); :mod:`benchmarks.cli.methods` sets methods side
+by side at equal budgets (accuracy, TreePO sampling, label generators, prover configs).
+Their shared options are in :mod:`benchmarks.cli.options`; errors leave through
+:func:`ponder.cli.common.fail`.
+"""
+
+import typer
+
+from benchmarks.cli import methods, speed
+
+bench_app = typer.Typer(help="Benchmarks: server ceiling, engine overhead, search throughput, algorithm comparison, "
+                        "flat sampling vs a plain client, label generators' cost, TreePO sampling.",
+                        no_args_is_help=True)
+for name, command in (("server", speed.server), ("engine", speed.engine), ("throughput", speed.throughput),
+                      ("compare", speed.compare), ("accuracy", methods.accuracy), ("flat", speed.flat),
+                      ("treepo", methods.treepo), ("prove", methods.prove), ("label", methods.label),
+                      ("view", speed.view)):
+    bench_app.command(name)(command)
 
 __all__ = ["bench_app"]

@@ -1,5 +1,10 @@
-"""``ponder bench treepo``, ``prove`` and ``label``: the seed methods' own benchmarks,
-registered on :data:`benchmarks.cli.bench_app` (kept apart so cli.py stays one page)."""
+"""`ponder bench accuracy | treepo | label | prove`: methods side by side at equal budgets.
+
+``accuracy`` sets the search algorithms beside each other (:mod:`benchmarks.suite`);
+``treepo`` TreePO's segment trees beside independent sampling (:mod:`benchmarks.treepo`);
+``label`` Math-Shepherd beside OmegaPRM on the same trees (:mod:`benchmarks.label`);
+``prove`` prover agents, cache sharing and the planner (:mod:`benchmarks.prove`).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,75 @@ from typing import Annotated, Optional
 
 import typer
 
-from benchmarks.cli.speed import BlockSize, ConfigArg, Endpoint, KvCacheGib, MaxInFlight, _fail, _header, _settings, bench_app
+from benchmarks.cli.options import (BlockSize, ConfigArg, Endpoint, KvCacheGib, MaxInFlight, for_run, print_header,
+                                    server_settings)
+from ponder.cli.common import fail
 from search.protocols import PonderError
 
 
-@bench_app.command("treepo")
+def accuracy(
+    problems: Annotated[int, typer.Option(help="Problems (chain_sum, 2-3 one-digit terms).")] = 20,
+    budget: Annotated[list[int], typer.Option(help="Per-problem generated-token budgets.")] = [160, 480],
+    plot: Annotated[Path, typer.Option(help="Where the PNG goes.")] = Path("runs/bench/accuracy.png"),
+    max_in_flight: MaxInFlight = 256,
+    endpoint: Endpoint = None,
+    block_size: BlockSize = None,
+    only: Annotated[list[str] | None, typer.Option(help="Run only these algorithms (e.g. cot, mc_nest_is, mctsr).")] = None,
+) -> None:
+    """Accuracy of cot, self-consistency, best-of-N, step beam, best-first, MCTS, MC-NEST and MCTSr at
+    equal budgets."""
+    from models.client import VLLMClient, served_model
+    from benchmarks.search_runs import bench_endpoint, measure_run
+    from benchmarks.suite import (PILOT_SAMPLES, accuracy_entries, accuracy_plot, accuracy_point,
+                                    accuracy_table, accuracy_tasks, baseline_entries)
+    from verifiers.tasks import load_tasks
+
+    task_cfg = accuracy_tasks(problems)
+    try:
+        tasks = load_tasks(task_cfg)
+        with bench_endpoint(endpoint, server_settings(None, block_size)) as (url, desc):
+            print_header("accuracy", desc, [])
+            print(f"tasks: {json.dumps(task_cfg)}; budgets {budget} generated policy tokens per problem; "
+                  f"steps: {json.dumps(baseline_entries(task_cfg)[0].cfg.steps.model_dump())}")
+            print("solve mode: no search sees a gold answer; answers are verified after each search. "
+                  "Scorers: best_of_n and mcts use the policy's self-evaluation (reward.kind=self_eval, "
+                  "tokens in 'rm tok/pb', not counted in the budget); mc_nest_* and mctsr evaluate "
+                  "with a follow-up turn of the policy (generated, so counted in the budget and in "
+                  "'gen tok/pb'; prompt + generated in 'rm tok/pb'); step_beam and best_first the "
+                  "logprob prior; self_consistency a majority vote; cot is greedy.")
+
+            async def go():
+                async with VLLMClient(url, await served_model(url)) as client:
+                    async def one(entry):
+                        print(f"  running {entry.algorithm} @ {entry.budget}: "
+                              f"{json.dumps(entry.cfg.search.model_dump(mode='json'))}", flush=True)
+                        cfg = for_run(entry.cfg, url, max_in_flight, len(tasks))
+                        return entry, await measure_run(cfg, tasks, client)
+
+                    def wanted(e):
+                        return not only or e.algorithm in only
+
+                    sampled = not only or {"self_consistency", "best_of_n"} & set(only)
+                    base = baseline_entries(task_cfg)
+                    runs = [await one(e) for e in base if wanted(e) or (sampled and e.budget is None
+                                                                        and e.algorithm == "self_consistency")]
+                    pilot = next((m for e, m in runs if e.algorithm == "self_consistency"), None)
+                    per_chain = pilot.summary["generated_tokens"] / max(len(tasks) * PILOT_SAMPLES, 1) if pilot else 1.0
+                    if pilot is not None:
+                        print(f"  pilot: {per_chain:.1f} generated tokens per sampled chain", flush=True)
+                    for b in budget:
+                        runs += [await one(e) for e in accuracy_entries(task_cfg, b, per_chain) if wanted(e)]
+                    return runs
+
+            runs = asyncio.run(go())
+    except PonderError as err:
+        fail(err)
+    points = [accuracy_point(e, m.summary) for e, m in runs]
+    print(accuracy_table(points))
+    title = f"{task_cfg['name']} ({len(tasks)} problems, 2-3 one-digit terms), embedded SmolLM2-135M, solve mode"
+    print(f"plot: {accuracy_plot(points, plot, title).resolve()}")
+
+
 def treepo(
     num_problems: Annotated[int, typer.Option(help="Problems of the workload.")] = 100,
     workload: Annotated[str, typer.Option(help="basic_arithmetic, gsm_symbolic or chain_sum (2-3 terms of 1-2 digits).")] = "basic_arithmetic",
@@ -46,13 +115,13 @@ def treepo(
         blocks = (block_size or ServerSettings().block_size) if align else None
         entries = treepo_entries(num_problems, width, segment_tokens, max_depth, concurrency, extra, workload, blocks)
         tasks = load_tasks(entries[0].cfg.tasks)
-        with bench_endpoint(endpoint, _settings(None, block_size, kv_cache_gib)) as (url, desc):
+        with bench_endpoint(endpoint, server_settings(None, block_size, kv_cache_gib)) as (url, desc):
             entries = [dataclasses.replace(e, cfg=override(e.cfg, {"model": {"endpoints": [url],
                        "max_in_flight": max_in_flight}})) for e in entries]
-            _header("treepo", desc, [e.cfg for e in entries])
+            print_header("treepo", desc, [e.cfg for e in entries])
             points = asyncio.run(measure_treepo(entries, tasks, url))
     except (PonderError, ValueError) as err:
-        _fail(err)
+        fail(err)
     print("\n".join(treepo_lines(points)))
     path = out or Path("runs/bench-treepo") / time.strftime("treepo-%Y%m%d-%H%M%S.json", time.gmtime())
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,7 +129,6 @@ def treepo(
     print(f"runs: {path.resolve()}")
 
 
-@bench_app.command("prove")
 def prove(
     env: Annotated[str, typer.Option(help="auto (Coq when installed), coq or rewrite.")] = "auto",
     max_calls: Annotated[int, typer.Option(help="Tactic-generation requests per theorem (every config).")] = 4,
@@ -84,11 +152,10 @@ def prove(
               f"{max_expansions} expansions per attempt")
         rows = asyncio.run(bench_prove(cfgs))
     except (PonderError, ValueError) as err:
-        _fail(err)
+        fail(err)
     print(format_table(rows))
 
 
-@bench_app.command("label")
 def label(
     config: ConfigArg = None,
     num_problems: Annotated[int, typer.Option(help="Problems of the preset (chain_sum).")] = 100,
@@ -122,14 +189,14 @@ def label(
         settings.generators()  # validates the generator settings before a server starts
         tasks = load_tasks(cfg.tasks)
         with bench_endpoint(endpoint or next(iter(cfg.model.endpoints), None),
-                            _settings(cfg.model.checkpoint, block_size)) as (url, desc):
+                            server_settings(cfg.model.checkpoint, block_size)) as (url, desc):
             cfg = override(cfg, {"model": {"endpoints": [url], "max_in_flight": max_in_flight},
                                  "max_concurrent_problems": settings.concurrency})
-            _header("label", desc, [cfg])
+            print_header("label", desc, [cfg])
             machine = machine_note()
             run, saturated = asyncio.run(run_label_bench(cfg, tasks, settings, url, saturation_concurrency))
     except (PonderError, ValueError) as err:
-        _fail(err)
+        fail(err)
     summary = {"machine": machine, "server": desc, "config": cfg.model_dump(mode="json"),
                **label_summary(run, settings, saturated), "in_flight_cap": cfg.model.max_in_flight}
     print("\n".join(label_lines(summary)))

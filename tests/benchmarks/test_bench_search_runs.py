@@ -149,3 +149,27 @@ def test_queued_rate_counts_only_intervals_that_began_with_a_queue():
     samples = [Sample(0, 0, 10, 5), Sample(2, 200, 10, 0), Sample(4, 240, 3, 0), Sample(5, 300, 10, 2), Sample(6, 400, 1, 0)]
     assert queued_rate(samples) == pytest.approx((200 + 100) / 3)
     assert queued_rate([Sample(0, 0, 1, 0), Sample(1, 5, 1, 0)]) is None
+
+
+def test_throughput_and_compare_reports_state_the_ratios():
+    from benchmarks.search_runs import compare_lines, throughput_lines
+    from benchmarks.server import BenchRow
+
+    def load(tok_s):
+        return [BenchRow(load="throughput", concurrency=128, requests=128, prompt_tokens=0, generated_tokens=1,
+                         seconds=1.0, tokens_per_second=tok_s, mean_latency_s=1.0)]
+
+    usage = {"cached_prompt_tokens": 30, "prompt_tokens": 40, "generated_tokens": 50, "calls": 2}
+    samples = [Sample(0, 0, 1, 0), Sample(5, 500, 4, 2), Sample(10, 1000, 0, 0)]
+    m = _measure([{"usage": usage, "bookkeeping_seconds": 0.01}], samples=samples)
+    m.summary = {"problems": 1, "accuracy": 1.0, "errors": 0, "generated_tokens": 50, "prompt_tokens": 40,
+                 "calls": 2, "reward_tokens": 0}
+    steady = "\n".join(throughput_lines(load(200.0), load(200.0), m, None, [128]))
+    assert "saturated generated tok/s: 200.0" in steady and "sustained / saturated tok/s: 0.50" in steady
+    assert "-- search run: 1 problems" in steady and "WARNING" not in steady and "prefix-cache hit rate (/metrics): 80.0%" in steady
+    drifted = "\n".join(throughput_lines(load(200.0), load(100.0), m, None, [128]))
+    assert "WARNING: the saturated figure moved 50%" in drifted
+    slow = _measure(m.rows)
+    slow.summary, slow.wall_seconds = {**m.summary, "generated_tokens": 100}, 30.0
+    report = "\n".join(compare_lines(m, slow))
+    assert report.count("[x] problems=1") == 2 and "beam/BoN wall per policy-generated token: 1.50x" in report

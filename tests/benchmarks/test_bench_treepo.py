@@ -87,7 +87,7 @@ def test_entries_align_treepo_segments_and_default_to_basic_arithmetic():
 
 
 def test_bench_server_settings_take_the_kv_cache_size():
-    from benchmarks.cli.speed import _settings
+    from benchmarks.cli.options import server_settings
 
-    assert _settings(None, None, 8).resolved_kv_cache_gib() == 8
-    assert _settings(None, 16).block_size == 16 and _settings(None, 16).kv_cache_gib is None
+    assert server_settings(None, None, 8).resolved_kv_cache_gib() == 8
+    assert server_settings(None, 16).block_size == 16 and server_settings(None, 16).kv_cache_gib is None
