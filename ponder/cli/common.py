@@ -18,8 +18,8 @@ ERRORED = 1
 """The command finished, but some problems errored: re-running it retries them."""
 
 
-def fail(err: BaseException, hint: str | None = None) -> NoReturn:
-    """Prints ``err`` (and ``hint``) and exits with its code: 130 / 143 for an interrupt
+def fail(err: BaseException | str, hint: str | None = None) -> NoReturn:
+    """Prints ``err`` (an exception or a message; and ``hint``) and exits with its code: 130 / 143 for an interrupt
     (``Interrupted`` by SIGINT / SIGTERM, or a KeyboardInterrupt), 3 for an ``EngineFault``,
     else 2."""
     from ponder.interrupts import EXIT_CODES
