@@ -66,9 +66,10 @@ async def bench_prove(cfgs: list[ProveConfig], env_workers: int = 2) -> list[dic
         async with open_engine(cfgs[0].model) as engine:
             for cfg in cfgs:
                 start = time.perf_counter()
-                results, _ = await prove_all(cfg, engine, env, select_theorems(cfg))
-                totals = summarize_prove(results, time.perf_counter() - start)
-                rows.append({"config": cfg.name, **totals, "plan_tokens": _plan_tokens(cfg.resolved_run_dir)})
+                outcome = await prove_all(cfg, engine, env, select_theorems(cfg))
+                totals = summarize_prove(outcome.rows, time.perf_counter() - start)
+                rows.append({"config": cfg.name, **totals, "theorems": totals["problems"],
+                             "generation_calls": totals["calls"], "plan_tokens": _plan_tokens(cfg.resolved_run_dir)})
     finally:
         getattr(env, "close", lambda: None)()
     return rows

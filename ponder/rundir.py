@@ -8,26 +8,38 @@ Layout::
       traces/ID.json     the full search tree of each problem (versioned trace schema)
       labels/ID.jsonl    label mode: the problem's step labels (search.labels.records.StepLabel)
       events.jsonl       engine events: server outages, restarts, recoveries, stops
+      proved.v           ``ponder prove FILE.v``: the file with the proofs found in place
       .lock              held while a run uses the directory
 
 A killed run resumes by re-running the same command: problems whose result line exists are
 skipped, except ``status: error`` lines (a search that crashed), which are retried; the latest
 line of a problem is the one that counts. Labels and the trace are written before the result
 line, so a result line always has them.
+
+:func:`open_run` is how a command uses one (``ponder run``, ``label`` and ``prove``): the lock,
+the config check, events, and result lines written on one writer thread.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import filelock
 import yaml
 
-from search.protocols import PonderError
+from ponder.interrupts import stop_on_signals
+from search.protocols import EngineFault, PonderError
+
+T = TypeVar("T")
 
 
 class RunDirError(PonderError):
@@ -155,3 +167,67 @@ class RunDir:
             f.seek(-1, os.SEEK_END)
             if f.read(1) != b"\n":
                 f.write(b"\n")
+
+
+class Recording:
+    """One invocation's use of a run directory (see :func:`open_run`).
+
+    Attributes:
+        run_dir: The locked directory.
+        done: Result lines of the problems already finished when the run opened (skipped).
+        stats_fn: The engine's outage / restart counts, for the ``stopped`` event (set once
+            the engine is open).
+    """
+
+    def __init__(self, run_dir: RunDir, writer: ThreadPoolExecutor,
+                 on_event: Callable[[dict[str, Any]], None] | None) -> None:
+        self.run_dir, self._writer, self._on_event = run_dir, writer, on_event
+        self.done = run_dir.finished()
+        self.stats_fn: Callable[[], dict[str, int]] = dict
+
+    def event(self, event: dict[str, Any]) -> None:
+        """Logs an engine event to ``events.jsonl`` and passes it on."""
+        self.run_dir.event(event)
+        if self._on_event is not None:
+            self._on_event(event)
+
+    async def record(self, row: dict[str, Any], trace_fn: Callable[[], dict[str, Any] | None] | None = None,
+                     labels_fn: Callable[[], list[dict[str, Any]] | None] | None = None) -> None:
+        """Writes one finished problem (labels, trace, then its result line) on the writer
+        thread, so the event loop that sends requests never waits on serialising or fsync;
+        ``trace_fn`` / ``labels_fn`` build their JSON there."""
+
+        def write() -> None:
+            self.run_dir.record(row, trace_fn() if trace_fn else None, labels_fn() if labels_fn else None)
+
+        await asyncio.get_running_loop().run_in_executor(self._writer, write)
+
+    async def until_stopped(self, work: Awaitable[T], total: int) -> T:
+        """Awaits the run's ``work``. When the engine stops it (``EngineFault``) or the command
+        is interrupted, the finished problems' queued writes land first, then a ``stopped``
+        event (cause, problems of ``total`` left unfinished, engine counts) is logged and the
+        error re-raised: a re-run resumes the unfinished ones."""
+        try:
+            return await work
+        except (EngineFault, asyncio.CancelledError) as stop:
+            self._writer.shutdown(wait=True)
+            self.event({"event": "stopped", "time": time.time(), "cause": str(stop) or "interrupted",
+                        "unfinished": total - len(self.run_dir.finished()), **self.stats_fn()})
+            raise
+
+
+@contextlib.asynccontextmanager
+async def open_run(path: str | Path, config: dict[str, Any],
+                   on_event: Callable[[dict[str, Any]], None] | None = None) -> AsyncIterator[Recording]:
+    """Locks the run directory, writes (or checks, on resume) its config and yields a
+    :class:`Recording`; SIGINT / SIGTERM inside the block raise ``Interrupted`` (exit 130 /
+    143). The block ends only after every queued write has landed, also when it is
+    interrupted or stopped. ``ponder run``, ``ponder label`` and ``ponder prove`` all record
+    through it."""
+    # Traces are serialised and written (fsync) on one writer thread, in finishing order.
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ponder-record")
+    async with stop_on_signals():
+        with RunDir(path) as run_dir, contextlib.ExitStack() as writes:
+            writes.callback(writer.shutdown, wait=True)
+            run_dir.write_config(config)
+            yield Recording(run_dir, writer, on_event)

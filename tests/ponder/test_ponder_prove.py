@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import pytest
 
 from ponder.prove import ProveConfig, prove_all, select_theorems, summarize_prove
-from search.protocols import EngineFault, Generation, Sampling, StepProposal, Usage
+from search.protocols import EngineFault, Generation, PonderError, Sampling, StepProposal, Usage
 from search.prover.agents import BfsProverConfig
 from search.prover.bfs import ProverConfig
 from verifiers.proof.rewrite import RewriteEnv
@@ -65,17 +65,18 @@ def _cfg(tmp_path, **kw):
 async def test_prove_run_dir_resume_and_export(tmp_path, env):
     cfg = _cfg(tmp_path)
     engine = types.SimpleNamespace(policy=ReferencePolicy(), tokenizer=Tok())
-    rows, skipped = await prove_all(cfg, engine, env, select_theorems(cfg))
+    out = await prove_all(cfg, engine, env, select_theorems(cfg))
+    rows, skipped = out.rows, out.skipped
     assert skipped == 0 and [r["status"] for r in rows] == ["proved"] * 3
     assert rows[1]["proof"] == ["ring_nf", "reflexivity"] and rows[1]["tactic_calls"] >= 2
     trace = json.loads((tmp_path / "run" / "traces" / "rw_expand_sq.json").read_text())
     assert trace["algorithm"] == "bfs_prover" and trace["extra"]["validation"].startswith("all goals closed")
     assert trace["extra"]["cache"]["proofs"][0]["steps"][0]["tactic"] == "ring_nf"
     totals = summarize_prove(rows, 1.0)
-    assert totals["proved"] == 3 and totals["generation_calls"] == sum(r["usage"]["calls"] for r in rows)
+    assert totals["proved"] == 3 and totals["calls"] == sum(r["usage"]["calls"] for r in rows)
     again = types.SimpleNamespace(policy=ReferencePolicy(gone_after=0), tokenizer=Tok())
-    rows2, skipped2 = await prove_all(cfg, again, env, select_theorems(cfg))
-    assert skipped2 == 3 and rows2 == rows
+    out2 = await prove_all(cfg, again, env, select_theorems(cfg))
+    assert out2.skipped == 3 and out2.rows == rows
 
     from training.export import export_run
     from datasets import load_from_disk
@@ -96,9 +97,9 @@ async def test_engine_fault_stops_the_run_and_a_rerun_resumes(tmp_path, env):
     results = tmp_path / "run" / "results.jsonl"
     done = results.read_text().splitlines() if results.exists() else []
     assert len(done) <= 1  # the theorem in flight when the engine went is not recorded
-    rows, skipped = await prove_all(cfg, types.SimpleNamespace(policy=ReferencePolicy(), tokenizer=Tok()), env,
-                                    select_theorems(cfg))
-    assert skipped == len(done) and all(r["correct"] for r in rows) and len(rows) == 3
+    out = await prove_all(cfg, types.SimpleNamespace(policy=ReferencePolicy(), tokenizer=Tok()), env,
+                          select_theorems(cfg))
+    assert out.skipped == len(done) and all(r["correct"] for r in out.rows) and len(out.rows) == 3
 
 
 def test_bad_theorem_name_is_named(tmp_path):
@@ -117,3 +118,138 @@ def test_bench_configs_share_one_budget(tmp_path):
     assert len({c.resolved_run_dir for c in cfgs}) == 5
     table = format_table([{"config": "1 agent", "proved": 1}])
     assert table.splitlines()[2].startswith("| 1 agent | 1 |")
+
+
+# ---- the run pipeline: `ponder run`'s run dir, rows, summary, resume, lock, exit codes ----
+
+class CrashOn(ReferencePolicy):
+    """The reference policy, except that requests for ``statement`` crash (a search bug, not the engine)."""
+
+    def __init__(self, statement: str) -> None:
+        super().__init__()
+        self.statement = statement
+
+    async def propose(self, prefix: Sequence[int], sampling: Sampling) -> Generation:
+        if f"Theorem: {self.statement}\n" in Tok().decode(prefix):
+            raise RuntimeError("scripted crash")
+        return await super().propose(prefix, sampling)
+
+
+async def test_rows_and_summary_are_run_rows_with_the_provers_fields(tmp_path, env):
+    from ponder.engine import result_row, summarize
+
+    cfg = _cfg(tmp_path)
+    out = await prove_all(cfg, types.SimpleNamespace(policy=ReferencePolicy(), tokenizer=Tok()), env,
+                          select_theorems(cfg))
+    run_keys = set(result_row(types.SimpleNamespace(id="x"), RuntimeError(), None)) - {"error"}
+    for row in out.rows:
+        assert run_keys <= set(row) and row["algorithm"] == "bfs_prover"
+        assert row["usage"]["wall_seconds"] > 0 and row["usage"]["calls"] >= 1  # issue 24: wall in usage
+        assert row["answer"] == "\n".join(row["proof"]) and row["statement"]
+        assert {"tactic_calls", "env_seconds", "generation_seconds", "cache_hits", "validation"} <= set(row)
+    totals = summarize_prove(out.rows, 2.0)
+    assert {k: totals[k] for k in summarize(out.rows, 2.0)} == summarize(out.rows, 2.0)
+    assert totals["accuracy"] == 1.0 and totals["problems"] == 3 and totals["proved"] == 3
+    assert totals["tactic_calls"] == sum(r["tactic_calls"] for r in out.rows) > 0
+    config = (tmp_path / "run" / "config.yaml").read_text()
+    assert "env: rewrite" in config and "rw_expand_sq" in config
+
+
+async def test_a_crashed_theorem_is_an_error_row_retried_on_resume(tmp_path, env):
+    cfg = _cfg(tmp_path)
+    sq = next(s for s in REWRITE if s.name == "rw_expand_sq")
+    out = await prove_all(cfg, types.SimpleNamespace(policy=CrashOn(sq.statement), tokenizer=Tok()), env,
+                          select_theorems(cfg))
+    by_id = {r["id"]: r for r in out.rows}
+    assert by_id["rw_expand_sq"]["status"] == "error" and "scripted crash" in by_id["rw_expand_sq"]["error"]
+    assert summarize_prove(out.rows, 1.0)["errors"] == 1
+    policy = ReferencePolicy()
+    again = await prove_all(cfg, types.SimpleNamespace(policy=policy, tokenizer=Tok()), env, select_theorems(cfg))
+    assert again.skipped == 2 and {r["id"]: r["status"] for r in again.rows}["rw_expand_sq"] == "proved"
+    lines = (tmp_path / "run" / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 4  # the error line stays; the later line is the one that counts
+
+
+async def test_a_locked_run_dir_and_a_changed_config_are_refused(tmp_path, env):
+    from ponder.rundir import RunDir, RunDirError
+
+    cfg = _cfg(tmp_path)
+    engine = types.SimpleNamespace(policy=ReferencePolicy(), tokenizer=Tok())
+    with RunDir(cfg.resolved_run_dir), pytest.raises(RunDirError, match="in use"):
+        await prove_all(cfg, engine, env, select_theorems(cfg))
+    await prove_all(cfg, engine, env, select_theorems(cfg))
+    other = cfg.model_copy(update={"search": cfg.search.model_copy(update={"max_calls": 9})})
+    with pytest.raises(RunDirError, match="search.max_calls"):
+        await prove_all(other, engine, env, select_theorems(other))
+
+
+async def test_an_engine_fault_logs_a_stopped_event(tmp_path, env):
+    cfg = _cfg(tmp_path, max_concurrent_theorems=1)
+    with pytest.raises(EngineFault):
+        await prove_all(cfg, types.SimpleNamespace(policy=ReferencePolicy(gone_after=1), tokenizer=Tok()), env,
+                        select_theorems(cfg))
+    events = [json.loads(x) for x in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
+    assert events[-1]["event"] == "stopped" and "server gone" in events[-1]["cause"]
+    assert events[-1]["unfinished"] >= 2
+
+
+def test_yaml_config_with_options_overriding(tmp_path):
+    from ponder.prove import load_prove_config
+
+    path = tmp_path / "prove.yaml"
+    path.write_text("name: mine\nenv: rewrite\ntheorems: [rw_refl]\nsearch:\n  num_agents: 3\n  max_calls: 5\n"
+                    "  prover: {expansion_width: 2}\n")
+    cfg = load_prove_config(path)
+    assert (cfg.search.num_agents, cfg.search.max_calls, cfg.search.prover.expansion_width) == (3, 5, 2)
+    assert str(cfg.resolved_run_dir) == "runs/mine"
+    cfg = load_prove_config(path, {"agents": 2, "max_calls": None, "theorems": ["rw_expand_sq"], "run_dir": "x",
+                                   "endpoint": "http://h:1", "planner": False})
+    assert (cfg.search.num_agents, cfg.search.max_calls, cfg.search.prover.expansion_width) == (2, 5, 2)
+    assert cfg.theorems == ["rw_expand_sq"] and str(cfg.resolved_run_dir) == "x"
+    assert cfg.model.endpoints == ["http://h:1"]
+    with pytest.raises(PonderError, match="search.num_agents"):
+        load_prove_config(path, {"agents": 0})
+    with pytest.raises(PonderError, match="theorems=.*nope"):
+        load_prove_config(path, {"theorems": ["nope"]})
+
+
+def test_the_optionless_form_keeps_its_defaults():
+    from ponder.prove import load_prove_config
+
+    cfg = load_prove_config(None, {"env": "rewrite"})
+    assert (cfg.search.max_calls, cfg.search.seed, cfg.search.num_agents) == (16, 0, 1)
+    assert str(cfg.resolved_run_dir) == "runs/prove-rewrite"
+    assert load_prove_config(None, {}).run_dir == "runs/prove-auto"
+
+
+def test_cli_exit_codes(tmp_path, monkeypatch):
+    import ponder.prove
+    from ponder.cli.main import app
+    from typer.testing import CliRunner
+
+    bad = CliRunner().invoke(app, ["prove", "--env", "rewrite", "--theorem", "nope"])
+    assert bad.exit_code == 2 and "nope" in bad.output
+
+    def fake_run(rows):
+        async def run_prove(cfg, on_row=None, on_event=None):
+            for r in rows:
+                on_row(r)
+            return ponder.prove.ProveRun(rows, 0, 1.0, 1, {}, "rewrite")
+        return run_prove
+
+    usage = {"generated_tokens": 1, "calls": 1, "wall_seconds": 0.5}
+    ok = {"id": "rw_refl", "status": "proved", "correct": True, "proof": ["reflexivity"], "usage": usage}
+    err = {"id": "rw_sym_expand", "status": "error", "correct": False, "usage": usage}
+    args = ["prove", "--env", "rewrite", "--run-dir", str(tmp_path / "r")]
+    monkeypatch.setattr(ponder.prove, "run_prove", fake_run([ok]))
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0 and "proved 1/1" in done.output
+    monkeypatch.setattr(ponder.prove, "run_prove", fake_run([ok, err]))
+    assert CliRunner().invoke(app, args).exit_code == 1
+
+    async def gone(cfg, on_row=None, on_event=None):
+        raise EngineFault("fake", "server gone")
+
+    monkeypatch.setattr(ponder.prove, "run_prove", gone)
+    stopped = CliRunner().invoke(app, args)
+    assert stopped.exit_code == 3 and "resume" in stopped.output
