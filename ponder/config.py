@@ -19,6 +19,7 @@ from search.context import Budget
 from search.labels import LabelConfig, RestPrmConfig, RestValueConfig
 from search.protocols import ConfigError
 from search.steps import StepFormat
+from verifiers.step_reward import SymbolicCheckerConfig
 from verifiers.tasks import TaskConfig
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -51,9 +52,17 @@ class RewardConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["self_eval", "generative_prm", "pooling_prm"] = Field(
-        "self_eval", description="self_eval: the policy judges its own steps; *_prm: a PRM served by vLLM."
+    kind: Literal["self_eval", "generative_prm", "pooling_prm", "symbolic"] = Field(
+        "self_eval", description="self_eval: the policy judges its own steps; *_prm: a PRM served by vLLM; "
+        "symbolic: sympy checks the claims each step states (no server; verifiers.step_reward)."
     )
+    symbolic: Literal["off", "veto", "override"] = Field(
+        "off", description="The symbolic checker over a self_eval / *_prm judge: veto = a step with a false claim "
+        "(or after one) scores checker.false_score, others the judge's score; override = a checked step scores "
+        "the checker's score, an unchecked one the judge's; off = the judge alone.")
+    checker: SymbolicCheckerConfig = Field(
+        default_factory=SymbolicCheckerConfig, description="The symbolic checker's timeouts and scores "
+        "(kind symbolic, a symbolic rule, and the symbolic label generator).")
     endpoints: list[str] = Field(default_factory=list, description="PRM server URLs; default: the policy's endpoints.")
     model: str | None = Field(None, description="Served PRM name; default: what the server reports.")
     checkpoint: str | None = Field(

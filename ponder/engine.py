@@ -32,12 +32,14 @@ from search.protocols import (
     EngineFault,
     Problem,
     RewardModel,
+    StepChecker,
     Tokenizer,
     Usage,
     Verdict,
 )
 from search.scheduler import BoundedPolicy, BoundedRewardModel, solve_all
 from search.trace import SearchResult
+from verifiers.step_reward import CombinedReward, SymbolicChecker, SymbolicReward
 from verifiers.tasks import TaskSet, load_tasks
 
 
@@ -55,6 +57,8 @@ class Engine:
     reward_model: RewardModel | None
     system_prompt: str | None
     clients: tuple[VLLMClient, ...] = ()
+    step_checker: StepChecker | None = None
+    """The symbolic step checker (sympy in verifier workers): the ``symbolic`` label generator's."""
 
     @property
     def model_name(self) -> str:
@@ -110,7 +114,7 @@ def model_endpoints(model: ModelConfig) -> Iterator[Served]:
 def reward_endpoints(reward: RewardConfig | None) -> Iterator[Served | None]:
     """Where a PRM is served apart from the policy: its endpoints (external), or a second local
     server of ``reward.checkpoint`` that ponder manages; None when it shares the policy's."""
-    if reward is None or reward.kind == "self_eval" or not (reward.endpoints or reward.checkpoint):
+    if reward is None or reward.kind in ("self_eval", "symbolic") or not (reward.endpoints or reward.checkpoint):
         yield None
         return
     checkpoint = Path(reward.checkpoint) if reward.checkpoint else None
@@ -123,9 +127,18 @@ def reward_endpoints(reward: RewardConfig | None) -> Iterator[Served | None]:
 
 
 async def _reward_model(cfg: RewardConfig | None, served: Served | None, client: VLLMClient, tokenizer: Tokenizer,
-                        system_prompt: str | None, make_client: Callable[..., VLLMClient]) -> RewardModel | None:
+                        system_prompt: str | None, make_client: Callable[..., VLLMClient],
+                        checker: SymbolicChecker) -> RewardModel | None:
     if cfg is None:
         return None
+    if cfg.kind == "symbolic":
+        return SymbolicReward(checker)
+    judge = await _judge(cfg, served, client, tokenizer, system_prompt, make_client)
+    return judge if cfg.symbolic == "off" else CombinedReward(judge, checker, cfg.symbolic)
+
+
+async def _judge(cfg: RewardConfig, served: Served | None, client: VLLMClient, tokenizer: Tokenizer,
+                 system_prompt: str | None, make_client: Callable[..., VLLMClient]) -> RewardModel:
     prm_client, prm_tokenizer = client, tokenizer
     if served is not None:
         name = served.name or await served_model(served.endpoints[0])
@@ -139,6 +152,7 @@ async def _reward_model(cfg: RewardConfig | None, served: Served | None, client:
             return GenerativePRM(prm_client, prm_tokenizer)
         case "pooling_prm":
             return PoolingPRM(prm_client, prm_tokenizer)
+    raise ValueError(f"not a judge kind: {cfg.kind!r}")
 
 
 @contextlib.asynccontextmanager
@@ -166,10 +180,12 @@ async def open_engine(model: ModelConfig, reward: RewardConfig | None = None,
         try:
             client = make_client(served.endpoints, name, served.restart_fns)
             policy = BoundedPolicy(VLLMPolicy(client, tokenizer.decode_with_offsets), model.max_in_flight)
-            rm = await _reward_model(reward, reward_served, client, tokenizer, model.system_prompt, make_client)
+            checker = SymbolicChecker(reward.checker if reward is not None else None)
+            rm = await _reward_model(reward, reward_served, client, tokenizer, model.system_prompt, make_client,
+                                     checker)
             if rm is not None:
                 rm = BoundedRewardModel(rm, model.max_in_flight)
-            yield Engine(client, tokenizer, policy, rm, model.system_prompt, tuple(clients))
+            yield Engine(client, tokenizer, policy, rm, model.system_prompt, tuple(clients), checker)
         finally:
             for c in clients:
                 await c.aclose()
@@ -284,7 +300,8 @@ async def run_config(cfg: RunConfig, on_row: Callable[[dict[str, Any]], None] | 
                     labelled = None
                     if isinstance(outcome, SearchResult):
                         if cfg.mode == "label" and ctx is not None:  # rollouts: an EngineFault stops the run
-                            labelled = await label_problem(ctx, cfg.label_generators, model=engine.model_name)
+                            labelled = await label_problem(ctx, cfg.label_generators, model=engine.model_name,
+                                                           checker=engine.step_checker)
                         # The gold is consulted only now, after the search has returned.
                         verdict = await tasks.averify(problem.id, outcome.answer or "")
                     before = seen_at_start.pop(problem.id, {})

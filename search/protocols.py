@@ -203,6 +203,44 @@ class RewardModel(Protocol):
         ...
 
 
+StepStatus = Literal["checked_true", "checked_false", "unchecked"]
+"""What a symbolic check found in one step: a false claim, only true claims, or nothing checkable."""
+
+ClaimStatus = Literal["true", "false", "unchecked", "timeout"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ClaimCheck:
+    """One claim a step states (``3 + 4 = 7``, ``x = 4``), as read, and what checking it found."""
+
+    text: str
+    status: ClaimStatus
+    detail: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class StepCheck:
+    """The symbolic check of one step: its status and the claims behind it.
+
+    ``status`` is ``checked_false`` when any claim is false, else ``checked_true`` when any
+    claim is true, else ``unchecked`` (no claim, or none that could be decided in time).
+    """
+
+    status: StepStatus
+    claims: tuple[ClaimCheck, ...] = ()
+
+
+@runtime_checkable
+class StepChecker(Protocol):
+    """Checks the claims each step of a path states, in the context of the question and the
+    earlier steps (an equation is checked against the one it was derived from). Needs no gold
+    answer, so solve-mode searches and label generators may both use it."""
+
+    async def check(self, problem: Problem, steps: Sequence[str]) -> tuple[StepCheck, ...]:
+        """One :class:`StepCheck` per step of ``steps`` (one path), in order."""
+        ...
+
+
 class VerdictStatus(str, enum.Enum):
     CORRECT = "correct"
     INCORRECT = "incorrect"

@@ -21,11 +21,13 @@ from search.labels.omega_prm import OmegaPrmConfig, omega_prm_labels
 from search.labels.records import StepLabel
 from search.labels.rest import RestPrmConfig, RestValueConfig, rest_prm_labels, rest_value_labels
 from search.labels.rollouts import LabelStats, Rollouts
+from search.labels.symbolic import SymbolicLabelConfig, symbolic_labels
 from search.labels.uniform_q import AlphaMathConfig, RoverConfig, alphamath_labels, rover_labels
-from search.protocols import Usage
+from search.protocols import StepChecker, Usage
 
 LabelConfig = Annotated[
-    RestValueConfig | RestPrmConfig | MathShepherdConfig | OmegaPrmConfig | RoverConfig | AlphaMathConfig,
+    RestValueConfig | RestPrmConfig | MathShepherdConfig | OmegaPrmConfig | RoverConfig | AlphaMathConfig
+    | SymbolicLabelConfig,
     Field(discriminator="generator"),
 ]
 
@@ -55,21 +57,24 @@ async def run_generator(inputs: LabelInputs, config: LabelConfig, stats: LabelSt
             return await rover_labels(inputs, config)
         case AlphaMathConfig():
             return await alphamath_labels(inputs, config)
+        case SymbolicLabelConfig():
+            return await symbolic_labels(inputs, config)
     raise TypeError(f"not a label config: {config!r}")
 
 
-async def label_problem(ctx: SearchContext, configs: Sequence[LabelConfig], *, model: str) -> LabelOutcome:
+async def label_problem(ctx: SearchContext, configs: Sequence[LabelConfig], *, model: str,
+                        checker: StepChecker | None = None) -> LabelOutcome:
     """Verifies the end leaves of ``ctx.tree`` and runs every generator on it, in order.
 
     Generators share one prefix-cached ``Rollouts``, so a prefix sampled by one is reused by
     the next; its completions get the largest ``max_rollout_tokens`` the configs set (None:
-    what the remaining depth allows). An ``EngineFault`` propagates (the problem stays
-    unfinished).
+    what the remaining depth allows). ``checker`` is the symbolic step checker the
+    ``symbolic`` generator needs. An ``EngineFault`` propagates (the problem stays unfinished).
     """
     verdicts = await verify_end_leaves(ctx)
     limits = [m for c in configs if (m := getattr(c, "max_rollout_tokens", None)) is not None]
     inputs = LabelInputs(ctx=ctx, model=model, verdicts=verdicts,
-                         rollouts=Rollouts(ctx, max_tokens=max(limits) if limits else None))
+                         rollouts=Rollouts(ctx, max_tokens=max(limits) if limits else None), checker=checker)
     labels: list[StepLabel] = []
     stats: dict[str, dict[str, Any]] = {}
     for config in configs:
@@ -92,6 +97,7 @@ __all__ = [
     "RestValueConfig",
     "RoverConfig",
     "StepLabel",
+    "SymbolicLabelConfig",
     "label_problem",
     "run_generator",
     "verify_end_leaves",

@@ -13,7 +13,7 @@ import dataclasses
 from search.aggregate import end_leaves
 from search.context import SearchContext
 from search.labels.rollouts import Rollouts
-from search.protocols import ConfigError, Verdict
+from search.protocols import ConfigError, StepChecker, Verdict
 
 
 async def verify_end_leaves(ctx: SearchContext) -> dict[int, Verdict]:
@@ -41,12 +41,14 @@ class LabelInputs:
         model: The policy (completer) model id, recorded on every label.
         verdicts: Oracle verdicts of the tree's end leaves (``verify_end_leaves``).
         rollouts: Prefix-cached Monte-Carlo rollouts, for generators that sample.
+        checker: Symbolic step checker (the engine's), for the ``symbolic`` generator.
     """
 
     ctx: SearchContext
     model: str
     verdicts: dict[int, Verdict]
     rollouts: Rollouts | None = None
+    checker: StepChecker | None = None
 
     def shared_rollouts(self, max_tokens: int | None) -> Rollouts:
         """The problem's shared ``Rollouts``: ``rollouts``, or a new one (with ``max_tokens``)

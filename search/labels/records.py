@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 LABEL_SCHEMA_VERSION = 1
 
-Generator = Literal["rest_value", "rest_prm", "math_shepherd", "omega_prm", "rover", "alphamath"]
+Generator = Literal["rest_value", "rest_prm", "math_shepherd", "omega_prm", "rover", "alphamath", "symbolic"]
 
 
 class StepLabel(BaseModel):

@@ -1,0 +1,505 @@
+"""Claims a reasoning step states, read from its text and checked with sympy in a worker.
+
+Two stages, like the answer verifiers:
+
+1. :func:`read_claims` (in the caller's process, pure Python, no sympy): the step's text is
+   cut to :data:`MAX_STEP_CHARS`, a small LaTeX subset is rewritten to plain operators
+   (``\\frac{a}{b}``, ``\\cdot``, ``\\times``, ``\\div``, ``\\sqrt{}``, ``^{}``, ``\\le`` ...),
+   and the text is tokenised against a whitelist: numbers (``1,000``, ``3.5``), one-letter
+   lowercase variables, ``+ - * / ^ % ( )``, ``sqrt`` and the relations
+   ``= != < > <= >= ≈``. A maximal run of such tokens is a math span; words and other
+   characters end it. A span is split at its relations into sides, and each pair of
+   neighbouring well-formed sides is one claim (a chain ``a = b = c`` makes two).
+   A side next to an operator word (``3 times 4 = 12`` reads ``4 = 12`` from the text alone)
+   is dropped, so is a side that is not a complete expression: when in doubt a claim is
+   not read, never read wrong.
+2. :func:`check_claim` (in a :class:`verifiers.pool.WorkerPool` worker, hard timeout): each
+   side is parsed by a recursive-descent parser straight into sympy objects (no ``eval``,
+   no ``sympify``, no ``parse_expr``); nesting depth, tokens, digits and powers are capped.
+
+What a claim means:
+
+- No variable: the relation is decided exactly (rationals; ``sqrt`` through sympy). An
+  ``=`` whose one side is a lone decimal literal with k decimals allows rounding to k places
+  (``10/3 = 3.33`` is true, ``10/3 = 3`` false); ``≈`` allows that or 0.5 % of the larger side.
+- One variable, ``=``: an identity (``2(x + 3) = 2x + 6``) is true; otherwise it is an
+  equation, checked against the latest earlier equation in the same variable (question,
+  earlier steps, earlier in the step): true when both have the same solutions (``2x + 3 = 11``
+  then ``x = 4``), false otherwise. The first equation in a variable is a premise: unchecked.
+- Several variables, or an inequality with a variable: unchecked.
+- Division by zero, powers past the caps, a parse failure, a timeout: unchecked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from typing import Any
+
+MAX_STEP_CHARS = 4000
+"""Characters of a step read for claims (the start of the step)."""
+MAX_CLAIMS_PER_STEP = 16
+"""Claims read from one step; the rest are ignored."""
+MAX_SIDE_TOKENS = 64
+"""Tokens of one side of a claim; a longer side is not read."""
+MAX_NUMBER_DIGITS = 40
+"""Digits of one number literal; a longer one is not read."""
+MAX_DEPTH = 24
+"""Nesting depth of one side (parentheses, unary signs, powers)."""
+MAX_POWER_DIGITS = 2000
+"""Estimated digits of a numeric power (|exponent| * log10 |base|) past which a side is refused."""
+MAX_SYMBOLIC_EXPONENT = 32
+"""Largest integer exponent of an expression with a variable."""
+MAX_PREMISES = 3
+"""Earlier equations in the same variable a new one is checked against (latest usable first)."""
+
+_OPERATOR_WORDS = frozenset({
+    "times", "plus", "minus", "by", "of", "over", "and", "divided", "multiplied", "add", "adding",
+    "added", "subtract", "subtracting", "subtracted", "sum", "product", "difference", "quotient",
+    "less", "more", "than", "per", "from", "to", "squared", "cubed", "percent", "half", "twice",
+    "double", "triple", "sqrt", "root", "power", "into", "with", "without", "each", "every",
+})
+"""A side next to one of these words is part of a longer expression written in words."""
+
+_LATEX_COMMAND = re.compile(r"\\([A-Za-z]+|.)")
+_LATEX_SIMPLE = {
+    "cdot": " * ", "times": " * ", "ast": " * ", "div": " / ", "le": " <= ", "leq": " <= ",
+    "leqslant": " <= ", "ge": " >= ", "geq": " >= ", "geqslant": " >= ", "ne": " != ", "neq": " != ",
+    "lt": " < ", "gt": " > ", "approx": " ≈ ", "left": "", "right": "", "%": "%", ",": " ", ";": " ",
+    ":": " ", "!": "", " ": " ", "(": " ", ")": " ", "[": " ", "]": " ", "displaystyle": " ",
+}
+_UNICODE = str.maketrans({"×": "*", "·": "*", "⋅": "*", "∗": "*", "÷": "/", "−": "-", "$": " "})
+_TOKEN = re.compile(
+    r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d)|\d+(?:\.\d+)?|\.\d+)"
+    r"|(?P<word>[A-Za-z]{2,}|[A-Z])"
+    r"|(?P<var>[a-z])"
+    r"|(?P<rel><=|>=|!=|==|=|<|>|≈)"
+    r"|(?P<op>\*\*|[-+*/^%])"
+    r"|(?P<lp>\()|(?P<rp>\))"
+    r"|(?P<ws>\s+)"
+    r"|(?P<other>.)",
+    re.DOTALL,
+)
+_RELATIONS = {"=": "=", "==": "=", "!=": "!=", "<": "<", ">": ">", "<=": "<=", ">=": ">=", "≈": "≈"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """One relation between two sides, as whitelisted tokens (``lhs``/``rhs``)."""
+
+    lhs: tuple[str, ...]
+    rel: str
+    rhs: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return f"{' '.join(self.lhs)} {self.rel} {' '.join(self.rhs)}"
+
+    @property
+    def variables(self) -> frozenset[str]:
+        return frozenset(t for t in (*self.lhs, *self.rhs) if len(t) == 1 and t.isalpha())
+
+
+def _brace_group(text: str, start: int) -> tuple[str, int] | None:
+    """The text of the ``{...}`` group starting at ``start`` (spaces skipped) and the index
+    after it, or None."""
+    i = start
+    while i < len(text) and text[i] == " ":
+        i += 1
+    if i >= len(text) or text[i] != "{":
+        return None
+    depth = 0
+    for j in range(i, len(text)):
+        if text[j] == "{":
+            depth += 1
+        elif text[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i + 1: j], j + 1
+    return None
+
+
+def delatex(text: str) -> str:
+    """A small LaTeX subset rewritten as plain operators; other commands become ``§`` (a
+    character that ends a math span). Bounded: each pass consumes a command."""
+    text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        m = _LATEX_COMMAND.match(text, i) if text[i] == "\\" else None
+        if m is None:
+            if text[i] == "^":
+                group = _brace_group(text, i + 1)
+                if group is not None:
+                    out.append("^(" + delatex(group[0]) + ")")
+                    i = group[1]
+                    continue
+            out.append(text[i])
+            i += 1
+            continue
+        name = m.group(1)
+        i = m.end()
+        if name in ("frac", "sqrt"):
+            first = _brace_group(text, i)
+            second = _brace_group(text, first[1]) if (first and name == "frac") else None
+            if name == "frac" and first and second:
+                out.append(f"(({delatex(first[0])})/({delatex(second[0])}))")
+                i = second[1]
+            elif name == "sqrt" and first:
+                out.append(f"sqrt({delatex(first[0])})")
+                i = first[1]
+            else:
+                out.append(" § ")
+        elif name in _LATEX_SIMPLE:
+            out.append(_LATEX_SIMPLE[name])
+        else:
+            out.append(" § ")
+    return "".join(out)
+
+
+def _tokens(text: str) -> list[tuple[str, str, bool]]:
+    """(kind, value, spaced_before) per token; whitespace folded into the next token's flag."""
+    text = text.replace("≤", "<=").replace("≥", ">=").replace("≠", "!=").translate(_UNICODE)
+    text = text.replace("{", "(").replace("}", ")")
+    out: list[tuple[str, str, bool]] = []
+    spaced = True
+    for m in _TOKEN.finditer(text):
+        kind = m.lastgroup or "other"
+        if kind == "ws":
+            spaced = True
+            continue
+        value = m.group()
+        if kind == "num":
+            value = value.replace(",", "")
+        elif kind == "word" and value == "sqrt":
+            kind = "func"
+        elif kind == "rel":
+            value = _RELATIONS[value]
+        out.append((kind, value, spaced))
+        spaced = False
+    return out
+
+
+_OPERAND_END = ("num", "var", "rp")
+_OPERAND_START = ("num", "var", "lp", "func")
+
+
+def _times_x(tokens: list[tuple[str, str, bool]]) -> list[tuple[str, str, bool]]:
+    """``3 x 4``: an ``x`` with spaces on both sides between operands is multiplication."""
+    out = list(tokens)
+    for k in range(1, len(tokens) - 1):
+        kind, value, spaced = tokens[k]
+        if (kind, value) == ("var", "x") and spaced and tokens[k + 1][2] \
+                and tokens[k - 1][0] in ("num", "rp") and tokens[k + 1][0] in ("num", "lp"):
+            out[k] = ("op", "*", True)
+    return out
+
+
+def _well_formed(part: Sequence[tuple[str, str, bool]]) -> bool:
+    """A complete expression: balanced, no dangling operator, operands joined by operators or
+    written together (``2x``, ``3(4)``; ``3 4`` is not an expression)."""
+    if not part or len(part) > MAX_SIDE_TOKENS:
+        return False
+    depth = 0
+    prev: str | None = None
+    for k, (kind, value, spaced) in enumerate(part):
+        if kind == "num" and len(value.replace(".", "")) > MAX_NUMBER_DIGITS:
+            return False
+        if kind == "lp":
+            depth += 1
+        elif kind == "rp":
+            depth -= 1
+            if depth < 0 or prev in ("op", "lp", "func"):
+                return False
+        if kind == "op" and value != "%":
+            if prev is None or prev == "lp":
+                if value not in "+-":
+                    return False
+            elif prev == "op":
+                attached = k + 1 < len(part) and not part[k + 1][2]
+                if value not in "+-" or not attached:
+                    return False  # "2 * -3" and "2 - -1" read; "2 + * 3", "2 - - 1" do not
+            elif prev == "func":
+                return False
+        if kind == "op" and value == "%" and prev not in ("num", "rp"):
+            return False
+        if kind == "func" and (k + 1 >= len(part) or part[k + 1][0] != "lp"):
+            return False
+        if kind in _OPERAND_START and prev in (*_OPERAND_END, "pct") and spaced:
+            return False  # "3 4": two operands side by side, not a product the text wrote
+        prev = "pct" if (kind, value) == ("op", "%") else kind
+    return depth == 0 and prev not in ("op", "func", "lp")
+
+
+def read_claims(text: str) -> list[Claim]:
+    """The claims ``text`` states, in order (at most :data:`MAX_CLAIMS_PER_STEP`).
+
+    Pure string work, linear in the (capped) text: safe on any input.
+    """
+    tokens = _times_x(_tokens(delatex(text[:MAX_STEP_CHARS])))
+    claims: list[Claim] = []
+    k = 0
+    previous_word: str | None = None
+    while k < len(tokens) and len(claims) < MAX_CLAIMS_PER_STEP:
+        kind, value, _ = tokens[k]
+        if kind in ("word", "other"):
+            previous_word = value.lower() if kind == "word" else None
+            k += 1
+            continue
+        end = k
+        while end < len(tokens) and tokens[end][0] not in ("word", "other"):
+            end += 1
+        next_word = tokens[end][1].lower() if end < len(tokens) and tokens[end][0] == "word" else None
+        if previous_word is not None and kind == "lp" and not tokens[k][2]:
+            previous_word = "of"  # "exec(1)", "f(x)": a call written in words, not a product
+        claims.extend(_span_claims(tokens[k:end], previous_word, next_word))
+        previous_word = None
+        k = end
+    return claims[:MAX_CLAIMS_PER_STEP]
+
+
+def _span_claims(span: Sequence[tuple[str, str, bool]], before: str | None, after: str | None) -> list[Claim]:
+    parts: list[list[tuple[str, str, bool]]] = [[]]
+    rels: list[str] = []
+    for token in span:
+        if token[0] == "rel":
+            rels.append(token[1])
+            parts.append([])
+        else:
+            parts[-1].append(token)
+    if not rels:
+        return []
+    ok = [_well_formed(p) for p in parts]
+    if before in _OPERATOR_WORDS:
+        ok[0] = False
+    if after in _OPERATOR_WORDS:
+        ok[-1] = False
+    return [
+        Claim(tuple(t[1] for t in parts[i]), rels[i], tuple(t[1] for t in parts[i + 1]))
+        for i in range(len(rels)) if ok[i] and ok[i + 1]
+    ]
+
+
+# --- worker side: parse into sympy and decide (runs in a WorkerPool worker only) ---------------
+
+
+class Refused(ValueError):
+    """A side the checker will not evaluate (past a cap, or not an expression)."""
+
+
+class _Parser:
+    """Recursive descent over whitelisted tokens, building sympy objects directly.
+
+    expr := term (('+'|'-') term)* ; term := unary (('*'|'/') unary | implicit unary)* ;
+    unary := ('+'|'-') unary | power ; power := postfix ('^' unary)? ; postfix := atom '%'* ;
+    atom := number | variable | '(' expr ')' | 'sqrt' '(' expr ')'.
+    """
+
+    def __init__(self, tokens: Sequence[str]) -> None:
+        import sympy
+
+        self.sympy = sympy
+        self.tokens = list(tokens)
+        self.pos = 0
+        self.depth = 0
+
+    def parse(self) -> Any:
+        if not self.tokens or len(self.tokens) > MAX_SIDE_TOKENS:
+            raise Refused("side is empty or too long")
+        value = self._expr()
+        if self.pos != len(self.tokens):
+            raise Refused(f"unexpected {self.tokens[self.pos]!r}")
+        return value
+
+    def _peek(self) -> str | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def _take(self) -> str:
+        token = self._peek()
+        if token is None:
+            raise Refused("unexpected end")
+        self.pos += 1
+        return token
+
+    def _enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise Refused(f"nested deeper than {MAX_DEPTH}")
+
+    def _expr(self) -> Any:
+        self._enter()
+        value = self._term()
+        while self._peek() in ("+", "-"):
+            value = value + self._term() if self._take() == "+" else value - self._term()
+        self.depth -= 1
+        return value
+
+    def _term(self) -> Any:
+        value = self._unary()
+        while True:
+            token = self._peek()
+            if token in ("*", "/"):
+                self._take()
+                right = self._unary()
+                value = value * right if token == "*" else value / right
+            elif token is not None and (token[0].isdigit() or token[0] == "." or token.isalpha() or token == "("):
+                value = value * self._unary()  # written together: 2x, 3(4)
+            else:
+                return value
+
+    def _unary(self) -> Any:
+        token = self._peek()
+        if token in ("+", "-"):
+            self._enter()
+            self._take()
+            value = self._unary()
+            self.depth -= 1
+            return -value if token == "-" else value
+        return self._power()
+
+    def _power(self) -> Any:
+        base = self._postfix()
+        if self._peek() in ("^", "**"):
+            self._take()
+            self._enter()
+            exponent = self._unary()
+            self.depth -= 1
+            return self._checked_power(base, exponent)
+        return base
+
+    def _checked_power(self, base: Any, exponent: Any) -> Any:
+        sympy = self.sympy
+        if not exponent.is_Rational:
+            raise Refused("only rational exponents are read")
+        if base.free_symbols:
+            if not exponent.is_Integer or abs(int(exponent)) > MAX_SYMBOLIC_EXPONENT:
+                raise Refused(f"exponents of variables must be integers <= {MAX_SYMBOLIC_EXPONENT}")
+        elif base.is_number and not base.is_zero:
+            magnitude = abs(sympy.N(base, 15))
+            digits = abs(float(exponent)) * max(1.0, abs(float(sympy.log(magnitude, 10).evalf(15))))
+            if digits > MAX_POWER_DIGITS or exponent.q > 12:
+                raise Refused(f"power too large (about {digits:.0f} digits)")
+        return sympy.Pow(base, exponent)
+
+    def _postfix(self) -> Any:
+        value = self._atom()
+        while self._peek() == "%":
+            self._take()
+            value = value / 100
+        return value
+
+    def _atom(self) -> Any:
+        sympy = self.sympy
+        token = self._take()
+        if token[0].isdigit() or token[0] == ".":
+            if len(token.replace(".", "")) > MAX_NUMBER_DIGITS:
+                raise Refused("number too long")
+            return sympy.Rational(token)
+        if token == "(":
+            value = self._expr()
+            if self._take() != ")":
+                raise Refused("unbalanced parenthesis")
+            return value
+        if token == "sqrt":
+            if self._take() != "(":
+                raise Refused("sqrt needs parentheses")
+            value = self._expr()
+            if self._take() != ")":
+                raise Refused("unbalanced parenthesis")
+            return sympy.sqrt(value)
+        if len(token) == 1 and token.isalpha() and token.islower():
+            return sympy.Symbol(token)
+        raise Refused(f"unexpected {token!r}")
+
+
+def _decimals(side: Sequence[str]) -> int | None:
+    """Decimal places of a side that is one number literal (``3.33`` -> 2, ``3`` -> 0), else None."""
+    if len(side) != 1 or not (side[0][0].isdigit() or side[0][0] == "."):
+        return None
+    return len(side[0].split(".")[1]) if "." in side[0] else 0
+
+
+def _numeric(lhs: Any, rhs: Any, claim: Claim) -> tuple[str, str]:
+    import sympy
+
+    diff = lhs - rhs
+    if diff.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+        return "unchecked", "undefined (division by zero)"
+    if not diff.is_Rational:
+        diff = sympy.simplify(diff)
+    value = diff if diff.is_Rational else sympy.N(diff, 50)
+    if not value.is_real:
+        return "unchecked", "not a real number"
+    places = [d for d in (_decimals(claim.lhs), _decimals(claim.rhs)) if d is not None]
+    rounding = max((sympy.Rational(1, 2) / 10**d for d in places if d > 0 or claim.rel == "≈"), default=0)
+    if claim.rel == "=":
+        holds = value == 0 or (rounding and abs(value) <= rounding)
+        detail = f"{claim.text}: difference {value}" if not holds else "holds"
+    elif claim.rel == "≈":
+        scale = max(abs(sympy.N(lhs, 30)), abs(sympy.N(rhs, 30)))
+        holds = abs(value) <= max(rounding, scale * sympy.Rational(5, 1000))
+        detail = "holds" if holds else f"difference {sympy.N(value, 6)} past the tolerance"
+    else:
+        holds = {"!=": value != 0, "<": value < 0, ">": value > 0, "<=": value <= 0, ">=": value >= 0}[claim.rel]
+        detail = "holds" if holds else f"{claim.text} fails"
+    return ("true" if bool(holds) else "false"), detail
+
+
+def _solutions(equation: Any, var: Any) -> set[Any] | None:
+    """The finite solution set of ``equation = 0`` in ``var``, or None (identity, none found,
+    not finite)."""
+    import sympy
+
+    if sympy.expand(equation) == 0:
+        return None
+    found = sympy.solve(equation, var, dict=False)
+    return {sympy.nsimplify(s) for s in found} if isinstance(found, list) else None
+
+
+def _same(a: set[Any], b: set[Any]) -> bool:
+    import sympy
+
+    return len(a) == len(b) and all(any(sympy.simplify(x - y) == 0 for y in b) for x in a)
+
+
+def _equation(claim: Claim, premises: Sequence[Claim]) -> tuple[str, str]:
+    import sympy
+
+    (name,) = claim.variables
+    var = sympy.Symbol(name)
+    lhs, rhs = _Parser(claim.lhs).parse(), _Parser(claim.rhs).parse()
+    if sympy.expand(lhs - rhs) == 0:
+        return "true", "identity"
+    new = _solutions(lhs - rhs, var)
+    if new is None:
+        return "unchecked", "no finite solution set"
+    for premise in reversed(premises):
+        try:
+            before = _solutions(_Parser(premise.lhs).parse() - _Parser(premise.rhs).parse(), var)
+        except Refused:
+            continue
+        if before is None:
+            continue
+        if _same(new, before):
+            return "true", f"same solutions as {premise.text}"
+        return "false", f"{name} in {sorted(map(str, new))}, but {premise.text} gives {sorted(map(str, before))}"
+    return "unchecked", "a premise (no earlier equation in this variable)"
+
+
+def check_claim(claim: Claim, premises: tuple[Claim, ...] = ()) -> tuple[str, str]:
+    """Decides one claim (in a worker). Returns (status, detail), status one of ``true``,
+    ``false``, ``unchecked`` (see the module docstring for what each relation means)."""
+    try:
+        names = claim.variables
+        if len(names) > 1:
+            return "unchecked", "several variables"
+        if names:
+            if claim.rel != "=":
+                return "unchecked", "an inequality with a variable"
+            return _equation(claim, premises)
+        return _numeric(_Parser(claim.lhs).parse(), _Parser(claim.rhs).parse(), claim)
+    except Refused as err:
+        return "unchecked", f"not read: {err}"
+    except (ArithmeticError, ValueError, TypeError, RecursionError, NotImplementedError, MemoryError) as err:
+        return "unchecked", f"checker error: {type(err).__name__}"[:200]
