@@ -88,13 +88,41 @@ def _flat(node: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _attempt_text(attempt: dict[str, Any]) -> str:
+    parts = [f"agent {attempt.get('agent', '?')}", f"step {attempt.get('step', '?')}", str(attempt.get("status", "?"))]
+    if attempt.get("subgoal"):
+        parts.append(f"subgoal {attempt['subgoal']}")
+    return " · ".join(parts)
+
+
+def _prover_columns(nodes: list[dict[str, Any]], extra: dict[str, Any]) -> dict[str, list[Any]]:
+    """A prover trace's per-node facts kept in ``extra`` (``search.prover.agents``), as columns:
+    ``state``, the proof state a node reached (``extra.states``, moved out of ``extra``), and
+    ``attempt``, which agent's attempt a node roots and how it ended (``extra.attempts``'s
+    ``node_offset``). An attempt root's own text is the tactic prefix it was fast-forwarded
+    through, empty for an attempt from the theorem itself; its state is the goal it started on."""
+    out: dict[str, list[Any]] = {}
+    ids = [node.get("id") for node in nodes]
+    states = extra.get("states")
+    if isinstance(states, dict) and states:
+        extra.pop("states")
+        texts = {k: v for k, v in states.items() if isinstance(v, str)}
+        out["state"] = [texts.get(str(i)) for i in ids]
+    attempts = {a["node_offset"]: _attempt_text(a) for a in extra.get("attempts") or []
+                if isinstance(a, dict) and isinstance(a.get("node_offset"), int)}
+    if attempts:
+        out["attempt"] = [attempts.get(i) for i in ids]
+    return out
+
+
 def tree_columns(trace: dict[str, Any], labels: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """One trace (raw JSON) as the tree page reads it.
 
     Returns:
         ``n`` nodes; ``cols``: field -> one value per node (every field the nodes have, less
         ``token_ids`` / ``children`` / ``scores``; dict fields spread one level, see ``_flat``); ``tokens``: tokens per step; ``scores``:
-        source -> one score or None per node; ``labels``: node id -> its labels; ``loose_labels``:
+        source -> one score or None per node (prover traces add ``state`` and ``attempt``, see
+        ``_prover_columns``); ``labels``: node id -> its labels; ``loose_labels``:
         labels of states that are not tree nodes; plus the trace's question, answer, path,
         usage, algorithm, config and extra.
     """
@@ -106,6 +134,8 @@ def tree_columns(trace: dict[str, Any], labels: list[dict[str, Any]] | None = No
         keys.update(dict.fromkeys(k for k in node if k not in NODE_SKIP))
         score_keys.update(dict.fromkeys(node.get("scores") or {}))
     cols = {k: [_rounded(node.get(k)) for node in nodes] for k in keys}
+    extra = dict(trace["extra"]) if isinstance(trace.get("extra"), dict) else {}
+    cols.update(_prover_columns(nodes, extra))
     scores = {k: [_rounded((node.get("scores") or {}).get(k)) for node in nodes] for k in score_keys}
     tokens = [len(node.get("token_ids") or ()) for node in nodes]
     by_node: dict[str, list[dict[str, Any]]] = {}
@@ -121,7 +151,7 @@ def tree_columns(trace: dict[str, Any], labels: list[dict[str, Any]] | None = No
         "question": trace.get("question", ""), "algorithm": trace.get("algorithm"),
         "schema_version": trace.get("schema_version"), "answer": trace.get("answer"),
         "path": list(trace.get("path") or []), "usage": _rounded(trace.get("usage") or {}),
-        "config": trace.get("config") or {}, "extra": _rounded(trace.get("extra") or {}),
+        "config": trace.get("config") or {}, "extra": _rounded(extra),
         "n": n, "cols": cols, "tokens": tokens, "scores": scores, "labels": by_node, "loose_labels": loose,
     }
 
@@ -170,14 +200,31 @@ def _gold_text(gold: Any) -> str:
     return str(entry.get("answer")) if isinstance(entry, dict) else str(gold)
 
 
+def wall_seconds(row: dict[str, Any]) -> float:
+    """A result row's wall time: ``usage.wall_seconds`` (``ponder run`` rows), else a top-level
+    ``wall_seconds`` (``ponder prove`` rows before they carried it in ``usage``), else 0."""
+    for value in ((row.get("usage") or {}).get("wall_seconds"), row.get("wall_seconds")):
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+    return 0.0
+
+
+def _answer(row: dict[str, Any]) -> Any:
+    """A row's answer; a prover row without one shows its proof as a script (``ring_nf. reflexivity.``)."""
+    proof = row.get("proof")
+    if row.get("answer") is None and isinstance(proof, list) and proof:
+        return " ".join(t if t.endswith(".") else t + "." for t in map(str, proof))
+    return row.get("answer")
+
+
 def _problem_row(row: dict[str, Any], tree: dict[str, Any] | None, gold: str | None) -> dict[str, Any]:
     usage = row.get("usage") or {}
     status = row.get("status", "unchecked")
     verdict = "errored" if status == "error" else ("correct" if row.get("correct") else "incorrect")
     out = {
-        "id": row["id"], "answer": row.get("answer"), "status": status, "verdict": verdict,
+        "id": row["id"], "answer": _answer(row), "status": status, "verdict": verdict,
         "tokens": int(usage.get("generated_tokens", 0)), "calls": int(usage.get("calls", 0)),
-        "wall": _rounded(float(usage.get("wall_seconds", 0.0))),
+        "wall": _rounded(wall_seconds(row)),
         "nodes": row.get("num_nodes", tree["n"] if tree else None),
         "budget_exhausted": bool(row.get("budget_exhausted", False)), "error": row.get("error"),
         "labels": row.get("labels"), "has_tree": tree is not None,
@@ -199,6 +246,7 @@ def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
         for k, v in (r.get("usage") or {}).items():
             if isinstance(v, int | float):
                 usage[k] = usage.get(k, 0) + v
+    walls = [wall_seconds(r) for r in rows]
     prompt = usage.get("prompt_tokens", 0)
     out: dict[str, Any] = {
         "problems": len(finished), "errors": len(rows) - len(finished),
@@ -206,9 +254,7 @@ def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "generated_tokens": int(usage.get("generated_tokens", 0)), "prompt_tokens": int(prompt),
         "cached_share": usage.get("cached_prompt_tokens", 0) / prompt if prompt else None,
         "reward_tokens": int(usage.get("reward_tokens", 0)), "calls": int(usage.get("calls", 0)),
-        "wall_seconds_sum": round(usage.get("wall_seconds", 0.0), 2),
-        "wall_seconds_max": round(max((float((r.get("usage") or {}).get("wall_seconds", 0)) for r in rows),
-                                      default=0.0), 2),
+        "wall_seconds_sum": round(sum(walls), 2), "wall_seconds_max": round(max(walls, default=0.0), 2),
         "budget_exhausted": sum(bool(r.get("budget_exhausted")) for r in finished),
         "tokens_per_problem": usage.get("generated_tokens", 0) / len(finished) if finished else None,
     }
@@ -246,9 +292,11 @@ def read_run_view(path: Path, index: int, *, with_gold: bool = True) -> tuple[di
         problem["tree"] = tree["key"] if tree else None
         problems.append(problem)
     search = config.get("search") if isinstance(config.get("search"), dict) else {}
+    algorithm = search.get("algorithm")
+    mode = config.get("mode") or ("prove" if str(algorithm or "").endswith("_prover") else "solve")
     run = {
         "index": index, "path": str(path), "name": config.get("name") or path.name,
-        "algorithm": search.get("algorithm"), "mode": config.get("mode", "solve"), "config": config,
+        "algorithm": algorithm, "mode": mode, "config": config,
         "totals": totals(rows), "problems": problems, "events": _read_jsonl(path / "events.jsonl"),
         "notes": notes, "gold_shown": any("gold" in p for p in problems),
     }

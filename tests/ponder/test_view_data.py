@@ -13,7 +13,7 @@ from ponder.cli.main import app
 from ponder.view import ViewError, read_view, write_view
 from ponder.view.data import find_runs, tree_columns
 from ponder.view.page import render_html
-from view_run import record_run
+from view_run import record_prove_run, record_run
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +26,11 @@ def runs(tmp_path_factory):
     finally:
         mp.undo()
     return root / "bench"
+
+
+@pytest.fixture(scope="module")
+def prove_run(tmp_path_factory):
+    return record_prove_run(tmp_path_factory.mktemp("view-prove") / "prove")
 
 
 def _trace(run_dir, pid):
@@ -147,3 +152,52 @@ def test_gold_text_is_the_answer_the_verifier_accepts(tmp_path, source):
     for p in tasks.problems:
         gold = golds[p.id]
         assert tasks.verify(p.id, f"The answer is \\boxed{{{gold}}}.").correct, (p.id, gold)
+
+
+def test_wall_time_is_read_from_either_row_shape(tmp_path):
+    """`ponder run` rows keep the wall time in `usage`; `ponder prove` rows kept it at the top
+    level and showed 0 (issue 24 §5). Either shows, `usage` first, and both add to the totals."""
+    from ponder.rundir import RunDir
+
+    rows = [{"id": "top", "status": "proved", "correct": True, "usage": {"generated_tokens": 5, "calls": 1},
+             "wall_seconds": 1.25, "proof": ["ring_nf", "reflexivity"]},
+            {"id": "in-usage", "status": "unproved", "correct": False,
+             "usage": {"generated_tokens": 3, "calls": 1, "wall_seconds": 2.5}},
+            {"id": "both", "status": "unproved", "correct": False, "usage": {"wall_seconds": 0.5}, "wall_seconds": 9.0},
+            {"id": "neither", "status": "error", "correct": False, "error": "boom", "usage": {}}]
+    with RunDir(tmp_path / "run") as rd:
+        rd.write_config({"name": "walls", "search": {"algorithm": "bfs_prover"}})
+        for row in rows:
+            rd.record(row, None)
+    (run,) = read_view(tmp_path / "run")[0]["runs"]
+    assert [p["wall"] for p in run["problems"]] == [1.25, 2.5, 0.5, 0.0]
+    assert (run["totals"]["wall_seconds_sum"], run["totals"]["wall_seconds_max"]) == (4.25, 2.5)
+    assert run["mode"] == "prove"  # a prover run's config has no mode; its algorithm says it
+    assert run["problems"][0]["answer"] == "ring_nf. reflexivity."  # a prover row's proof, as its answer
+
+
+def test_a_prove_run_shows_its_wall_times_and_each_nodes_proof_state(prove_run):
+    """A real `ponder prove` run dir (rewrite environment, scripted tactics): every problem's wall
+    time is its row's, and the trace's per-node proof states and attempt roots (kept in `extra`)
+    are node columns, so an attempt root, whose own text is empty, shows the goal it starts from."""
+    results = {r["id"]: r for r in map(json.loads, (prove_run / "results.jsonl").read_text().splitlines())}
+    index, trees = read_view(prove_run)
+    (run,) = index["runs"]
+    assert run["mode"] == "prove" and len(run["problems"]) == 2
+    for problem in run["problems"]:
+        row = results[problem["id"]]
+        wall = (row.get("usage") or {}).get("wall_seconds", row.get("wall_seconds"))
+        assert problem["wall"] == pytest.approx(wall, abs=1e-4) and wall > 0
+        trace = _trace(prove_run, problem["id"])
+        tree = trees[problem["tree"]]
+        assert tree["question"] == trace["extra"]["theorem"]["statement"]
+        assert "states" not in tree["extra"] and "states" in trace["extra"]
+        assert tree["cols"]["state"] == [trace["extra"]["states"].get(str(i)) for i in range(tree["n"])]
+        roots = {a["node_offset"]: a for a in trace["extra"]["attempts"] if "node_offset" in a}
+        assert len(roots) >= 2
+        for i, attempt in roots.items():
+            assert tree["cols"]["text"][i] == "\n".join(attempt["prefix"])
+            assert tree["cols"]["state"][i] == attempt["root"]  # the goal the attempt starts from
+            assert tree["cols"]["attempt"][i] == f"agent {attempt['agent']} · step {attempt['step']} · {attempt['status']}"
+        assert [i for i, a in enumerate(tree["cols"]["attempt"]) if a] == sorted(roots)
+    assert run["totals"]["wall_seconds_sum"] == pytest.approx(sum(p["wall"] for p in run["problems"]), abs=0.02)

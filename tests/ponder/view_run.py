@@ -89,3 +89,42 @@ def record_run(run_dir: Path, monkeypatch, *, mode: str = "solve", **search) -> 
         cfg["labels"] = [{"generator": "math_shepherd", "num_rollouts": 2}]
     asyncio.run(engine.run_config(parse_run_config(cfg)))
     return run_dir
+
+
+class TacticPolicy:
+    """A prover's scripted policy: for any proof state, the distinct tactics of the reference proof
+    of the theorem the prompt names (so each attempt finds the proof, and tries the others too)."""
+
+    async def propose(self, prefix: Sequence[int], sampling: Sampling) -> Generation:
+        import re
+
+        from verifiers.proof.theorems import REWRITE
+
+        statement = re.search(r"Theorem: (.*)\n", "".join(chr(t) for t in prefix)).group(1)
+        proof = next(s.proof for s in REWRITE if s.statement == statement)
+        props = tuple(StepProposal(t + ".", tuple(ord(c) for c in t), (-0.1,) * len(t), "stop")
+                      for t in list(dict.fromkeys(proof))[: sampling.n])
+        return Generation(props, Usage(prompt_tokens=len(prefix), generated_tokens=sum(len(p.token_ids) for p in props),
+                                       calls=1))
+
+
+def record_prove_run(run_dir: Path, theorems: Sequence[str] = ("rw_expand_sq", "rw_sym_expand")) -> Path:
+    """A finished ``ponder prove`` run (two agents, the sympy rewrite environment, scripted tactics)
+    in ``run_dir``, through the real ``prove_all``."""
+    import asyncio
+    import types
+
+    from ponder.prove import ProveConfig, prove_all, select_theorems
+    from search.prover.agents import BfsProverConfig
+    from search.prover.bfs import ProverConfig
+    from verifiers.proof.rewrite import RewriteEnv
+
+    search = BfsProverConfig(num_agents=2, max_calls=8, prover=ProverConfig(expansion_width=4, max_expansions=4))
+    cfg = ProveConfig(env="rewrite", theorems=list(theorems), search=search, run_dir=str(run_dir))
+    env = RewriteEnv()
+    try:
+        engine_ = types.SimpleNamespace(policy=TacticPolicy(), tokenizer=CharTokenizer())
+        asyncio.run(prove_all(cfg, engine_, env, select_theorems(cfg)))
+    finally:
+        env.close()
+    return run_dir

@@ -26,37 +26,63 @@ P.link = (params) => "#" + new URLSearchParams(params).toString();
 
 // -- SVG plots -----------------------------------------------------------------------------
 const SVGNS = "http://www.w3.org/2000/svg";
-function niceTicks(lo, hi, n = 5) {
-  if (hi <= lo) hi = lo + 1;
-  const raw = (hi - lo) / n, mag = Math.pow(10, Math.floor(Math.log10(raw)));
-  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw);
-  const out = [];
-  for (let t = Math.ceil(lo / step) * step; t <= hi + 1e-9; t += step) out.push(+t.toPrecision(12));
-  return out;
-}
+// Axis ticks are "nice" numbers (1, 2 or 5 times a power of ten), distinct, and never -0; an
+// integer axis (counts, tokens) steps by whole numbers.
+P.niceStep = (span, n, integer = false) => {
+  const raw = span / Math.max(1, n);
+  if (!(raw > 0) || !Number.isFinite(raw)) return 1;
+  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw * (1 - 1e-9));
+  return integer ? Math.max(1, Math.round(step)) : step;
+};
+P.axis = (lo, hi, n = 5, integer = false) => {  // {ticks, step}: the nice numbers in [lo, hi]
+  if (!(hi > lo)) return { ticks: [lo + 0], step: 1 };
+  const step = P.niceStep(hi - lo, n, integer), ticks = [];
+  for (let k = Math.ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k++) ticks.push(+(k * step).toPrecision(12) + 0);
+  return { ticks, step };
+};
+P.tickLabel = (t, step) => {  // as many decimals as the step needs, no more
+  const decimals = step >= 1 ? 0 : Math.min(6, Math.ceil(-Math.log10(step) - 1e-9));
+  const v = Math.abs(t) < (step || 1) * 1e-9 ? 0 : t;
+  return decimals ? v.toFixed(decimals) : Math.round(v).toLocaleString("en");
+};
+P.histBins = (values) => {
+  // {start, width, counts}: one bar per value for a single value or a few integers, else bins of a
+  // nice width starting on a multiple of it (the last bin holds its right edge).
+  const lo = Math.min(...values), hi = Math.max(...values), integer = values.every(Number.isInteger);
+  let start, width, bins;
+  if (lo === hi) [start, width, bins] = [lo - 0.5, 1, 1];
+  else if (integer && hi - lo < 20) [start, width, bins] = [lo - 0.5, 1, hi - lo + 1];
+  else {
+    width = P.niceStep(hi - lo, Math.min(20, Math.max(5, Math.ceil(Math.sqrt(values.length)))), integer);
+    start = Math.floor(lo / width) * width;
+    bins = Math.max(1, Math.ceil((hi - start) / width - 1e-9));
+  }
+  const counts = new Array(bins).fill(0);
+  for (const v of values) counts[Math.max(0, Math.min(bins - 1, Math.floor((v - start) / width)))]++;
+  return { start, width, counts, centred: lo === hi || (integer && hi - lo < 20), lo, hi, integer };
+};
 P.histogram = (values, title, xlabel) => {
-  const W = 340, H = 190, L = 40, B = 34, T = 20, R = 18;
-  values = values.filter((v) => typeof v === "number");
+  const W = 340, H = 192, L = 40, B = 36, T = 20, R = 26;  // R: room for a last tick's label
+  values = values.filter((v) => typeof v === "number" && Number.isFinite(v));
   let svg = `<svg class="plot" width="${W}" height="${H}" xmlns="${SVGNS}"><text class="title" x="${L}" y="13">${P.esc(title)}</text>`;
   if (!values.length) return svg + `<text x="${L}" y="${H / 2}">no data</text></svg>`;
-  const lo = Math.min(...values), hi = Math.max(...values);
-  const integer = values.every(Number.isInteger);
-  let bins = integer && hi - lo < 20 ? hi - lo + 1 : Math.min(20, Math.max(5, Math.ceil(Math.sqrt(values.length))));
-  const width = integer && hi - lo < 20 ? 1 : (hi - lo || 1) / bins;
-  const start = integer && hi - lo < 20 ? lo - 0.5 : lo;
-  const counts = new Array(bins).fill(0);
-  for (const v of values) counts[Math.min(bins - 1, Math.floor((v - start) / width))]++;
+  const { start, width, counts, centred, lo, hi, integer } = P.histBins(values), bins = counts.length;
   const cmax = Math.max(...counts), pw = W - L - R, ph = H - T - B;
+  const X = (v) => L + ((v - start) / (bins * width)) * pw;
   counts.forEach((c, i) => {
-    const h = (c / cmax) * ph;
-    svg += `<rect class="bar" x="${L + (i * pw) / bins + 1}" y="${T + ph - h}" width="${Math.max(1, pw / bins - 2)}" height="${h}"><title>${c}</title></rect>`;
+    const h = (c / cmax) * ph, bw = pw / bins, gap = bins === 1 ? pw / 3 : 1;
+    svg += `<rect class="bar" x="${L + i * bw + gap}" y="${T + ph - h}" width="${Math.max(1, bw - 2 * gap)}" height="${h}"><title>${c}</title></rect>`;
   });
   svg += `<line class="axis" x1="${L}" y1="${T + ph}" x2="${W - R}" y2="${T + ph}"/><line class="axis" x1="${L}" y1="${T}" x2="${L}" y2="${T + ph}"/>`;
-  for (const t of niceTicks(start, start + bins * width, 5)) {
-    const x = L + ((t - start) / (bins * width)) * pw;
-    if (x >= L - 1 && x <= W - R + 1) svg += `<text x="${x}" y="${T + ph + 13}" text-anchor="middle">${P.fmt(t, 0)}</text>`;
+  const xtick = (v, text) => `<text class="tick x" x="${X(v)}" y="${T + ph + 15}" text-anchor="middle">${text}</text><line class="axis" x1="${X(v)}" y1="${T + ph}" x2="${X(v)}" y2="${T + ph + 3}"/>`;
+  if (lo === hi) svg += xtick(lo, (+lo.toPrecision(6) + 0).toLocaleString("en", { maximumSignificantDigits: 6 }));
+  else {  // bars of single integers: ticks on bar centres; bins: ticks on the axis, bin edges included
+    const { ticks, step } = centred ? P.axis(lo, hi, 5, true) : P.axis(start, start + bins * width, 5, integer);
+    for (const t of ticks) svg += xtick(t, P.tickLabel(t, step));
   }
-  for (const t of niceTicks(0, cmax, 3)) svg += `<text x="${L - 4}" y="${T + ph - (t / cmax) * ph + 4}" text-anchor="end">${t}</text>`;
+  const { ticks: yticks, step: ystep } = P.axis(0, cmax, 3, true);
+  for (const t of yticks) svg += `<text class="tick y" x="${L - 4}" y="${T + ph - (t / cmax) * ph + 4}" text-anchor="end">${P.tickLabel(t, ystep)}</text>`;
   return svg + `<text x="${L + pw / 2}" y="${H - 3}" text-anchor="middle">${P.esc(xlabel)}</text></svg>`;
 };
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"];
@@ -68,7 +94,8 @@ P.scatter = (points, title, xlabel, ylabel) => {
   if (!points.length) return svg + `<text x="${L}" y="${H / 2}">no data</text></svg>`;
   const xmax = Math.max(...points.map((p) => p.x)) * 1.05 || 1, pw = W - L - R, ph = H - T - B;
   const X = (x) => L + (x / xmax) * pw, Y = (y) => T + ph - y * ph;
-  for (const t of niceTicks(0, xmax, 5)) svg += `<text x="${X(t)}" y="${T + ph + 13}" text-anchor="middle">${P.fmt(t, 0)}</text><line class="axis" x1="${X(t)}" y1="${T + ph}" x2="${X(t)}" y2="${T + ph + 3}"/>`;
+  const { ticks: xticks, step: xstep } = P.axis(0, xmax, 5);
+  for (const t of xticks) svg += `<text class="tick x" x="${X(t)}" y="${T + ph + 13}" text-anchor="middle">${P.tickLabel(t, xstep)}</text><line class="axis" x1="${X(t)}" y1="${T + ph}" x2="${X(t)}" y2="${T + ph + 3}"/>`;
   for (const t of [0, 0.25, 0.5, 0.75, 1]) svg += `<text x="${L - 5}" y="${Y(t) + 4}" text-anchor="end">${t}</text><line x1="${L}" y1="${Y(t)}" x2="${L + pw}" y2="${Y(t)}" stroke="#eee"/>`;
   svg += `<line class="axis" x1="${L}" y1="${T + ph}" x2="${L + pw}" y2="${T + ph}"/><line class="axis" x1="${L}" y1="${T}" x2="${L}" y2="${T + ph}"/>`;
   const groups = [...new Set(points.map((p) => p.group))];

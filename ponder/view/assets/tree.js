@@ -1,14 +1,19 @@
 // ponder view: the tree page of one problem. A tidy horizontal layout (depth left to right),
-// collapsible subtrees, pan (drag) and zoom (wheel), the chosen path highlighted, nodes coloured
-// by a chosen metric (Q, any score, first value, prior, labels, any numeric field) and sized by
-// visits; a click shows the node's fields, labels and the path from the root.
+// collapsible subtrees, pan (drag, scroll) and zoom (ctrl+wheel, buttons), the chosen path
+// highlighted, nodes coloured by a chosen metric (Q, any score, first value, prior, labels, any
+// numeric field) and sized by visits; a click shows the node's fields, labels and the path from
+// the root. "fit" never shrinks labels below MIN_LABEL_PX: a tree too big for its panel at that
+// size is fitted to the width where it can be and scrolled; zoomed out further (the "whole tree"
+// button, ctrl+wheel, −), labels under HIDE_LABEL_PX are hidden and show on hover.
 "use strict";
 (function () {
   const P = window.ponder;
   const KNOWN = new Set(["id", "parent", "depth", "text", "finish_reason", "logprob_sum", "logprob_mean", "visits",
-    "value_sum", "first_value", "terminal", "answer", "error", "end"]);
+    "value_sum", "first_value", "terminal", "answer", "error", "end", "state"]);
   const KINDS = new Set(["kind", "role", "type"]);  // node-kind fields, shown as tags
-  const DX = 210, DY = 22;
+  const DX = 210, DY = 22;  // layout units: a depth column, a leaf row
+  const FONT_PX = 11, MIN_LABEL_PX = 10, HIDE_LABEL_PX = 7;  // label size at scale 1 (view.css), at "fit", hidden under
+  const LABEL_W = 230, LEFT = 40;  // layout units right of the deepest column (its labels) and left of the root
   P.treeState = {};
 
   function derive(t) {
@@ -81,6 +86,22 @@
     return pos;
   }
 
+  function goalOf(state) {  // a proof state's goal: the line after the ===== rule, else its last line
+    const lines = String(state).split("\n").map((l) => l.trim()).filter(Boolean);
+    const rule = lines.findIndex((l) => /^=+$/.test(l));
+    return rule >= 0 && rule + 1 < lines.length ? lines[rule + 1] : lines[lines.length - 1] || "no goals";
+  }
+
+  function nodeLine(t, i) {
+    // What a node says, as [tag, text]: its step text; a node without one (the root, a prover
+    // attempt started from the theorem) shows the question or the goal it starts from.
+    const c = t.cols, text = c.text ? c.text[i] : "", state = c.state ? c.state[i] : null;
+    if (text && String(text).trim()) return ["", text];
+    if (typeof state === "string") return ["⊢ ", goalOf(state)];
+    return ["", i === 0 ? t.question : "(empty)"];
+  }
+  const nodeText = (t, i) => nodeLine(t, i).join("");
+
   function snippet(s, w) { s = String(s || "").replace(/\s+/g, " ").trim(); return s.length > w ? s.slice(0, w - 1) + "…" : s; }
 
   function drawTree(t, st) {
@@ -89,7 +110,7 @@
     const text = t.cols.text || [];
     let edges = "", nodes = "";
     const radius = (i) => Math.min(13, 4 + 2 * Math.log2(1 + (d.visits[i] || 0)));
-    const labelOf = (i) => (i === 0 ? "root" : `#${i}${d.visits[i] ? " n=" + d.visits[i] : ""} ${snippet(text[i], 22)}`);
+    const labelOf = (i) => { const [tag, line] = nodeLine(t, i); return `${i === 0 ? "root" : "#" + i}${d.visits[i] ? " n=" + d.visits[i] : ""} ${tag}${snippet(line, 22)}`; };
     for (const [i, [x, y]] of pos) {
       const p = d.parent[i];
       if (p !== null && pos.has(p)) {  // an edge runs under its parent's label (drawn above the line), then curves to the child
@@ -106,10 +127,34 @@
       }
       if (d.firstError.has(i)) extra += `<text class="ferr" x="${-r - 12}" y="5">✗</text>`;
       const label = labelOf(i);
-      nodes += `<g class="${cls}" data-id="${i}" transform="translate(${x},${y})"><circle r="${r}" fill="${colour.f(m ? m.values[i] : null)}"/>${extra}<text x="${r + 7}" y="${st.collapsed.has(i) || !d.kids[i].length ? 4 : -4}">${P.esc(label)}</text><title>#${i}</title></g>`;
+      nodes += `<g class="${cls}" data-id="${i}" transform="translate(${x},${y})"><circle r="${r}" fill="${colour.f(m ? m.values[i] : null)}"/>${extra}<text x="${r + 7}" y="${st.collapsed.has(i) || !d.kids[i].length ? 4 : -4}">${P.esc(label)}</text><title>${P.esc(label)}${t.cols.attempt && t.cols.attempt[i] ? " · attempt: " + P.esc(t.cols.attempt[i]) : ""}</title></g>`;
     }
     return { svg: edges + nodes, pos, colour, m };
   }
+
+  // The drawing's extent in layout units: the nodes, a row's height (DY) above and below them (the
+  // labels drawn above a node, its circle), the root's left margin and the last column's labels.
+  function extent(pos) {
+    const ps = [...pos.values()], ys = ps.map((p) => p[1]);
+    return { x0: -LEFT, x1: Math.max(...ps.map((p) => p[0])) + LABEL_W, y0: Math.min(...ys) - DY, y1: Math.max(...ys) + DY };
+  }
+
+  // The view transform {k, x, y} that shows the laid-out tree `pos` in a W x H panel: the whole
+  // tree, centred, when that keeps labels at MIN_LABEL_PX or more (or `whole` asks for it); else
+  // the readable scale that fits the width (at least MIN_LABEL_PX), the root's side in view and
+  // the `selected` node kept on screen, the rest reached by scrolling.
+  P.fitView = (pos, selected, W, H, whole = false) => {
+    const { x0, x1, y0, y1 } = extent(pos);
+    const w = x1 - x0, h = y1 - y0, kmin = MIN_LABEL_PX / FONT_PX;
+    let k = Math.min(1.4, W / w, H / h);
+    if (k < kmin && !whole) k = Math.max(kmin, Math.min(1, W / w));
+    else if (k * FONT_PX < HIDE_LABEL_PX) k = Math.max(0.02, Math.min(H / h, (W - LABEL_W) / (w - LABEL_W)));  // hover labels: full size
+    const at = pos.get(selected) || pos.get(0);
+    const clamp = (v, lo, hi) => Math.max(lo, Math.min(hi, v));
+    const y = h * k <= H ? (H - h * k) / 2 - y0 * k : clamp(H / 2 - at[1] * k, H - y1 * k, -y0 * k);
+    const x = w * k <= W ? -x0 * k : Math.min(-x0 * k, W - (at[0] + LABEL_W) * k);
+    return { k, x, y };
+  };
 
   function kvRow(k, v) { return `<tr><td>${P.esc(k)}</td><td>${v}</td></tr>`; }
   function spark(vals) {
@@ -149,12 +194,15 @@
     for (let j = i; j !== null && j !== undefined; j = d.parent[j]) path.unshift(j);
     const fe = path.find((j) => d.firstError.has(j));
     const ferr = Object.keys(t.labels).length ? `<p>${fe === undefined ? "no step on this path is labelled wrong" : `first error on this path: step ${path.indexOf(fe)} (#${fe})`}</p>` : "";
-    const steps = path.slice(1).map((j, s) => `<div class="ps${d.chosen.has(j) ? " chosen" : ""}${j === i ? " here" : ""}" data-id="${j}"><span class="muted">step ${s + 1} · #${j}${d.firstError.has(j) ? " · ✗ first error" : ""}</span><pre>${P.esc(c.text ? c.text[j] : "")}</pre></div>`).join("");
+    const steps = path.slice(1).map((j, s) => `<div class="ps${d.chosen.has(j) ? " chosen" : ""}${j === i ? " here" : ""}" data-id="${j}"><span class="muted">step ${s + 1} · #${j}${d.firstError.has(j) ? " · ✗ first error" : ""}</span><pre>${P.esc(nodeText(t, j))}</pre></div>`).join("");
     return `<h2>#${i} · depth ${P.fmt(get("depth"))} ${tags}</h2>
-      ${i === 0 ? `<p class="muted">the root: the problem prompt</p>` : `<pre class="step" id="step-text">${P.esc(get("text"))}</pre>`}
+      ${i === 0 ? `<p class="muted">the root: the problem${c.state ? " (the theorem)" : ""}</p><pre class="step" id="root-text">${P.esc(t.question)}</pre>`
+        : get("text") ? `<pre class="step" id="step-text">${P.esc(get("text"))}</pre>`
+        : `<p class="muted" id="step-text">no step text${get("attempt") ? ": this attempt starts from the theorem's goal, no tactics before it" : ""}</p>`}
+      ${typeof get("state") === "string" ? `<h3>${get("attempt") ? "goal this attempt starts from" : "proof state after this step"}</h3><pre class="step" id="state-text">${P.esc(get("state") || "no goals")}</pre>` : ""}
       <table class="kv" id="node-fields">${kv}</table>${labelHtml}
       <div class="controls"><button id="toggle">${st.collapsed.has(i) ? "expand" : "collapse"} subtree</button></div>
-      <h3>path from the root (${path.length - 1} steps)</h3>${ferr}<div class="pathsteps" id="path-text">${steps || `<span class="muted">(root)</span>`}</div>`;
+      <h3>path from the root (${path.length - 1} step${path.length === 2 ? "" : "s"})</h3>${ferr}<div class="pathsteps" id="path-text">${steps || `<span class="muted">(root)</span>`}</div>`;
   }
 
   P.treePage = (run, pid, nodeId) => {
@@ -169,28 +217,22 @@
     const gold = "gold" in prob ? ` · gold <b>${P.esc(prob.gold)}</b>` : "";
     app.innerHTML = P.header(crumbs, `${pid}: ${prob.verdict}`) + `<div class="treepage"><div class="canvas" id="canvas">
       <div class="controls bar"><span>colour by</span><select id="metric">${d.metrics.map((m) => `<option value="${m.key}"${m.key === st.metric ? " selected" : ""}>${P.esc(m.name)}</option>`).join("")}</select>
-        <button id="fit">fit</button><button id="zin">+</button><button id="zout">−</button><button id="expand">expand all</button><button id="offpath">collapse off-path</button>
-        <span class="muted">${t.n} nodes · drag to pan, wheel to zoom, double-click a node to collapse it</span></div>
+        <button id="fit" title="fit the tree to the panel at readable label size (scroll for the rest)">fit</button><button id="whole" title="the whole tree in the panel (small labels hidden: hover a node)">whole tree</button><button id="zin">+</button><button id="zout">−</button><button id="expand">expand all</button><button id="offpath">collapse off-path</button>
+        <span class="muted hint">${t.n} nodes · drag or scroll to pan, ctrl+wheel to zoom, double-click a node to fold it</span></div>
       <svg id="tree" xmlns="http://www.w3.org/2000/svg"><g id="vp"></g></svg><div class="legend" id="legend"></div></div>
       <div class="side"><div class="question"><b>question</b><pre>${P.esc(t.question)}</pre>
-        <p>answer <b>${P.esc(P.fmt(t.answer))}</b>${gold} · <span class="v-${prob.verdict}">${P.esc(prob.status)}</span> · ${P.esc(t.algorithm)} · ${P.fmt(prob.tokens)} tokens · ${P.fmt(prob.calls)} calls${prob.budget_exhausted ? " · budget exhausted" : ""}</p>
+        <p>answer <b class="answer">${P.esc(P.fmt(t.answer))}</b>${gold} · <span class="v-${prob.verdict}">${P.esc(prob.status)}</span> · ${P.esc(t.algorithm)} · ${P.fmt(prob.tokens)} tokens · ${P.fmt(prob.calls)} calls${prob.budget_exhausted ? " · budget exhausted" : ""}</p>
         <details><summary>usage, search config, extra</summary><pre class="config">${P.esc(JSON.stringify({ usage: t.usage, config: t.config, extra: t.extra }, null, 2))}</pre></details>
         ${t.loose_labels.length ? `<details><summary>${t.loose_labels.length} labels of states off the tree</summary><pre class="config">${P.esc(t.loose_labels.map((l) => JSON.stringify(l)).join("\n"))}</pre></details>` : ""}</div>
         <div id="detail"></div></div></div>`;
     const svg = document.getElementById("tree"), vp = document.getElementById("vp");
     let drawn;
-    const apply = () => vp.setAttribute("transform", `translate(${st.tf.x},${st.tf.y}) scale(${st.tf.k})`);
-    const fit = () => {
-      const ys = [...drawn.pos.values()].map((p) => p[1]), xs = [...drawn.pos.values()].map((p) => p[0]);
-      const w = Math.max(...xs) + 260, h = Math.max(...ys) + DY * 2, W = svg.clientWidth || 800, H = (svg.clientHeight || 600) - 40;
-      const k = Math.min(1.4, W / w, H / h);
-      if (k >= 0.35) st.tf = { k, x: 20, y: 40 + Math.max(0, (H - h * k) / 2) + DY * k };
-      else {  // too tall to read whole: full width (at a readable scale), centred on the selected node
-        const kw = Math.min(1, Math.max(0.35, W / w)), at = drawn.pos.get(st.selected) || drawn.pos.get(0);
-        st.tf = { k: kw, x: 20, y: 40 + H / 2 - at[1] * kw };
-      }
-      apply();
+    const apply = () => {
+      vp.setAttribute("transform", `translate(${st.tf.x},${st.tf.y}) scale(${st.tf.k})`);
+      svg.classList.toggle("tiny", st.tf.k * FONT_PX < HIDE_LABEL_PX);
+      svg.style.setProperty("--unzoom", String(1 / st.tf.k));  // a hovered label at its full size
     };
+    const fit = (whole = false) => { st.tf = P.fitView(drawn.pos, st.selected, svg.clientWidth || 800, svg.clientHeight || 600, whole); apply(); };
     const render = () => {
       drawn = drawTree(t, st);
       vp.innerHTML = drawn.svg;
@@ -210,7 +252,8 @@
     if (st.tf) apply(); else fit();
     select(st.selected);
     document.getElementById("metric").addEventListener("change", (e) => { st.metric = e.target.value; render(); select(st.selected); });
-    document.getElementById("fit").addEventListener("click", fit);
+    document.getElementById("fit").addEventListener("click", () => fit());
+    document.getElementById("whole").addEventListener("click", () => fit(true));
     const zoom = (f, cx, cy) => { const k = Math.max(0.02, Math.min(6, st.tf.k * f)); st.tf.x = cx - ((cx - st.tf.x) * k) / st.tf.k; st.tf.y = cy - ((cy - st.tf.y) * k) / st.tf.k; st.tf.k = k; apply(); };
     const focus = () => {  // the selected node on screen, else the middle
       const at = drawn.pos.get(st.selected), W = svg.clientWidth, H = svg.clientHeight;
@@ -223,7 +266,19 @@
     document.getElementById("offpath").addEventListener("click", () => {
       st.collapsed = new Set([...Array(t.n).keys()].filter((i) => i && !d.chosen.has(i) && d.kids[i].length)); render(); select(st.selected); fit();
     });
-    svg.addEventListener("wheel", (e) => { e.preventDefault(); const r = svg.getBoundingClientRect(); zoom(Math.exp(-e.deltaY * 0.0015), e.clientX - r.left, e.clientY - r.top); }, { passive: false });
+    svg.addEventListener("wheel", (e) => {  // scroll pans (shift: sideways); ctrl+wheel (a pinch too) zooms
+      e.preventDefault();
+      const r = svg.getBoundingClientRect(), unit = e.deltaMode === 1 ? 16 : e.deltaMode === 2 ? r.height : 1;
+      if (e.ctrlKey || e.metaKey) { zoom(Math.exp(-e.deltaY * unit * 0.0015), e.clientX - r.left, e.clientY - r.top); return; }
+      const dx = (e.shiftKey ? e.deltaY : e.deltaX) * unit, dy = (e.shiftKey ? 0 : e.deltaY) * unit;
+      // scrolling stops at the drawing's ends: a tree bigger than the panel keeps covering it, a
+      // smaller one stays inside it
+      const b = extent(drawn.pos), k = st.tf.k, W = svg.clientWidth, H = svg.clientHeight;
+      const within = (v, a, c) => Math.max(Math.min(a, c), Math.min(Math.max(a, c), v));
+      st.tf.x = within(st.tf.x - dx, W - b.x1 * k, -b.x0 * k);
+      st.tf.y = within(st.tf.y - dy, H - b.y1 * k, -b.y0 * k);
+      apply();
+    }, { passive: false });
     let drag = null;
     svg.addEventListener("pointerdown", (e) => { drag = { x: e.clientX, y: e.clientY, tx: st.tf.x, ty: st.tf.y, moved: false }; });
     svg.addEventListener("pointermove", (e) => {
@@ -235,6 +290,10 @@
     });
     const end = () => { svg.classList.remove("dragging"); setTimeout(() => { drag = null; }, 0); };
     svg.addEventListener("pointerup", end); svg.addEventListener("pointerleave", end);
+    svg.addEventListener("pointerover", (e) => {  // zoomed out, a hovered node's label is drawn over its neighbours
+      const g = e.target.closest("g.node");
+      if (g && svg.classList.contains("tiny") && g !== vp.lastElementChild) vp.appendChild(g);
+    });
     svg.addEventListener("click", (e) => { const g = e.target.closest("g.node"); if (g && !(drag && drag.moved)) select(+g.dataset.id); });
     svg.addEventListener("dblclick", (e) => { const g = e.target.closest("g.node"); if (g) toggle(+g.dataset.id); });
     document.getElementById("detail").addEventListener("click", (e) => {
