@@ -270,28 +270,35 @@ async def _prove_into(rec: Recording, cfg: ProveConfig, engine: Any, env: ProofE
     return len(specs) - len(todo)
 
 
+@dataclasses.dataclass
+class ProveRun(RunOutcome):
+    """What a prove run did: ``ponder run``'s outcome (the directory's rows of the selected
+    theorems, errored ones included), the environment, and from a file the copy with the
+    proofs in place (``proved_file``; None when nothing is proved)."""
+
+    env: str = ""
+    proved_file: Path | None = None
+
+
 async def prove_all(cfg: ProveConfig, engine: Any, env: ProofEnv, specs: list[TheoremSpec],
-                    on_row: Callable[[dict[str, Any]], None] | None = None) -> RunOutcome:
+                    on_row: Callable[[dict[str, Any]], None] | None = None) -> ProveRun:
     """Proves every unfinished theorem of ``specs`` into the config's run directory with an
     engine and an environment already open (``ponder bench prove`` runs several configs on
-    one of each); returns the directory's rows of ``specs`` (errored ones included)."""
+    one of each)."""
     start = time.perf_counter()
     async with open_run(cfg.resolved_run_dir, _config_record(cfg)) as rec:
         stats = getattr(engine, "stats", dict)
         rec.stats_fn = stats
         skipped = await _prove_into(rec, cfg, engine, env, specs, on_row)
-        rows = rec.run_dir.rows()
-    return RunOutcome([rows[s.name] for s in specs if s.name in rows], skipped, time.perf_counter() - start,
-                      getattr(engine.policy, "peak_in_flight", 0), stats())
+        return _finish(cfg, specs, rec, skipped, time.perf_counter() - start,
+                       getattr(engine.policy, "peak_in_flight", 0), stats())
 
 
-@dataclasses.dataclass
-class ProveRun(RunOutcome):
-    """What :func:`run_prove` did: ``ponder run``'s outcome, the environment, and from a file
-    the copy with the proofs in place (``proved_file``; None when nothing was proved)."""
-
-    env: str = ""
-    proved_file: Path | None = None
+def _finish(cfg: ProveConfig, specs: list[TheoremSpec], rec: Recording, skipped: int, wall: float, peak: int,
+            stats: dict[str, int]) -> ProveRun:
+    rows = rec.run_dir.rows()
+    return ProveRun([rows[s.name] for s in specs if s.name in rows], skipped, wall, peak, stats,
+                    cfg.resolved_env, write_proved_file(cfg, specs, rows))
 
 
 @contextlib.contextmanager
@@ -336,7 +343,4 @@ async def run_prove(cfg: ProveConfig, on_row: Callable[[dict[str, Any]], None] |
                 start = time.perf_counter()
                 skipped = await _prove_into(rec, cfg, engine, env, specs, on_row)
                 wall, peak, stats = time.perf_counter() - start, engine.policy.peak_in_flight, engine.stats()
-        rows = rec.run_dir.rows()
-        proved_file = write_proved_file(cfg, specs, rows)
-    return ProveRun([rows[s.name] for s in specs if s.name in rows], skipped, wall, peak, stats,
-                    cfg.resolved_env, proved_file)
+        return _finish(cfg, specs, rec, skipped, wall, peak, stats)
