@@ -3,6 +3,8 @@ with the reason printed (pytest -rs), where coqtop is not installed."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 
@@ -77,6 +79,10 @@ TRICKS = [
     "Set Printing All", "Opaque Nat.add", "Qed. Theorem pt_true : True", "exact I. Qed",
     "idtac; Axiom x : False", "exact I) . Axiom x : False . (idtac", "(* comment *) exact I",
     "exact \"s\"", "- exact I", "native_compute", "Ltac t := idtac", "Timeout 1 idtac", "exact\u00a0I",
+    # issue 24: commands that Timeout would make harmless are refused all the same, and a tactic
+    # must start with a tactic Coq knows (the allow list), so a fence's language tag is no tactic
+    "Quit", "Cd", "Pwd", "Show", "Show Proof", "idtac; Show", "Print Assumptions pt_trick", "coq", "```coq",
+    "Coq", "Search nat",
 ]
 
 
@@ -124,3 +130,70 @@ def test_hung_tactic_times_out_and_the_worker_is_replaced():
     assert hard.apply(state, "exact I").status is TacticStatus.PROVED  # a fresh worker answers
     assert hard._idle[0].proc.pid != pid
     hard.close()
+
+
+FORGE = "match goal with e : _, d : _, c : _, b : _, a : _ |- _ => idtac e d c b a end"
+
+
+def test_printed_text_never_counts_as_a_proof(env):
+    # issue 24: a tactic that prints "No more goals" (idtac of hypotheses so named) leaves the
+    # goal open: the state comes from the protocol's goal lists, not from what was printed.
+    th = Theorem("pt_forge", "forall (x y No more goals : nat), No = more")
+    res = env.apply(env.start(th).state, f"intros x y No more goals; {FORGE}")
+    assert res.status is TacticStatus.OPEN and res.state.goals[0].endswith("No = more")
+    assert not env.check(th, [f"intros x y No more goals; {FORGE}"]).accepted
+
+
+def test_a_printed_verdict_does_not_pass_the_final_check():
+    # issue 24: the proof prints "Closed under the global context" while it leans on an axiom;
+    # the verdict is read from a separate process that runs no model text, so it is refused.
+    env = CoqEnv(CoqConfig(num_workers=1, preamble=("Axiom cheat : False.",)))
+    th = Theorem("pt_forge2", "forall (Closed under the global context : nat), 1 = 2")
+    tactics = [f"intros Closed under the global context; {FORGE}", "destruct cheat"]
+    assert env.run(th, tactics).status is TacticStatus.PROVED  # Coq itself is fine with the axiom
+    check = env.check(th, tactics)
+    assert not check.accepted and "cheat" in check.detail
+    env.close()
+
+
+def test_a_worker_that_died_while_idle_is_replaced():
+    # issue 24: the next step after an idle worker died is an answer, not BrokenPipeError:
+    # a worker seen dead is restarted before use; one that dies unseen (here: its liveness
+    # check lies) fails the write, is replaced, and the step is retried on a fresh worker.
+    env = CoqEnv(CoqConfig(num_workers=1, tactic_timeout_s=2.0))
+    th = Theorem("pt_dead", "forall n : nat, n + 0 = n")
+    state = env.apply(env.start(th).state, "intros n").state
+    worker = env._idle[0]
+    old = worker.proc.pid
+    os.killpg(old, signal.SIGKILL)
+    worker.proc.wait()
+    res = env.apply(state, "induction n")
+    assert res.status is TacticStatus.OPEN and len(res.state.goals) == 2 and worker.proc.pid != old
+    old = worker.proc.pid
+    os.killpg(old, signal.SIGKILL)
+    time.sleep(0.2)
+    worker.ide.alive = lambda: True  # the death goes unnoticed until the pipe breaks
+    res = env.apply(res.state, "reflexivity")
+    assert res.status is TacticStatus.OPEN and len(res.state.goals) == 1
+    assert env.restarts == 1 and worker.proc.pid != old
+    env.close()
+
+
+def test_the_final_check_has_a_time_limit_and_kills_coqc():
+    # issue 24: a proof that loops in coqc (no Timeout there) is stopped at check_timeout_s and
+    # its process group killed.
+    env = CoqEnv(CoqConfig(num_workers=1, check_timeout_s=2.0))
+    t0 = time.perf_counter()
+    check = env.check(Theorem("pt_loop", "True"), ["let rec f := idtac; f in f"])
+    assert not check.accepted and "check_timeout_s" in check.detail and time.perf_counter() - t0 < 10
+    time.sleep(0.2)
+    assert not [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p).count("ponder-coq-")]
+    env.close()
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""

@@ -115,6 +115,7 @@ class _Doc:
     closers: tuple[str, ...]
     path: str
     allowed: tuple[str, ...]
+    tactics: tuple[str, ...] = ()
 
     @property
     def prefix(self) -> tuple[str, ...]:
@@ -124,7 +125,8 @@ class _Doc:
 def _document(theorem: Theorem, config: CoqConfig) -> _Doc:
     src = theorem.metadata.get(SOURCE_KEY)
     if isinstance(src, CoqSource):
-        return _Doc(src.context, src.header, src.opener, src.closers, src.path or theorem.name, src.allowed)
+        return _Doc(src.context, src.header, src.opener, src.closers, src.path or theorem.name, src.allowed,
+                    src.tactics)
     return _Doc(config.preamble, f"Theorem {check_identifier(theorem.name)} : {theorem.statement}.", "Proof.", (),
                 theorem.name, ())
 
@@ -308,10 +310,10 @@ class CoqEnv:
             return f"Timeout {math.ceil(self.config.tactic_timeout_s)} ({tactic})."
         return f"({tactic})."
 
-    def _sentence(self, tactic: str, allow_placeholder: bool) -> str:
+    def _sentence(self, tactic: str, allow_placeholder: bool, doc: _Doc) -> str:
         if allow_placeholder and tactic == PLACEHOLDER:
             return f"{PLACEHOLDER}."
-        return self._wrap(normalize_tactic(tactic))
+        return self._wrap(normalize_tactic(tactic, doc.tactics))
 
     def _run(self, theorem: Theorem, tactics: Sequence[str], *, allow_placeholder: bool = False,
              timeout_s: float | None = None) -> TacticResult:
@@ -321,8 +323,8 @@ class CoqEnv:
             return TacticResult(TacticStatus.ERROR, error=message, seconds=time.perf_counter() - start)
 
         try:
-            sentences = [self._sentence(t, allow_placeholder) for t in tactics]
             doc = _document(theorem, self.config)
+            sentences = [self._sentence(t, allow_placeholder, doc) for t in tactics]
         except TacticRefused as err:
             return error(f"refused: {err}")
         prefix = doc.prefix
@@ -356,7 +358,7 @@ class CoqEnv:
         if goals.given_up and not allow_placeholder:
             return error("refused: goals were given up (admitted)")
         state = ProofState(theorem.name, goals.open,
-                           tuple(normalize_tactic(t) if t != PLACEHOLDER else t for t in tactics))
+                           tuple(normalize_tactic(t, doc.tactics) if t != PLACEHOLDER else t for t in tactics))
         proved = not goals.open and not goals.given_up
         return TacticResult(TacticStatus.PROVED if proved else TacticStatus.OPEN, state,
                             seconds=time.perf_counter() - start)
@@ -393,7 +395,7 @@ class CoqEnv:
         """The file the final check compiles: context, declaration, proof block, closers.
         Raises :class:`TacticRefused` when a tactic is not admissible."""
         doc = _document(theorem, self.config)
-        block = proof_block([normalize_tactic(t) for t in tactics], doc.opener)
+        block = proof_block([normalize_tactic(t, doc.tactics) for t in tactics], doc.opener)
         return "\n".join((*doc.context, doc.header, block, *doc.closers, ""))
 
     def check(self, theorem: Theorem, tactics: Sequence[str]) -> ProofCheck:

@@ -3,15 +3,22 @@
 The environment sends a model's tactic as ``Timeout N (TACTIC).``, so the text is parsed as
 one Ltac expression, never as a vernacular command. This module refuses, before that, any
 text that could end the sentence early or smuggle an assumption in, whatever the model
-writes (spec 04 §2 drops ``sorry`` / ``admit``; issue 13 lists the rest): sentence ends,
-comments, strings, unbalanced parentheses, placeholders (``admit``, ``give_up``), and every
-vernacular keyword that could declare, assume, load or reconfigure something. The final
-check (``Print Assumptions``) is the second line of defence.
+writes (spec 04 §2 drops ``sorry`` / ``admit``; issues 13 and 24 list the rest): sentence
+ends, comments, strings, unbalanced parentheses, placeholders (``admit``, ``give_up``), and
+every vernacular keyword that could declare, assume, load, reconfigure or query something
+(``Quit``, ``Cd``, ``Pwd``, ``Show`` included). On top of that deny list, an allow list: the
+tactic must start with a tactic Coq knows (:data:`verifiers.proof.tactic_names.TACTIC_NAMES`,
+generated from Coq's own grammar and Ltac table) or one the theorem's own file defines. The
+final check (``Print Assumptions`` in a process without model text) is the second line of
+defence.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
+
+from verifiers.proof.tactic_names import TACTIC_NAMES
 
 MAX_TACTIC_CHARS = 600
 
@@ -24,6 +31,7 @@ Defined Save Proof Ltac Ltac2 Tactic Notation Infix Module Section End Reset Bac
 Restart Drop Timeout Fail Redirect Extraction Time Add Remove Print Search Check Eval Compute
 About Locate Unshelve Universe Universes Polymorphic Monomorphic Primitive Register Canonical
 Coercion Arguments Implicit Generalizable Hint Hints Create Strategy Attributes Opaque Typeclasses
+Quit Cd Pwd Show Focus Unfocus Unfocused Guarded Backtrack SearchPattern SearchRewrite SearchHead
 """.split())
 """Vernacular keywords (case-sensitive, as Coq spells them) refused anywhere in model text."""
 
@@ -36,19 +44,26 @@ exact_no_check
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_']*")
 _SENTENCE_END = re.compile(r"\.(\s|$)")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_']{0,40}")
+_HEAD = re.compile(r"[\s(]*([A-Za-z_][A-Za-z0-9_']*)")
 
 
 class TacticRefused(ValueError):
     """Model text that is not a single admissible tactic; the message says why."""
 
 
-def normalize_tactic(text: str) -> str:
+def normalize_tactic(text: str, extra_tactics: Collection[str] = ()) -> str:
     """The tactic in ``text`` without its final period and surrounding blanks (refused when
-    it is not one admissible tactic expression)."""
+    it is not one admissible tactic expression). ``extra_tactics``: tactic names the theorem's
+    own file defines, allowed at the start besides Coq's."""
     tactic = text.strip()
     if tactic.endswith("."):
         tactic = tactic[:-1].rstrip()
     check_text(tactic, "tactic")
+    head = _HEAD.match(tactic)
+    name = head.group(1) if head else ""
+    if name not in TACTIC_NAMES and name not in extra_tactics:
+        raise TacticRefused(f"tactic starts with {name or tactic[:20]!r}, which is not a Coq tactic "
+                            "(one tactic per step; vernacular commands are refused)")
     return tactic
 
 

@@ -31,6 +31,8 @@ class CoqSource:
         span: (start, end) of the proof block in the file: just past the header to just past
             the sentence that ends the proof.
         indent: The blanks before the declaration on its line (the written proof's indentation).
+        tactics: Tactic names the file defines before the lemma (``Ltac``, ``Tactic Notation``):
+            a model's tactic may start with them (:func:`verifiers.proof.guard.normalize_tactic`).
     """
 
     context: tuple[str, ...]
@@ -42,6 +44,7 @@ class CoqSource:
     file: str = ""
     span: tuple[int, int] = (0, 0)
     indent: str = ""
+    tactics: tuple[str, ...] = ()
 
 
 SOURCE_KEY = "coq_source"

@@ -42,6 +42,8 @@ _ASSUMPTION = re.compile(rf"^{_ATTRS}({'|'.join(ASSUMPTION_KEYWORDS)})\b\s*(.*)$
 _SECTION = re.compile(rf"^Section\s+({_IDENT})\s*\.$")
 _MODULE = re.compile(rf"^{_ATTRS}Module\s+(?:Type\s+)?(?:(?:Import|Export)\s+)?({_IDENT})(.*)\.$", re.S)
 _END = re.compile(rf"^End\s+({_IDENT})\s*\.$")
+_LTAC = re.compile(rf"^{_ATTRS}Ltac\s+(?:rec\s+)?({_IDENT})")
+_NOTATION = re.compile(rf'^{_ATTRS}Tactic\s+Notation\s*(?:\(\s*at\s+level\s+\d+\s*\)\s*)?"({_IDENT})"')
 _FIRST_WORD = re.compile(rf"^{_ATTRS}({_IDENT})")
 
 
@@ -199,6 +201,7 @@ class _Found:
     context_end: int  # index of the header sentence
     closers: tuple[str, ...]
     allowed: tuple[str, ...]
+    tactics: tuple[str, ...]
 
 
 def _scan(sentences: Sequence[Sentence]) -> list[_Found]:
@@ -206,6 +209,7 @@ def _scan(sentences: Sequence[Sentence]) -> list[_Found]:
     found: list[_Found] = []
     scopes: list[tuple[str, str]] = []  # ("Section" | "Module", name)
     allowed: list[str] = []
+    tactics: list[str] = []
     i = 0
     while i < len(sentences):
         s = sentences[i].text
@@ -217,6 +221,8 @@ def _scan(sentences: Sequence[Sentence]) -> list[_Found]:
         elif m := _END.match(s):
             if scopes and scopes[-1][1] == m.group(1):
                 scopes.pop()
+        elif m := _LTAC.match(s) or _NOTATION.match(s):
+            tactics.append(m.group(1))
         elif m := _ASSUMPTION.match(s):
             allowed.extend(prefix + name for name in _assumption_names(m.group(2)))
         elif (m := _HEADER.match(s)) and "Program" not in s[:m.start(1)]:
@@ -237,7 +243,7 @@ def _scan(sentences: Sequence[Sentence]) -> list[_Found]:
                 ender = _first_word(sentences[j].text)
                 closers = tuple(f"End {nm}." for _, nm in reversed(scopes))
                 found.append(_Found(name, prefix + name, sentences[i], list(sentences[i + 1:j + 1]), ender, i,
-                                    closers, tuple(allowed)))
+                                    closers, tuple(allowed), tuple(tactics)))
                 if ender == "Admitted":
                     allowed.append(prefix + name)
                 i = j
@@ -299,7 +305,8 @@ def parse_vfile(text: str, names: Sequence[str] = (), *, file: str = "") -> list
         opener = first if _is_proof_opener(first) else "Proof."
         source = CoqSource(context=tuple(s.text for s in sentences[:f.context_end]), header=f.header.text,
                            opener=opener, closers=f.closers, path=f.path, allowed=f.allowed, file=file,
-                           span=(f.header.end, f.proof[-1].end), indent=_indent(text, f.header.start))
+                           span=(f.header.end, f.proof[-1].end), indent=_indent(text, f.header.start),
+                           tactics=f.tactics)
         specs.append(TheoremSpec(f.path, shown, (), 0, "file", source))
     return specs
 
