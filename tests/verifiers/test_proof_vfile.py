@@ -160,3 +160,28 @@ def test_a_broken_context_is_an_error_not_a_crash(env):
     assert not env.check(bad.theorem(), ["exact I"]).accepted
     (ok,) = parse_vfile("Lemma x : True.\nAdmitted.\n")
     assert env.run(ok.theorem(), ["exact I"]).status is TacticStatus.PROVED  # the worker still serves
+
+
+LTAC = """Require Import Lia.
+Ltac crush := intros; lia.
+Tactic Notation "finish" := crush.
+Lemma by_crush : forall n : nat, n + 0 = n.
+Admitted.
+"""
+
+
+def test_a_file_may_define_tactics_the_model_then_uses():
+    (spec,) = parse_vfile(LTAC)
+    assert spec.source.tactics == ("crush", "finish")
+
+
+@coq
+def test_file_tactics_pass_the_guard_only_for_that_files_lemmas(env):
+    (spec,) = parse_vfile(LTAC)
+    th = spec.theorem()
+    assert env.run(th, ["crush"]).status is TacticStatus.PROVED
+    assert env.run(th, ["finish"]).status is TacticStatus.PROVED
+    assert env.check(th, ["crush"]).accepted
+    (plain,) = parse_vfile("Require Import Lia.\nLemma p : forall n : nat, n + 0 = n.\nAdmitted.\n")
+    res = env.run(plain.theorem(), ["crush"])
+    assert res.status is TacticStatus.ERROR and "not a Coq tactic" in res.error
