@@ -19,18 +19,18 @@ def prove(
         "(or those given with --theorem) are proved in the file's context; proved.v in the run dir holds "
         "the file with the proofs. None: the built-in theorem set.")] = None,
     env: Annotated[Optional[str], typer.Option(help="auto (Coq when installed, else rewrite), coq, or rewrite.")] = None,
-    agents: Annotated[Optional[int], typer.Option(help="Prover agents per theorem [default: 1].")] = None,
+    agents: Annotated[Optional[int], typer.Option(help="Prover agents per theorem (default 1).")] = None,
     planner: Annotated[Optional[bool], typer.Option("--planner/--no-planner", help="Plan subgoals first.")] = None,
     share: Annotated[Optional[bool], typer.Option("--share/--no-share",
-                                                  help="Agents share one proof cache [default: share].")] = None,
-    max_calls: Annotated[Optional[int], typer.Option(help="Tactic-generation requests per theorem [default: 16].")] = None,
+                                                  help="Agents share one proof cache (default: share).")] = None,
+    max_calls: Annotated[Optional[int], typer.Option(help="Tactic-generation requests per theorem (default 16).")] = None,
     limit: Annotated[Optional[int], typer.Option(help="At most this many theorems.")] = None,
     theorem: Annotated[Optional[list[str]], typer.Option(help="Only these theorems / lemmas (repeatable).")] = None,
     cache: Annotated[Optional[str], typer.Option(help="local or ray.")] = None,
     endpoint: Annotated[Optional[str], typer.Option(help="Server URL; default: a recorded or new embedded server.")] = None,
     run_dir: Annotated[Optional[str], typer.Option(help="Run directory; default runs/prove-ENV, runs/prove-FILE "
                                                         "or the config's.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Sampling seed [default: 0].")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Sampling seed (default 0).")] = None,
 ) -> None:
     """Prove theorems with best-first prover agents (BFS-Prover); resumable like `ponder run`.
 
