@@ -57,6 +57,8 @@ def test_sentences_skip_comments_strings_bullets_and_braces():
     assert "-" in texts and "{" in texts and "}" in texts and "idtac." in texts
     assert 'Lemma str : "a. b" = "a. b".' in texts
     assert texts[0] == "Require Import Arith Lia." and texts[-1] == "Admitted."
+    dots = [s.text for s in split_sentences("Notation x := (cons 1 .. (cons 2 nil) ..).\nProof with auto.\nsplit... Qed.")]
+    assert dots == ["Notation x := (cons 1 .. (cons 2 nil) ..).", "Proof with auto.", "split...", "Qed."]
     with pytest.raises(VFileError, match="unterminated comment"):
         split_sentences("Lemma x : True. (* open")
     with pytest.raises(VFileError, match="missing period"):

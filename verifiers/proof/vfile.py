@@ -121,7 +121,7 @@ def split_sentences(text: str) -> list[Sentence]:
             buf.append(text[i:j])
             i = j
             continue
-        if c == "." and (i + 1 == n or text[i + 1].isspace()) and not (i > 0 and text[i - 1] == "."):
+        if c == "." and (i + 1 == n or text[i + 1].isspace()) and _ends(text, i):
             buf.append(c)
             flush(i + 1)
             i += 1
@@ -131,6 +131,13 @@ def split_sentences(text: str) -> list[Sentence]:
     if "".join(buf).strip():
         raise VFileError(f"the file ends inside a sentence starting at {_where(text, start)} (a missing period?)")
     return out
+
+
+def _ends(text: str, i: int) -> bool:
+    """Whether the period at ``i`` (followed by a blank) ends a sentence: not the second dot of
+    a ``..`` (notations' recursive patterns), but the last of ``...`` (a ``Proof with`` step)."""
+    dots = len(text[:i + 1]) - len(text[:i + 1].rstrip("."))
+    return dots != 2
 
 
 def _string_end(text: str, i: int) -> int:
