@@ -11,7 +11,7 @@ import time
 import pytest
 
 from search.protocols import TacticStatus, Theorem
-from verifiers.proof.coq import CLOSED, CoqConfig, CoqEnv, coq_available
+from verifiers.proof.coq import CLOSED, CoqConfig, CoqEnv, coq_available, read_assumptions
 from verifiers.proof.guard import TacticRefused, normalize_tactic
 from verifiers.proof.theorems import COQ
 from verifiers.proof.vfile import proof_block
@@ -197,3 +197,22 @@ def _cmdline(pid: str) -> str:
             return f.read().decode(errors="replace")
     except OSError:
         return ""
+
+
+@pytest.mark.parametrize("output, names", [
+    ("Closed under the global context\n", []),
+    ("Axioms:\nPonderProof.ax : forall n : nat, n = n + 0\nPonderProof.M.adm : 1 = 1\n",
+     ["PonderProof.ax", "PonderProof.M.adm"]),
+    ("Axioms:\nlong_name\n  : forall a b : nat,\n    a + b =\n    b + a\nax2 : T\n", ["long_name", "ax2"]),
+    ("Section Variables:\nv : nat\nAxioms:\nClassical_Prop.classic : forall P : Prop, P \\/ ~ P\n",
+     ["v", "Classical_Prop.classic"]),
+])
+def test_print_assumptions_output_is_read_strictly(output, names):
+    assert read_assumptions(output) == names
+
+
+@pytest.mark.parametrize("output", ["", "Closed under the global context\nClosed under the global context",
+                                    "some text\nClosed under the global context", "Axioms:\n"])
+def test_anything_else_is_not_a_verdict(output):
+    with pytest.raises(ValueError):
+        read_assumptions(output)
