@@ -189,6 +189,7 @@ def prove_row(spec: TheoremSpec, outcome: ProveOutcome | BaseException, result: 
     m = meter_record(outcome.meter)
     return {**result_row(problem, result, verdict, engine_events), **extra,
             "status": "proved" if outcome.proved else "unproved", "proof": outcome.proof, "validation": outcome.check,
+            "budget_exhausted": outcome.meter.exhausted(),
             "tactic_calls": m["tactic_calls"], "env_seconds": m["env_seconds"],
             "generation_seconds": m["generation_seconds"], "cache_hits": outcome.cache_hits,
             "attempts": len(outcome.attempts), "replans": outcome.entry.replans}

@@ -147,6 +147,7 @@ async def test_rows_and_summary_are_run_rows_with_the_provers_fields(tmp_path, e
         assert row["usage"]["wall_seconds"] > 0 and row["usage"]["calls"] >= 1  # issue 24: wall in usage
         assert row["answer"] == "\n".join(row["proof"]) and row["statement"]
         assert {"tactic_calls", "env_seconds", "generation_seconds", "cache_hits", "validation"} <= set(row)
+        assert row["budget_exhausted"] is (row["usage"]["calls"] >= 8)  # the theorem's max_calls
     totals = summarize_prove(out.rows, 2.0)
     assert {k: totals[k] for k in summarize(out.rows, 2.0)} == summarize(out.rows, 2.0)
     assert totals["accuracy"] == 1.0 and totals["problems"] == 3 and totals["proved"] == 3
