@@ -26,7 +26,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,7 +40,7 @@ from search.protocols import (
     Usage,
 )
 from verifiers.pool import WorkerCrashed, WorkerPool, WorkerTimeout, shared_pool
-from verifiers.steps import MAX_PREMISES, Claim, check_claim, read_claims
+from verifiers.steps import MAX_PREMISES, Claim, check_claim, numbers, read_claims, unsupported
 
 CombineRule = Literal["veto", "override"]
 
@@ -56,6 +56,10 @@ class SymbolicCheckerConfig(BaseModel):
     unchecked_score: float = Field(0.5, ge=0, le=1, description="Score of a step with nothing checkable, in [0, 1].")
     carry_errors: bool = Field(True, description="Steps after a false one score false_score too (the path is wrong from there).")
     cache_size: int = Field(100_000, ge=0, description="Memoised claim decisions (0 disables).")
+    provenance: bool = Field(
+        False, description="Also judge false a computation with an operand written neither in the question nor "
+        "in an earlier step or claim (a number copied wrong). For tasks whose numbers all come from the question "
+        "(chain_sum, basic_arithmetic); off by default: word problems bring their own constants (60 minutes, 100 %).")
 
 
 def step_scores(checks: Sequence[StepCheck], config: SymbolicCheckerConfig) -> list[float | None]:
@@ -128,6 +132,25 @@ class SymbolicChecker:
         self._remember(self._decided, key, outcome)
         return outcome
 
+    @staticmethod
+    def _provenance(problem: Problem, steps: Sequence[str], jobs: list[list[tuple[Claim, Any]]],
+                    decided: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """``decided`` with every claim whose computation uses an unknown number made false:
+        known are the question's numbers, earlier steps' and earlier claims' of the same step."""
+        known = numbers(problem.question)
+        out = list(decided)
+        k = 0
+        for text, row in zip(steps, jobs, strict=True):
+            for claim, _ in row:
+                missing = unsupported(claim, known)
+                if missing and out[k][0] != "false":
+                    out[k] = ("false", f"unsupported: {', '.join(missing)} is in neither the question nor an "
+                                       "earlier step")
+                known |= numbers(claim.text)
+                k += 1
+            known |= numbers(text)
+        return out
+
     async def check(self, problem: Problem, steps: Sequence[str]) -> tuple[StepCheck, ...]:
         """One :class:`StepCheck` per step of one path. Equations are checked against the
         latest earlier equations in the same variable (the question's included)."""
@@ -150,6 +173,8 @@ class SymbolicChecker:
             jobs.append([(claim, note(claim)) for claim in self._claims(text)])
         flat = [(c, p) for row in jobs for c, p in row]
         decided = await asyncio.gather(*(self._decide(c, p or ()) for c, p in flat))
+        if self.config.provenance:
+            decided = self._provenance(problem, steps, jobs, decided)
         out: list[StepCheck] = []
         k = 0
         for row in jobs:

@@ -259,6 +259,29 @@ def read_claims(text: str) -> list[Claim]:
     return claims[:MAX_CLAIMS_PER_STEP]
 
 
+def numbers(text: str) -> set[str]:
+    """Every number written in ``text`` (capped like :func:`read_claims`), as canonical
+    strings of their absolute values (``1,000`` -> ``1000``, ``3.50`` -> ``3.5``)."""
+    return {_canonical(v) for kind, v, _ in _tokens(delatex(text[:MAX_STEP_CHARS]))
+            if kind == "num" and len(v) <= MAX_NUMBER_DIGITS + 1}
+
+
+def _canonical(number: str) -> str:
+    if "." in number:
+        number = number.rstrip("0").rstrip(".") or "0"
+    return number.lstrip("0") or "0"
+
+
+def unsupported(claim: Claim, known: set[str]) -> list[str]:
+    """The operands of ``claim``'s computations (numbers on a side that is more than one
+    signed number) that are not in ``known`` (see :func:`numbers`)."""
+    out = []
+    for side in (claim.lhs, claim.rhs):
+        if len(side) - (side[0] in "+-") > 1:  # "-4" is a result, "2 - 6" a computation
+            out.extend(t for t in side if (t[0].isdigit() or t[0] == ".") and _canonical(t) not in known)
+    return out
+
+
 def _span_claims(span: Sequence[tuple[str, str, bool]], before: str | None, after: str | None) -> list[Claim]:
     parts: list[list[tuple[str, str, bool]]] = [[]]
     rels: list[str] = []

@@ -1,9 +1,10 @@
-"""`ponder bench accuracy | treepo | label | prove`: methods side by side at equal budgets.
+"""`ponder bench accuracy | treepo | label | prove | prm`: methods side by side at equal budgets.
 
 ``accuracy`` sets the search algorithms beside each other (:mod:`benchmarks.suite`);
 ``treepo`` TreePO's segment trees beside independent sampling (:mod:`benchmarks.treepo`);
 ``label`` Math-Shepherd beside OmegaPRM on the same trees (:mod:`benchmarks.label`);
-``prove`` prover agents, cache sharing and the planner (:mod:`benchmarks.prove`).
+``prove`` prover agents, cache sharing and the planner (:mod:`benchmarks.prove`);
+``prm`` step judges on solutions with planted first errors (:mod:`benchmarks.prm`).
 """
 
 from __future__ import annotations
@@ -207,3 +208,78 @@ def label(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
     print(f"summary: {path.resolve()}")
+
+
+def prm(
+    judge: Annotated[list[str], typer.Option(
+        help="Step judges to compare, each a reward kind (symbolic, self_eval, generative_prm, pooling_prm), "
+             "optionally with the symbolic checker over it: self_eval+veto, generative_prm+override; "
+             "symbolic+provenance also flags numbers that come from nowhere.")] = ["symbolic"],
+    tasks: Annotated[list[str], typer.Option(help="reasoning-gym tasks of the planted solutions.")] = [
+        "chain_sum", "basic_arithmetic", "simple_equations"],
+    num_problems: Annotated[int, typer.Option(help="Problems per task (each: one correct, one planted solution).")] = 100,
+    seed: Annotated[int, typer.Option(help="reasoning-gym seed and the corruptions' seed.")] = 0,
+    split: Annotated[str, typer.Option(help="heldout (never for training; by question hash) or train.")] = "heldout",
+    threshold: Annotated[float, typer.Option(help="A step scored below this is judged wrong (first-error accuracy).")] = 0.5,
+    checkpoint: Annotated[Optional[str], typer.Option(help="PRM checkpoint for *_prm judges (served here).")] = None,
+    prm_endpoint: Annotated[Optional[str], typer.Option(help="PRM server URL for *_prm judges.")] = None,
+    concurrency: Annotated[int, typer.Option(help="Solutions scored at once.")] = 16,
+    max_in_flight: MaxInFlight = 64,
+    endpoint: Endpoint = None,
+    out: Annotated[Optional[Path], typer.Option(help="JSON results; default runs/bench-prm/prm-<UTC time>.json.")] = None,
+) -> None:
+    """Step judges on solutions with planted first errors: step AUROC, first-error accuracy, solution AUROC, ECE."""
+    import time
+
+    from benchmarks.prm import bench_judge, kind_lines, planted_set, table_lines
+    from benchmarks.search_runs import machine_note
+    from ponder.config import ModelConfig, RewardConfig
+    from ponder.engine import open_engine
+    from verifiers.step_reward import SymbolicChecker, SymbolicReward
+
+    try:
+        reward_cfgs = {}
+        for name in judge:
+            kind, _, rule = name.partition("+")
+            fields: dict = {"kind": kind, "symbolic": rule or "off"}
+            if kind == "symbolic":  # symbolic+provenance: numbers must come from the question or earlier steps
+                if rule not in ("", "provenance"):
+                    raise ValueError(f"judge {name!r}: the symbolic judge takes only +provenance")
+                fields = {"kind": kind, "checker": {"provenance": bool(rule)}}
+            if kind.endswith("_prm"):
+                fields.update(checkpoint=checkpoint, endpoints=[prm_endpoint] if prm_endpoint else [])
+            reward_cfgs[name] = RewardConfig(**fields)
+        if split not in ("heldout", "train"):
+            raise ValueError(f"split must be heldout or train, got {split!r}")
+        solutions = planted_set(tasks, num_problems, seed, split)
+        print(f"machine: {machine_note()}")
+        print(f"planted set: {len(solutions)} solutions ({', '.join(tasks)}; {num_problems} problems each, seed {seed}, "
+              f"split {split}); threshold {threshold}")
+
+        async def go():
+            runs = []
+            for name, cfg in reward_cfgs.items():
+                print(f"  judging with {name} ...", flush=True)
+                if cfg.kind == "symbolic":
+                    runs.append(await bench_judge(name, SymbolicReward(SymbolicChecker(cfg.checker)), solutions,
+                                                  threshold=threshold, concurrency=concurrency))
+                    continue
+                model = ModelConfig(endpoints=[endpoint] if endpoint else [], max_in_flight=max_in_flight)
+                async with open_engine(model, cfg) as engine:
+                    runs.append(await bench_judge(name, engine.reward_model, solutions, threshold=threshold,
+                                                  concurrency=concurrency))
+            return runs
+
+        runs = asyncio.run(go())
+    except (PonderError, ValueError) as err:
+        fail(err)
+    print("\n".join(table_lines(runs)))
+    print()
+    print("first-error accuracy per corruption kind (all tasks):")
+    print("\n".join(kind_lines(runs)))
+    path = out or Path("runs/bench-prm") / time.strftime("prm-%Y%m%d-%H%M%S.json", time.gmtime())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"machine": machine_note(), "tasks": tasks, "num_problems": num_problems, "seed": seed,
+                                "split": split, "threshold": threshold,
+                                "runs": [dataclasses.asdict(r) for r in runs]}, indent=2, default=str) + "\n")
+    print(f"results: {path.resolve()}")

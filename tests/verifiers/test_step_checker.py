@@ -154,3 +154,18 @@ def test_check_claim_directly() -> None:
     assert check_claim(claim) == ("true", "holds")
     (claim,) = read_claims("10 / 4 = 2.4")
     assert check_claim(claim)[0] == "false"
+
+
+async def test_provenance_flags_a_number_copied_wrong(pool: WorkerPool) -> None:
+    problem = Problem("c", "State the final answer: 57 + 87 - 70 =")
+    steps = ["57 + 87 = 144", "154 - 70 = 84. The answer is 84."]
+    plain = await SymbolicChecker(SymbolicCheckerConfig(timeout_s=10.0), pool=pool).check(problem, steps)
+    assert [c.status for c in plain] == ["checked_true", "checked_true"]
+    strict = SymbolicChecker(SymbolicCheckerConfig(timeout_s=10.0, provenance=True), pool=pool)
+    found = await strict.check(problem, steps)
+    assert [c.status for c in found] == ["checked_true", "checked_false"]
+    assert found[1].claims[0].detail.startswith("unsupported: 154")
+    # results of earlier steps and claims, and negative results, are known numbers
+    ok = await strict.check(problem, ["57 + 87 = 144, 144 - 70 = 74", "74 - 100 = -26"])
+    assert [c.status for c in ok] == ["checked_true", "checked_false"]
+    assert (await strict.check(problem, ["57 - 87 = -30", "-30 - 70 = -100"]))[1].status == "checked_true"
