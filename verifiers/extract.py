@@ -21,8 +21,8 @@ returned as the answer.
 
 from __future__ import annotations
 
-import functools
 import re
+from collections.abc import Iterator
 
 MAX_SCAN_CHARS = 4000
 """Characters (from the end of the text) that extraction looks at."""
@@ -54,7 +54,10 @@ _OPERATION_AFTER_RE = re.compile(  # an operator and an operand: the number star
     re.IGNORECASE,
 )
 _LIST_AFTER_RE = re.compile(r"[ \t]*(?:,|and|or)[ \t]*[-+\u2212]?\d")  # "1, 2" states no one number
-_SIDE_SPLIT_RE = re.compile(r"=|\u2192|\b(?:equals|is|are|gives|makes|yields)\b", re.IGNORECASE)
+_SIDE_SPLIT_RE = re.compile(
+    r"=|\u2192|\b(?:equals|is|are|gives(?:\s+(?:us|you|me))?|makes|yields|results?\s+in)\b",
+    re.IGNORECASE)
+_LIST_MARKER_RE = re.compile(r"^(?:\d{1,2}[.)]|[-*\u2022]|step\s+\d+[.:)]?)\s+(?=\S)", re.IGNORECASE)
 _FRAC_RE = re.compile(r"\\[dt]?frac\s*\{\s*(-?\d+)\s*\}\s*\{\s*(\d+)\s*\}")
 _TEXT_CMD_RE = re.compile(r"\\(?:text|mathrm|textbf|mathbf)\s*\{([^{}]*)\}")
 _NEGATIVE_RE = re.compile(r"^(?:negative|minus)\s+(?=\d)", re.IGNORECASE)
@@ -119,18 +122,22 @@ def extract_gsm8k(text: str) -> str | None:
 
 def extract_answer_phrase(text: str) -> str | None:
     """X from the last "the answer is X" or "answer: X", cut at the end of its sentence."""
+    return next(answer_phrases(text), None)
+
+
+def answer_phrases(text: str) -> Iterator[str | None]:
+    """X of each "the answer is X" / "answer: X" in ``text``, the last first, each cut at the
+    end of its sentence, delimiters and leading words such as "indeed" removed (None where
+    nothing follows on the line)."""
     tail = _tail(text)
-    found = list(_PHRASE_RE.finditer(tail))
-    if not found:
-        return None
-    start = found[-1].end()
-    answer = tail[start : start + MAX_ANSWER_CHARS].split("\n", 1)[0]
-    end = _SENTENCE_END_RE.search(answer)
-    if end:
-        answer = answer[: end.start()]
-    answer = _clean(answer) or ""
-    stripped = _strip_filler(answer)
-    return _clean(stripped) if stripped else (answer or None)
+    for found in reversed(list(_PHRASE_RE.finditer(tail))):
+        answer = tail[found.end() : found.end() + MAX_ANSWER_CHARS].split("\n", 1)[0]
+        end = _SENTENCE_END_RE.search(answer)
+        if end:
+            answer = answer[: end.start()]
+        answer = _clean(answer) or ""
+        stripped = _strip_filler(answer)
+        yield _clean(stripped) if stripped else (answer or None)
 
 
 def _strip_filler(text: str) -> str:
@@ -225,27 +232,33 @@ def stated_number(answer: str) -> str | None:
 def extract_number(text: str, max_chars: int = MAX_SCAN_CHARS) -> str | None:
     """The final answer of a question whose answer is one number, or None.
 
-    The rules of :func:`extract_answer`, with reasoning-gym's ``<answer>`` tag first (searched
-    in the last ``max_chars`` characters), each find reduced to the number it states
-    (:func:`stated_number`); a find that states no number passes to the next rule:
-    ``<answer>``, ``\\boxed``, ``####``, "the answer is", the whole text when it is one short
-    line, the last number. The result is always a number (``-4``, ``2.5``, ``3/4``,
-    ``1.5e-05``) or None, never a sentence.
+    The rules of :func:`extract_answer`, each find reduced to the number it states
+    (:func:`stated_number`): reasoning-gym's ``<answer>`` tag (searched in the last
+    ``max_chars`` characters), ``\\boxed``, ``####``, then each "the answer is X", the last
+    first; then the last sentence of the text's last line (a list marker such as ``2.``
+    dropped); last, the last
+    number in the text, but only when the text names no answer at all: a text whose every
+    "the answer is X" states no number ("the answer is N", "the answer is the sum") has none.
+    The result is always a number (``-4``, ``2.5``, ``3/4``, ``1.5e-05``) or None, never a
+    sentence.
     """
-    for rule in (functools.partial(extract_tagged, max_chars=max_chars), extract_boxed,
-                 extract_gsm8k, extract_answer_phrase, _one_line):
-        found = rule(text)
-        number = stated_number(found) if found else None
+    marked = False
+    finds = [extract_tagged(text, "answer", max_chars), extract_boxed(text), extract_gsm8k(text)]
+    for found in [*finds, *answer_phrases(text)]:
+        if found is None:
+            continue
+        marked = True
+        number = stated_number(found)
         if number is not None:
             return number
-    return extract_last_number(text)
-
-
-def _one_line(text: str) -> str | None:
-    stripped = text.strip()
-    if stripped and "\n" not in stripped and len(stripped) <= MAX_ANSWER_CHARS:
-        return stripped
-    return None
+    lines = [line.strip() for line in _tail(text).strip().split("\n") if line.strip()]
+    if lines:
+        sentences = _SENTENCE_END_RE.split(_LIST_MARKER_RE.sub("", lines[-1], count=1))
+        last = next((x for x in reversed(sentences) if x.strip()), "")
+        number = stated_number(last) if len(last) <= MAX_ANSWER_CHARS else None
+        if number is not None:
+            return number
+    return None if marked else extract_last_number(text)
 
 
 def extract_tagged(text: str, tag: str = "answer", max_chars: int = MAX_SCAN_CHARS

@@ -160,6 +160,17 @@ RG_ANSWER_TABLE = [
     ("The answer is 1.757e-22.", "power_function", "1.757e-22"),
     ("#### 72", "gsm_symbolic", "72"),
     ("The answer is 7.\n\nCheck: 3 + 4 = 7, so the answer is 7", "chain_sum", "7"),
+    ("1. 1 - 8 = 1 - 3 = 2.", "chain_sum", "2"),  # seen: a list marker is not the answer
+    ("So, the answer is 19 + 94 = 147.", "chain_sum", "147"),  # seen
+    ("To find the final answer, you need to subtract 54 from 60, which gives you 11.",
+     "chain_sum", "11"),  # seen
+    ("The answer is 11. To finish, we add 11 to 9 + 3, which gives us 12. This is the only "
+     "outcome, so the answer is the final number.", "chain_sum", "11"),  # seen: last stated
+    ("We find 31 - 18, which is 10. Add 10 to 31, which gives us N. Therefore, the answer is N.",
+     "chain_sum", None),  # seen: names its answer, and it is no number: no last-number guess
+    ("2 + 3 = 5.\n\nThe answer is 2 + 3 = 5 which is the sum of 2 and 3", "chain_sum", "5"),
+    ("The sum is 8 + 5.\n\n8 + 5 = 13", "chain_sum", "13"),
+    ("I added 8 and 5 and got 13, I think", "chain_sum", "13"),  # no answer named: last number
     ("The answer is x.", "chain_sum", None),
     ("I do not know.", "chain_sum", None),
     # free-form tasks keep their rules: a one-line reply is the answer as it stands
@@ -191,6 +202,9 @@ def test_stated_number(phrase: str, expected: str | None) -> None:
 @pytest.mark.parametrize("text", ["9" * 100_000, "1 + " * 30_000, "the answer is " * 20_000,
                                   "<answer>" * 20_000, "-" * 100_000 + "1"])
 def test_extract_number_is_fast_on_huge_adversarial_text(text: str) -> None:
-    start = time.perf_counter()
-    extract_number(text)
-    assert time.perf_counter() - start < 0.5
+    def seconds() -> float:
+        start = time.perf_counter()
+        extract_number(text)
+        return time.perf_counter() - start
+
+    assert min(seconds() for _ in range(3)) < 0.5  # best of 3: a busy machine is not a regression
