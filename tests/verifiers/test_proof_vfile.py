@@ -160,6 +160,11 @@ def test_a_broken_context_is_an_error_not_a_crash(env):
     res = env.start(bad.theorem())
     assert res.status is TacticStatus.ERROR and "context or statement" in res.error and "NoSuchLibrary" in res.error
     assert not env.check(bad.theorem(), ["exact I"]).accepted
+    # Coq's IDE protocol reports an error inside an already closed proof only as a message and
+    # goes on; the worker still treats it as the context failing, as coqc would
+    (wrong,) = parse_vfile("Lemma w : 2 = 2.\nProof. exact I. Qed.\nLemma x : True.\nAdmitted.\n")
+    res = env.start(wrong.theorem())
+    assert res.status is TacticStatus.ERROR and "context or statement" in res.error and "exact I" in res.error
     (ok,) = parse_vfile("Lemma x : True.\nAdmitted.\n")
     assert env.run(ok.theorem(), ["exact I"]).status is TacticStatus.PROVED  # the worker still serves
 

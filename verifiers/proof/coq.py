@@ -177,6 +177,7 @@ class _Worker:
         """Adds ``sentences[len(doc):upto]`` and runs them; raises :class:`_Failed` at the first error."""
         assert self.ide is not None
         parse_error: _Failed | None = None
+        first_new = len(self.doc)
         for i in range(len(self.doc), upto):
             try:
                 self.doc.append((sentences[i], self.ide.add(sentences[i], self._tip(), 30.0)))
@@ -189,9 +190,10 @@ class _Worker:
             good = next((k + 1 for k, (_, sid) in enumerate(self.doc) if sid == err.state), 0)
             self._back(good)
             raise _Failed(good, err.message) from None
-        if self.ide.errors:  # an error Coq reported and went past (inside a closed proof)
-            sid, message = self.ide.errors[0]
-            bad = next((k for k, (_, s) in enumerate(self.doc) if s == sid), 0)
+        new_states = {sid: k for k, (_, sid) in enumerate(self.doc) if k >= first_new}
+        errors = [(new_states[sid], message) for sid, message in self.ide.errors if sid in new_states]
+        if errors:  # an error Coq reported and went past (inside a proof already closed)
+            bad, message = min(errors)
             self._back(bad)
             raise _Failed(bad, message)
         if parse_error is not None:
