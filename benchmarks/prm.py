@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ponder.loop.metrics import auroc
-from search.protocols import Problem, RewardModel
+from search.protocols import Problem, RewardModel, StepScores, Usage
 from verifiers.planted import CORRUPTIONS, PlantedSolution, planted_solutions
 
 
@@ -146,12 +146,28 @@ def _mean(values: Sequence[float]) -> float | None:
 
 @dataclasses.dataclass
 class JudgeRun:
-    """One judge on one planted set: its name, the metrics per task and over all, wall seconds."""
+    """One judge on one planted set: its name, the metrics per task and over all, wall seconds,
+    and every solution's step scores (in the set's order)."""
 
     judge: str
     by_task: dict[str, dict[str, Any]]
     overall: dict[str, Any]
     wall_seconds: float
+    scores: list[tuple[float, ...]] = dataclasses.field(default_factory=list)
+
+
+class ReplayedScores:
+    """A :class:`~search.protocols.RewardModel` that answers with a finished run's scores (by
+    solution id), so a combination rule over a judge is measured on exactly its scores."""
+
+    def __init__(self, solutions: Sequence[PlantedSolution], scores: Sequence[Sequence[float]]) -> None:
+        self.by_id = {s.id: tuple(row) for s, row in zip(solutions, scores, strict=True)}
+
+    async def score(self, problem: Problem, paths: Sequence[Sequence[str]],
+                    first: Sequence[int] | None = None) -> StepScores:
+        starts = list(first) if first is not None else [0] * len(paths)
+        row = self.by_id[problem.id]
+        return StepScores(tuple(row[k:len(p)] for p, k in zip(paths, starts, strict=True)), Usage())
 
 
 async def bench_judge(name: str, reward_model: RewardModel, solutions: Sequence[PlantedSolution], *,
@@ -165,7 +181,7 @@ async def bench_judge(name: str, reward_model: RewardModel, solutions: Sequence[
     for task in tasks:
         idx = [i for i, s in enumerate(solutions) if s.task == task]
         by_task[task] = judge_metrics([solutions[i] for i in idx], [scores[i] for i in idx], threshold=threshold)
-    return JudgeRun(name, by_task, judge_metrics(solutions, scores, threshold=threshold), wall)
+    return JudgeRun(name, by_task, judge_metrics(solutions, scores, threshold=threshold), wall, scores)
 
 
 def _f(value: float | None) -> str:

@@ -231,11 +231,11 @@ def prm(
     """Step judges on solutions with planted first errors: step AUROC, first-error accuracy, solution AUROC, ECE."""
     import time
 
-    from benchmarks.prm import bench_judge, kind_lines, planted_set, table_lines
+    from benchmarks.prm import JudgeRun, ReplayedScores, bench_judge, kind_lines, planted_set, table_lines
     from benchmarks.search_runs import machine_note
     from ponder.config import ModelConfig, RewardConfig
     from ponder.engine import open_engine
-    from verifiers.step_reward import SymbolicChecker, SymbolicReward
+    from verifiers.step_reward import CombinedReward, SymbolicChecker, SymbolicReward
 
     try:
         reward_cfgs = {}
@@ -258,16 +258,27 @@ def prm(
 
         async def go():
             runs = []
+            judged: dict[str, JudgeRun] = {}  # a served judge runs once; its +veto / +override replay its scores
             for name, cfg in reward_cfgs.items():
                 print(f"  judging with {name} ...", flush=True)
                 if cfg.kind == "symbolic":
                     runs.append(await bench_judge(name, SymbolicReward(SymbolicChecker(cfg.checker)), solutions,
                                                   threshold=threshold, concurrency=concurrency))
                     continue
-                model = ModelConfig(endpoints=[endpoint] if endpoint else [], max_in_flight=max_in_flight)
-                async with open_engine(model, cfg) as engine:
-                    runs.append(await bench_judge(name, engine.reward_model, solutions, threshold=threshold,
-                                                  concurrency=concurrency))
+                if cfg.kind not in judged:
+                    model = ModelConfig(endpoints=[endpoint] if endpoint else [], max_in_flight=max_in_flight)
+                    async with open_engine(model, cfg.model_copy(update={"symbolic": "off"})) as engine:
+                        judged[cfg.kind] = await bench_judge(cfg.kind, engine.reward_model, solutions,
+                                                             threshold=threshold, concurrency=concurrency)
+                base = judged[cfg.kind]
+                if cfg.symbolic == "off":
+                    runs.append(base)
+                    continue
+                combined = CombinedReward(ReplayedScores(solutions, base.scores), SymbolicChecker(cfg.checker),
+                                          cfg.symbolic)
+                run = await bench_judge(name, combined, solutions, threshold=threshold, concurrency=concurrency)
+                run.wall_seconds += base.wall_seconds
+                runs.append(run)
             return runs
 
         runs = asyncio.run(go())

@@ -73,3 +73,21 @@ async def test_symbolic_judge_finds_planted_arithmetic_errors() -> None:
     assert lines[0].count("|") == lines[1].count("|") == lines[2].count("|")
     assert len(lines) == 2 + 2 * 2 and "| symbolic | all | 24 |" in lines[3]
     assert kind_lines([run])[2].startswith("| symbolic | 1.000 (n=")
+
+
+async def test_veto_over_a_replayed_judge() -> None:
+    from benchmarks.prm import ReplayedScores
+    from verifiers.step_reward import CombinedReward
+
+    solutions = planted_set(["basic_arithmetic"], 8, seed=4)
+    flat = [tuple(0.9 for _ in s.steps) for s in solutions]  # a judge that likes every step
+    with WorkerPool(PoolConfig(num_workers=2, preload=("sympy",))) as pool:
+        checker = SymbolicChecker(SymbolicCheckerConfig(), pool)
+        base = await bench_judge("flat", ReplayedScores(solutions, flat), solutions)
+        vetoed = await bench_judge("flat+veto", CombinedReward(ReplayedScores(solutions, flat), checker, "veto"),
+                                   solutions)
+    assert base.overall["first_error_accuracy_erroneous"] == 0.0 and base.overall["step_auroc"] == 0.5
+    assert vetoed.overall["first_error_accuracy_correct"] == 1.0
+    for s, row in zip(solutions, vetoed.scores, strict=True):
+        if s.corruption in ("wrong_arithmetic", "sign_error", "dropped_term"):
+            assert row[s.first_error] == 0.0 and all(x == 0.9 for x in row[: s.first_error])
