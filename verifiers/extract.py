@@ -57,6 +57,8 @@ _LIST_AFTER_RE = re.compile(r"[ \t]*(?:,|and|or)[ \t]*[-+\u2212]?\d")  # "1, 2" 
 _SIDE_SPLIT_RE = re.compile(
     r"=|\u2192|\b(?:equals|is|are|gives(?:\s+(?:us|you|me))?|makes|yields|results?\s+in)\b",
     re.IGNORECASE)
+_RESULT_RE = re.compile(r"=[ \t]*\$?[ \t]*((?:(?<![\w)\]}])[-+\u2212])?(?:\d{1,3}(?:,\d{3})+|\d+)"
+                        r"(?:\.\d+)?(?:[ \t]*/[ \t]*\d+)?)(?![\d]|\.\d)")
 _LIST_MARKER_RE = re.compile(r"^(?:\d{1,2}[.)]|[-*\u2022]|step\s+\d+[.:)]?)\s+(?=\S)", re.IGNORECASE)
 _FRAC_RE = re.compile(r"\\[dt]?frac\s*\{\s*(-?\d+)\s*\}\s*\{\s*(\d+)\s*\}")
 _TEXT_CMD_RE = re.compile(r"\\(?:text|mathrm|textbf|mathbf)\s*\{([^{}]*)\}")
@@ -236,10 +238,10 @@ def extract_number(text: str, max_chars: int = MAX_SCAN_CHARS) -> str | None:
     (:func:`stated_number`): reasoning-gym's ``<answer>`` tag (searched in the last
     ``max_chars`` characters), ``\\boxed``, ``####``, then each "the answer is X", the last
     first; then the last sentence of the text's last line (a list marker such as ``2.``
-    dropped); last, the last
-    number in the text, but only when the text names no answer at all: a text whose every
-    "the answer is X" states no number ("the answer is N", "the answer is the sum") has none.
-    The result is always a number (``-4``, ``2.5``, ``3/4``, ``1.5e-05``) or None, never a
+    dropped); last, when the text names no answer at all, the result of its last equation
+    (``= N``; not the last number anywhere, which is as often an operand or a list marker). A
+    text whose every "the answer is X" states no number ("the answer is N", "the answer is the
+    sum") has none. The result is always a number (``-4``, ``2.5``, ``3/4``, ``1.5e-05``) or None, never a
     sentence.
     """
     marked = False
@@ -258,7 +260,11 @@ def extract_number(text: str, max_chars: int = MAX_SCAN_CHARS) -> str | None:
         number = stated_number(last) if len(last) <= MAX_ANSWER_CHARS else None
         if number is not None:
             return number
-    return None if marked else extract_last_number(text)
+    if marked:
+        return None
+    tail = _tail(text)
+    results = [m for m in _RESULT_RE.finditer(tail) if not _OPERATION_AFTER_RE.match(tail, m.end())]
+    return _canonical_number(results[-1].group(1)) if results else None
 
 
 def extract_tagged(text: str, tag: str = "answer", max_chars: int = MAX_SCAN_CHARS

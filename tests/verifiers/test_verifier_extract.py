@@ -170,7 +170,14 @@ RG_ANSWER_TABLE = [
      "chain_sum", None),  # seen: names its answer, and it is no number: no last-number guess
     ("2 + 3 = 5.\n\nThe answer is 2 + 3 = 5 which is the sum of 2 and 3", "chain_sum", "5"),
     ("The sum is 8 + 5.\n\n8 + 5 = 13", "chain_sum", "13"),
-    ("I added 8 and 5 and got 13, I think", "chain_sum", "13"),  # no answer named: last number
+    ("First 8 + 5 = 13.\n\nI hope this helps!", "chain_sum", "13"),  # no answer named: last result
+    ("I added 8 and 5 and got 13, I think", "chain_sum", None),  # ... and no result stated
+    ("To solve this, let's break it down:\n\n1. Find the people.\n2. Count them.\n3. Add them."
+     "\n\nThis is a classic example of division by multiplication.", "chain_sum", None),  # seen
+    ("The difference is 8 - 1.\n\nTo find 8 - 1, we subtract 1 from 8. This is a classic example.",
+     "chain_sum", None),  # seen: operands are not answers
+    ("First 8 + 5 = 13 and 13 - 2 = 11.\n\nThis is the final answer to the problem.",
+     "basic_arithmetic", "11"),
     ("The answer is x.", "chain_sum", None),
     ("I do not know.", "chain_sum", None),
     # free-form tasks keep their rules: a one-line reply is the answer as it stands
