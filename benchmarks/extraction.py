@@ -3,7 +3,7 @@
     python -m benchmarks.extraction RUN_DIR... [--baseline REV] [--sample N] [--out FILE]
 
 Reads every finished sample of the given runs (``ponder run`` dirs, or loop dirs searched for
-them): each terminal leaf of each trace, as its whole path text. For reasoning-gym tasks whose
+them): each end leaf of each trace (``search.aggregate.end_leaves``), as its whole path text. For reasoning-gym tasks whose
 answers are numbers (``verifiers.reasoning_gym.NUMERIC_DATASETS``) it compares three readings
 of each text:
 
@@ -134,7 +134,7 @@ def run_dirs(paths: list[Path]) -> Iterator[Path]:
 
 
 def samples(run_dir: Path) -> Iterator[tuple[dict[str, Any], str, str]]:
-    """(task config, problem id, text) for each terminal leaf of each trace in ``run_dir``."""
+    """(task config, problem id, text) for each end leaf of each trace in ``run_dir``."""
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     tasks = config.get("tasks") or {}
     if tasks.get("source") != "reasoning_gym":
@@ -142,8 +142,8 @@ def samples(run_dir: Path) -> Iterator[tuple[dict[str, Any], str, str]]:
     for path in sorted((run_dir / "traces").glob("*.json")):
         trace = json.loads(path.read_text())
         nodes = trace["nodes"]
-        for node in nodes:
-            if not node["terminal"] or node["children"]:
+        for node in nodes:  # search.aggregate.end_leaves: a path's end, not errored
+            if node["parent"] is None or not (node["terminal"] or node.get("end")) or node.get("error"):
                 continue
             parts = []
             while node["parent"] is not None:

@@ -44,11 +44,13 @@ def test_baseline_from_git_reproduces_the_old_extraction() -> None:
         "The answer to the given arithmetic problem is 4."
 
 
-def _node(i: int, parent: int | None, text: str, terminal: bool, children: list[int]) -> dict:
-    return {"id": i, "parent": parent, "text": text, "terminal": terminal, "children": children}
+def _node(i: int, parent: int | None, text: str, terminal: bool, children: list[int],
+          error: str | None = None) -> dict:
+    return {"id": i, "parent": parent, "text": text, "terminal": terminal, "children": children,
+            "error": error}
 
 
-def test_measure_reads_terminal_leaves_of_traces(tmp_path: Path) -> None:
+def test_measure_reads_the_end_leaves_of_traces(tmp_path: Path) -> None:
     import reasoning_gym
 
     tasks = {"source": "reasoning_gym", "name": "chain_sum", "size": 2, "seed": 5,
@@ -58,9 +60,10 @@ def test_measure_reads_terminal_leaves_of_traces(tmp_path: Path) -> None:
     run = tmp_path / "round-0" / "eval" / "cot"
     (run / "traces").mkdir(parents=True)
     (run / "config.yaml").write_text(yaml.safe_dump({"tasks": tasks}))
-    nodes = [_node(0, None, "", False, [1, 3]), _node(1, 0, "Adding them.\n\n", False, [2]),
+    nodes = [_node(0, None, "", False, [1, 3, 4]), _node(1, 0, "Adding them.\n\n", False, [2]),
              _node(2, 1, f"The answer is indeed {gold}.", True, []),
-             _node(3, 0, "The answer is 1000.", True, [])]
+             _node(3, 0, "The answer is 1000.", True, []),
+             _node(4, 0, "The answer is 5.", True, [], error="TimeoutError")]
     (run / "traces" / "p.json").write_text(json.dumps({"problem_id": "chain_sum-5-1",
                                                        "nodes": nodes}))
     rows = measure([tmp_path], "dfd2e6a")
