@@ -39,6 +39,8 @@ from typing import Any
 
 MAX_STEP_CHARS = 4000
 """Characters of a step read for claims (the start of the step)."""
+MAX_LATEX_COMMANDS = 64
+"""LaTeX commands (backslashes) of a step read; the text after the last of them is not read."""
 MAX_CLAIMS_PER_STEP = 16
 """Claims read from one step; the rest are ignored."""
 MAX_SIDE_TOKENS = 64
@@ -120,9 +122,12 @@ def _brace_group(text: str, start: int) -> tuple[str, int] | None:
     return None
 
 
-def delatex(text: str) -> str:
+def delatex(text: str, depth: int = 0) -> str:
     """A small LaTeX subset rewritten as plain operators; other commands become ``§`` (a
-    character that ends a math span). Bounded: each pass consumes a command."""
+    character that ends a math span). Bounded: groups nested deeper than :data:`MAX_DEPTH`
+    become ``§``, and the caller cuts the text at :data:`MAX_LATEX_COMMANDS` commands."""
+    if depth > MAX_DEPTH:
+        return " § "
     text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     out: list[str] = []
     i = 0
@@ -132,7 +137,7 @@ def delatex(text: str) -> str:
             if text[i] == "^":
                 group = _brace_group(text, i + 1)
                 if group is not None:
-                    out.append("^(" + delatex(group[0]) + ")")
+                    out.append("^(" + delatex(group[0], depth + 1) + ")")
                     i = group[1]
                     continue
             out.append(text[i])
@@ -144,10 +149,10 @@ def delatex(text: str) -> str:
             first = _brace_group(text, i)
             second = _brace_group(text, first[1]) if (first and name == "frac") else None
             if name == "frac" and first and second:
-                out.append(f"(({delatex(first[0])})/({delatex(second[0])}))")
+                out.append(f"(({delatex(first[0], depth + 1)})/({delatex(second[0], depth + 1)}))")
                 i = second[1]
             elif name == "sqrt" and first:
-                out.append(f"sqrt({delatex(first[0])})")
+                out.append(f"sqrt({delatex(first[0], depth + 1)})")
                 i = first[1]
             else:
                 out.append(" § ")
@@ -156,6 +161,19 @@ def delatex(text: str) -> str:
         else:
             out.append(" § ")
     return "".join(out)
+
+
+def _cut(text: str) -> str:
+    """The part of a step that is read: :data:`MAX_STEP_CHARS` characters, and no more than
+    :data:`MAX_LATEX_COMMANDS` backslashes (each LaTeX group is scanned for its braces)."""
+    text = text[:MAX_STEP_CHARS]
+    at = -1
+    for _ in range(MAX_LATEX_COMMANDS):
+        at = text.find("\\", at + 1)
+        if at < 0:
+            return text
+    beyond = text.find("\\", at + 1)
+    return text if beyond < 0 else text[:beyond]
 
 
 def _tokens(text: str) -> list[tuple[str, str, bool]]:
@@ -237,7 +255,7 @@ def read_claims(text: str) -> list[Claim]:
 
     Pure string work, linear in the (capped) text: safe on any input.
     """
-    tokens = _times_x(_tokens(delatex(text[:MAX_STEP_CHARS])))
+    tokens = _times_x(_tokens(delatex(_cut(text))))
     claims: list[Claim] = []
     k = 0
     previous_word: str | None = None
@@ -262,7 +280,7 @@ def read_claims(text: str) -> list[Claim]:
 def numbers(text: str) -> set[str]:
     """Every number written in ``text`` (capped like :func:`read_claims`), as canonical
     strings of their absolute values (``1,000`` -> ``1000``, ``3.50`` -> ``3.5``)."""
-    return {_canonical(v) for kind, v, _ in _tokens(delatex(text[:MAX_STEP_CHARS]))
+    return {_canonical(v) for kind, v, _ in _tokens(delatex(_cut(text)))
             if kind == "num" and len(v) <= MAX_NUMBER_DIGITS + 1}
 
 
