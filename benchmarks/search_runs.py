@@ -47,10 +47,12 @@ def override(cfg: RunConfig, updates: Mapping[str, Any]) -> RunConfig:
 
 
 @contextlib.contextmanager
-def bench_endpoint(endpoint: str | None, settings: ServerSettings) -> Iterator[tuple[str, str]]:
+def bench_endpoint(endpoint: str | None, settings: ServerSettings,
+                   on_progress: Callable[[str], None] | None = None) -> Iterator[tuple[str, str]]:
     """Yields ``(endpoint, description)``: ``endpoint`` as given, else a healthy recorded
     server of the same checkpoint (reused as it is), else one started with ``settings`` and
-    stopped at the end. The description says which, for the printed settings."""
+    stopped at the end. The description says which, for the printed settings;
+    ``on_progress`` is told the start-up's phases."""
     if endpoint:
         yield endpoint, f"given endpoint {endpoint} (its own settings)"
         return
@@ -58,7 +60,7 @@ def bench_endpoint(endpoint: str | None, settings: ServerSettings) -> Iterator[t
     # A server started here inherits this environment: dev mode adds POST /reset_prefix_cache,
     # so each measured run starts with a cold prefix cache (see reset_prefix_cache).
     os.environ.setdefault("VLLM_SERVER_DEV_MODE", "1")
-    with ensure_server(settings=settings) as managed:
+    with ensure_server(settings=settings, on_progress=on_progress) as managed:
         rec = managed.record
         if before is not None and before.healthy and before.record.pid == rec.pid:
             yield rec.endpoint, f"reused recorded server pid {rec.pid} at {rec.endpoint} (its own settings)"
@@ -204,12 +206,21 @@ def _warm_tokenizer(cfg: RunConfig) -> None:
 
 async def measure_run(cfg: RunConfig, tasks: TaskSet, client: VLLMClient, label: str = "",
                       *, interval_s: float = 1.0,
-                      inspect: Callable[[Path], Awaitable[None]] | None = None) -> RunMeasure:
+                      inspect: Callable[[Path], Awaitable[None]] | None = None,
+                      on_progress: Callable[[str], None] | None = None) -> RunMeasure:
     """Runs ``cfg`` on ``tasks`` in a temporary run dir (deleted after), measuring the server.
 
     ``client`` is only used to read ``/metrics`` of the first endpoint; the run opens its own.
     ``inspect`` reads the run directory (traces) after the measurement, before it is deleted.
+    ``on_progress`` is told when the run starts, each tenth of its problems and its end.
     """
+    name, total, finished = label or cfg.search.algorithm, len(tasks), [0]
+
+    def on_row(row: dict[str, Any]) -> None:
+        finished[0] += 1
+        if on_progress is not None and finished[0] % max(1, total // 10) == 0 and finished[0] < total:
+            on_progress(f"run {name}: {finished[0]}/{total} problems done")
+
     with tempfile.TemporaryDirectory(prefix="ponder-bench-") as tmp:
         cfg = override(cfg, {"run_dir": tmp})
         _warm_tokenizer(cfg)
@@ -220,7 +231,10 @@ async def measure_run(cfg: RunConfig, tasks: TaskSet, client: VLLMClient, label:
         poller = asyncio.create_task(_poll(client, before, start, samples, interval_s))
         cpu0, call0 = time.process_time(), time.perf_counter()
         try:
-            outcome = await run_config(cfg, tasks=tasks)
+            if on_progress is not None:
+                on_progress(f"run {name}: {total} problems, {cfg.search.algorithm}")
+            # no warm-up: the server's counters around the run would count its tokens
+            outcome = await run_config(cfg, on_row, tasks=tasks, warm_up_server=False)
         finally:
             cpu, call = time.process_time() - cpu0, time.perf_counter() - call0
             poller.cancel()
@@ -229,6 +243,8 @@ async def measure_run(cfg: RunConfig, tasks: TaskSet, client: VLLMClient, label:
         after = await snapshot(client)
         samples.append(Sample(time.perf_counter() - start, counter_delta(before, after, GENERATED),
                               after.get(RUNNING, 0.0), after.get(WAITING, 0.0)))
+        if on_progress is not None:
+            on_progress(f"run {name}: done in {outcome.wall_seconds:.1f} s")
         if inspect is not None:
             await inspect(Path(tmp))
     return RunMeasure(label or cfg.search.algorithm, cfg, outcome.rows,

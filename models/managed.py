@@ -19,6 +19,7 @@ from pathlib import Path
 
 from models.processes import pid_running
 from models.server import (
+    ProgressFn,
     ServerRecord,
     ServerSettings,
     port_in_use,
@@ -91,12 +92,15 @@ class ManagedServer:
 
 @contextlib.contextmanager
 def ensure_server(
-    checkpoint: Path | str | None = None, settings: ServerSettings | None = None
+    checkpoint: Path | str | None = None, settings: ServerSettings | None = None, *,
+    on_progress: ProgressFn | None = None,
 ) -> Iterator[ManagedServer]:
     """Yields a healthy server: the recorded one if it serves ``checkpoint``, else a new one.
 
     A server started here is not recorded (only ``ponder serve``'s is) and is stopped on
     exit; a reused one is left running. ``checkpoint=None`` means the embedded model.
+    ``on_progress`` is told what the start-up is doing (phases of a new server's start, or
+    the reuse of a recorded one).
 
     Raises:
         ModelServerError: as :func:`models.server.start_server`.
@@ -115,11 +119,13 @@ def ensure_server(
     status = server_status()
     if status is not None and status.healthy and status.record.checkpoint == wanted:
         log.info("reusing vLLM server pid %d on %s", status.record.pid, status.record.endpoint)
+        if on_progress is not None:
+            on_progress(f"reusing the vLLM server on {status.record.endpoint} (pid {status.record.pid})")
         found = settings.model_copy(update={"checkpoint": Path(status.record.checkpoint)})
         yield ManagedServer(found, status.record, owned=False, recorded=True)
         return
-    server = ManagedServer(settings, start_server(settings, record=False, exit_with_parent=True),
-                           owned=True, recorded=False)
+    server = ManagedServer(settings, start_server(settings, record=False, exit_with_parent=True,
+                                                 on_progress=on_progress), owned=True, recorded=False)
     _OWN.append(server)
     try:
         yield server

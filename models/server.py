@@ -41,6 +41,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -64,6 +65,54 @@ EXIT_WITH_PARENT_ENV = "PONDER_EXIT_WITH_PARENT"  # read by models.launcher (not
 _ADDR_IN_USE = re.compile(r"address already in use", re.IGNORECASE)
 # Popen objects of servers this process started, so that stopping one also reaps it.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+ProgressFn = Callable[[str], None]
+"""Told what a start-up is doing now, one short phrase per phase (e.g. "loading weights").
+A command renders it (``ponder run`` with a spinner and elapsed time); models/ prints nothing."""
+
+STARTUP_PHASES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"Initializing a V1 LLM engine"), "starting the engine"),
+    (re.compile(r"Starting to load model"), "loading weights"),
+    (re.compile(r"Loading weights took ([\d.]+) seconds"), "weights loaded in {0} s; profiling the model and "
+     "allocating the KV cache"),
+    (re.compile(r"init engine .*? took ([\d.]+) s"), "engine ready in {0} s; starting the API server"),
+    (re.compile(r"Starting vLLM server on"), "API server up; waiting for /health"),
+)
+"""vLLM 0.32's start-up log lines, in order, and the phase each one begins."""
+
+
+class StartupLog:
+    """Reads a starting server's log as it grows (from its size now: not the command line
+    written before) and names the phase it reached (:data:`STARTUP_PHASES`); each new phase
+    goes to ``on_progress`` once."""
+
+    def __init__(self, path: Path, on_progress: ProgressFn | None) -> None:
+        self.path, self.on_progress = path, on_progress
+        self.offset = path.stat().st_size if path.exists() else 0
+        self.reached = -1
+        self.pending = ""
+
+    def poll(self) -> None:
+        if self.on_progress is None:
+            return
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+        except OSError:
+            return
+        self.offset += len(chunk)
+        text = self.pending + chunk.decode("utf-8", "replace")
+        lines = text.split("\n")
+        self.pending = lines.pop()  # a line still being written
+        for line in lines:
+            for k in range(self.reached + 1, len(STARTUP_PHASES)):
+                pattern, phase = STARTUP_PHASES[k]
+                found = pattern.search(line)
+                if found:
+                    self.reached = k
+                    self.on_progress(phase.format(*found.groups()))
+                    break
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,7 +181,8 @@ def port_in_use(host: str, port: int) -> bool:
 
 
 def start_server(
-    settings: ServerSettings | None = None, *, record: bool = True, exit_with_parent: bool = False
+    settings: ServerSettings | None = None, *, record: bool = True, exit_with_parent: bool = False,
+    on_progress: ProgressFn | None = None,
 ) -> ServerRecord:
     """Starts a vLLM server and returns once ``/health`` answers.
 
@@ -142,6 +192,7 @@ def start_server(
             :func:`ensure_server` and :func:`stop_server` find it. Test sessions pass False.
         exit_with_parent: The server ends itself when this process is gone, even if it is
             killed without cleaning up (for servers owned by one command or test session).
+        on_progress: Told each phase of the start-up (from the server's log) as it begins.
 
     Raises:
         ModelServerError: the port is taken, the server exited during start-up (the message
@@ -152,6 +203,8 @@ def start_server(
     if settings.checkpoint is None:
         from models.embedded import embedded_checkpoint
 
+        if on_progress is not None:
+            on_progress("preparing the embedded model's checkpoint")
         checkpoint = embedded_checkpoint()
     else:
         checkpoint = Path(settings.checkpoint).expanduser().resolve()
@@ -171,7 +224,7 @@ def start_server(
                 retryable=False,
             )
         try:
-            rec = _launch(settings, checkpoint, port, exit_with_parent)
+            rec = _launch(settings, checkpoint, port, exit_with_parent, on_progress)
         except _AddressInUse:
             if attempt + 1 < attempts:
                 log.info("port %d was taken during start-up; trying another", port)
@@ -187,7 +240,8 @@ class _AddressInUse(Exception):
     pass
 
 
-def _launch(settings: ServerSettings, checkpoint: Path, port: int, exit_with_parent: bool) -> ServerRecord:
+def _launch(settings: ServerSettings, checkpoint: Path, port: int, exit_with_parent: bool,
+            on_progress: ProgressFn | None = None) -> ServerRecord:
     endpoint = f"http://{settings.host}:{port}"
     logs = state_dir() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -213,6 +267,9 @@ def _launch(settings: ServerSettings, checkpoint: Path, port: int, exit_with_par
     log.info("starting vLLM (pid %d) on %s; log %s", proc.pid, endpoint, log_path)
     deadline = started + settings.startup_timeout_s
     name = served_name(settings, checkpoint)
+    if on_progress is not None:
+        on_progress(f"starting a vLLM server for {name} (log {log_path})")
+    phases = StartupLog(log_path, on_progress)
     try:
         with httpx.Client(timeout=2.0, trust_env=False) as http:
             while True:
@@ -227,6 +284,7 @@ def _launch(settings: ServerSettings, checkpoint: Path, port: int, exit_with_par
                         f"vLLM server exited with code {rc} during start-up; log {log_path} ends:\n{tail}",
                         retryable=False,
                     )
+                phases.poll()
                 if _serves(http, endpoint, name):
                     break
                 if time.monotonic() > deadline:
@@ -243,6 +301,8 @@ def _launch(settings: ServerSettings, checkpoint: Path, port: int, exit_with_par
         raise
     took = time.monotonic() - started
     log.info("vLLM ready on %s after %.1f s", endpoint, took)
+    if on_progress is not None:
+        on_progress(f"server ready on {endpoint} in {took:.1f} s")
     return ServerRecord(
         pid=proc.pid,
         port=port,

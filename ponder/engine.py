@@ -22,7 +22,9 @@ from models.managed import ensure_server, own_restart_fns
 from models.policy import VLLMPolicy
 from models.pooling_prm import PoolingPRM
 from models.reward import GenerativePRM, SelfEvalReward
+from models.server import ProgressFn, ServerSettings
 from models.tokenizer import HFTokenizer
+from models.warmup import warm_up
 from ponder.config import ModelConfig, RewardConfig, RunConfig
 from ponder.interrupts import stop_on_signals
 from ponder.rundir import RunDir
@@ -92,28 +94,34 @@ class Served:
     restart_fns: dict[str, RestartFn]
 
 
+WARM_UP_QUESTION = "What is 2 + 3?"
+"""The question of the warm-up requests (with the run's system prompt, in the chat template)."""
+
+
 @contextlib.contextmanager
-def model_endpoints(model: ModelConfig) -> Iterator[Served]:
+def model_endpoints(model: ModelConfig, on_progress: ProgressFn | None = None) -> Iterator[Served]:
     """Configured endpoints (external: waited for when down, unless this process started the
     server behind one: restarted), else a local server that ponder manages (restarted when it
     dies).
 
     With no endpoints configured, a recorded healthy server of the checkpoint is reused, or
-    one is started (the embedded model by default) and stopped when the block ends.
+    one is started (the embedded model by default) and stopped when the block ends;
+    ``on_progress`` is told what its start-up is doing.
     """
     if model.endpoints:
         yield Served(list(model.endpoints), Path(model.checkpoint) if model.checkpoint else None, model.model,
                      own_restart_fns(model.endpoints))
         return
-    with ensure_server(model.checkpoint) as server:
+    with ensure_server(model.checkpoint, on_progress=on_progress) as server:
         yield Served([server.endpoint], Path(server.record.checkpoint), model.model or server.record.model,
                      {server.endpoint: server.restart})
 
 
 @contextlib.contextmanager
-def reward_endpoints(reward: RewardConfig | None) -> Iterator[Served | None]:
+def reward_endpoints(reward: RewardConfig | None, on_progress: ProgressFn | None = None) -> Iterator[Served | None]:
     """Where a PRM is served apart from the policy: its endpoints (external), or a second local
-    server of ``reward.checkpoint`` that ponder manages; None when it shares the policy's."""
+    server of ``reward.checkpoint`` that ponder manages (a pooling PRM with vLLM's pooling
+    runner); None when it shares the policy's."""
     if reward is None or reward.kind in ("self_eval", "symbolic") or not (reward.endpoints or reward.checkpoint):
         yield None
         return
@@ -121,7 +129,9 @@ def reward_endpoints(reward: RewardConfig | None) -> Iterator[Served | None]:
     if reward.endpoints:
         yield Served(list(reward.endpoints), checkpoint, reward.model, own_restart_fns(reward.endpoints))
         return
-    with ensure_server(checkpoint) as server:
+    runner = "pooling" if reward.kind == "pooling_prm" else "auto"
+    with ensure_server(checkpoint, ServerSettings(checkpoint=checkpoint, runner=runner),
+                       on_progress=on_progress) as server:
         yield Served([server.endpoint], Path(server.record.checkpoint), reward.model or server.record.model,
                      {server.endpoint: server.restart})
 
@@ -157,13 +167,18 @@ async def _judge(cfg: RewardConfig, served: Served | None, client: VLLMClient, t
 
 @contextlib.asynccontextmanager
 async def open_engine(model: ModelConfig, reward: RewardConfig | None = None,
-                      on_event: Callable[[dict[str, Any]], None] | None = None) -> AsyncIterator[Engine]:
+                      on_event: Callable[[dict[str, Any]], None] | None = None,
+                      on_progress: ProgressFn | None = None, warm: bool = True) -> AsyncIterator[Engine]:
     """Connects to (or starts) the policy server, and a PRM server when the reward model is
     served apart (``reward.endpoints`` or ``reward.checkpoint``), and yields a ready
     :class:`Engine`. Both get the same fault handling: a server ponder started is restarted
     when it dies, an external one is waited for.
 
-    ``on_event`` receives the servers' outage / restart / recovered / failed events.
+    ``on_event`` receives the servers' outage / restart / recovered / failed events;
+    ``on_progress`` what the start-up is doing (a server's start phases, the warm-up). The
+    policy's servers are warmed up (a few short requests, ``models.warmup``) before the
+    engine is yielded, so a run's clock, which starts after, does not pay for cold servers;
+    ``warm=False`` skips that (a benchmark that counts the server's tokens around the run).
     """
     clients: list[VLLMClient] = []
 
@@ -174,11 +189,14 @@ async def open_engine(model: ModelConfig, reward: RewardConfig | None = None,
         clients.append(client)
         return client
 
-    with model_endpoints(model) as served, reward_endpoints(reward) as reward_served:
+    with model_endpoints(model, on_progress) as served, reward_endpoints(reward, on_progress) as reward_served:
         tokenizer = HFTokenizer(served.checkpoint or embedded_checkpoint())
         name = served.name or await served_model(served.endpoints[0])
         try:
             client = make_client(served.endpoints, name, served.restart_fns)
+            if warm:
+                await warm_up(client, tokenizer.chat_prompt(WARM_UP_QUESTION, model.system_prompt),
+                              on_progress=on_progress)
             policy = BoundedPolicy(VLLMPolicy(client, tokenizer.decode_with_offsets), model.max_in_flight)
             checker = SymbolicChecker(reward.checker if reward is not None else None)
             rm = await _reward_model(reward, reward_served, client, tokenizer, model.system_prompt, make_client,
@@ -252,13 +270,16 @@ class RunOutcome:
 
 async def run_config(cfg: RunConfig, on_row: Callable[[dict[str, Any]], None] | None = None,
                      tasks: TaskSet | None = None,
-                     on_event: Callable[[dict[str, Any]], None] | None = None) -> RunOutcome:
+                     on_event: Callable[[dict[str, Any]], None] | None = None,
+                     on_progress: ProgressFn | None = None, warm_up_server: bool = True) -> RunOutcome:
     """Runs a whole config: resumes from ``results.jsonl``, records each problem as it ends.
 
     A problem is recorded only when its search really ended (an ``error`` row, from a bug
     in a search, is retried by the next run). Server outages are recovered by the engine and
     logged to ``events.jsonl``; when recovery fails the run stops with ``EngineFault`` and the
     problems in progress stay unfinished. SIGINT / SIGTERM stop it with ``Interrupted``.
+    ``on_progress`` is told what happens before the search starts (server start, warm-up);
+    ``warm_up_server=False`` skips the warm-up (see ``open_engine``).
     """
     tasks = tasks or load_tasks(cfg.tasks)
     # Traces are serialised and written (fsync) on one writer thread, in finishing order, so
@@ -281,10 +302,13 @@ async def run_config(cfg: RunConfig, on_row: Callable[[dict[str, Any]], None] | 
             # The verifier's worker processes start (imports: seconds of CPU) while the server
             # does, not during the search, where they would take the server's cores.
             warm = asyncio.ensure_future(asyncio.to_thread(tasks.warm)) if pending else None
-            async with open_engine(cfg.model, cfg.reward, on_event=event) as engine:
+            async with open_engine(cfg.model, cfg.reward, on_event=event, on_progress=on_progress,
+                                   warm=warm_up_server) as engine:
                 if warm is not None:
                     await warm
-                start = time.perf_counter()  # search time, after the server is up
+                if on_progress is not None:
+                    on_progress(f"searching {len(pending)} problems")
+                start = time.perf_counter()  # search time, after the server is up and warm
                 seen_at_start: dict[str, dict[str, int]] = {}
 
                 contexts: dict[str, SearchContext] = {}
@@ -338,13 +362,20 @@ async def run_config(cfg: RunConfig, on_row: Callable[[dict[str, Any]], None] | 
 def summarize(rows: Sequence[dict[str, Any]], wall_seconds: float,
               engine_stats: dict[str, int] | None = None) -> dict[str, float]:
     """Accuracy over the problems that finished (errored ones counted beside it) and compute
-    (usage summed over problems); with ``engine_stats``, the outages and restarts seen; in
-    label runs, the labels written and what their rollouts cost (apart from the search's)."""
-    total = Usage()
+    (usage summed over problems); with ``engine_stats``, the outages and restarts seen.
+
+    Token counts, calls and ``tok_per_s`` cover every policy generation of the run. In label
+    runs that is the search and the label rollouts together, each also shown apart
+    (``search_tokens`` / ``search_calls``, ``label_rollout_tokens`` / ``label_rollout_calls``),
+    with the labels written."""
+    searching = Usage()
     labelling = Usage()
     for r in rows:
-        total.add(Usage(**r["usage"]))
+        searching.add(Usage(**r["usage"]))
         labelling.add(Usage(**r.get("label_usage", {})))
+    total = Usage()
+    total.add(searching)
+    total.add(labelling)
     finished = [r for r in rows if r["status"] != "error"]
     out: dict[str, float] = {
         "problems": len(finished),
@@ -356,6 +387,7 @@ def summarize(rows: Sequence[dict[str, Any]], wall_seconds: float,
                     "server_restarts": engine_stats.get("restarts", 0)})
     if any("labels" in r for r in rows):
         out.update({"labels": sum(r.get("labels", 0) for r in rows),
+                    "search_tokens": searching.generated_tokens, "search_calls": searching.calls,
                     "label_rollout_tokens": labelling.generated_tokens, "label_rollout_calls": labelling.calls})
     return {
         **out,

@@ -4,6 +4,8 @@ every report opens with, and a config pointed at the bench's server."""
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -26,6 +28,18 @@ def server_settings(checkpoint: str | None, block_size: int | None, kv_cache_gib
     settings = ServerSettings(checkpoint=Path(checkpoint) if checkpoint else None, kv_cache_gib=kv_cache_gib)
     # The setting itself, not an extra --block-size: vLLM refuses a flag given twice.
     return settings.model_copy(update={"block_size": block_size}) if block_size else settings
+
+
+def stage_printer() -> Callable[[str], None]:
+    """A printer of one line per stage of a long bench, with the seconds since the bench
+    started, so a bench that takes minutes is never silent (a server start's phases come
+    through it too, as ``on_progress``)."""
+    started = time.perf_counter()
+
+    def say(message: str) -> None:
+        print(f"[{time.perf_counter() - started:7.1f} s] {message}", flush=True)
+
+    return say
 
 
 def print_header(title: str, server_desc: str, cfgs: list[Any]) -> None:

@@ -1,9 +1,10 @@
-"""`ponder bench server | engine | throughput | compare | flat | view`: how fast the system is.
+"""`ponder bench server | engine | throughput | compare | flat | parallel | view`: how fast the system is.
 
 ``server`` and ``engine`` measure the model server and the search core apart; ``throughput``
 and ``compare`` run real searches on one shared server (:mod:`benchmarks.search_runs` for how
 a run is measured, :mod:`benchmarks.suite` for presets); ``flat`` sets ponder's whole-solution
-sampling beside a plain client (:mod:`benchmarks.flat`); ``view`` opens a big run's view in
+sampling beside a plain client (:mod:`benchmarks.flat`); ``parallel`` sets fixed and adaptive
+in-tree parallelism side by side (:mod:`benchmarks.parallel`); ``view`` opens a big run's view in
 headless Chromium (:mod:`benchmarks.view`). Each prints ratios taken in one run.
 """
 
@@ -16,7 +17,7 @@ from typing import Annotated, Optional
 import typer
 
 from benchmarks.cli.options import (BlockSize, ConfigArg, Endpoint, MaxInFlight, for_run, print_header,
-                                    server_settings)
+                                    server_settings, stage_printer)
 from ponder.cli.common import fail
 from search.protocols import PonderError
 
@@ -71,19 +72,24 @@ def throughput(
     from ponder.config import load_run_config
     from verifiers.tasks import load_tasks
 
+    say = stage_printer()
     try:
         cfg = load_run_config(config) if config else throughput_config(problems, workload)
         tasks = load_tasks(cfg.tasks)
         with bench_endpoint(endpoint or next(iter(cfg.model.endpoints), None),
-                            server_settings(cfg.model.checkpoint, block_size)) as (url, desc):
+                            server_settings(cfg.model.checkpoint, block_size), say) as (url, desc):
             cfg = for_run(cfg, url, max_in_flight, len(tasks))
             print_header("throughput", desc, [cfg])
 
             async def go():
                 async with VLLMClient(url, await served_model(url)) as client:
+                    say(f"saturation load before the run (concurrency {', '.join(map(str, concurrency))})")
                     before = await bench_server_async(client, tuple(concurrency), 128)
-                    m = await measure_run(cfg, tasks, client, cfg.search.algorithm)
+                    m = await measure_run(cfg, tasks, client, cfg.search.algorithm, on_progress=say)
+                    say("saturation load after the run")
                     after = await bench_server_async(client, tuple(concurrency), 128, seed=1)
+                    if m.shape:
+                        say("saturation load shaped like the run's requests")
                     shaped = (await shaped_load_rate(client, *m.shape, concurrency=max(concurrency))
                               if m.shape else None)
                     return before, m, after, shaped
@@ -122,14 +128,16 @@ def compare(
         else:
             bon, beam = compare_configs(problems, num_samples, budget, beam_width)
         tasks = load_tasks(bon.tasks)
+        say = stage_printer()
         with bench_endpoint(endpoint or next(iter(bon.model.endpoints), None),
-                            server_settings(bon.model.checkpoint, block_size)) as (url, desc):
+                            server_settings(bon.model.checkpoint, block_size), say) as (url, desc):
             bon, beam = (for_run(c, url, max_in_flight, len(tasks)) for c in (bon, beam))
             print_header("compare", desc, [bon, beam])
 
             async def go():
                 async with VLLMClient(url, await served_model(url)) as client:
-                    return [await measure_run(c, tasks, client, c.search.algorithm) for c in (bon, beam)]
+                    return [await measure_run(c, tasks, client, c.search.algorithm, on_progress=say)
+                            for c in (bon, beam)]
 
             m_bon, m_beam = asyncio.run(go())
     except (PonderError, ValueError) as err:
@@ -174,6 +182,80 @@ def flat(
     except PonderError as err:
         fail(err)
     print("\n".join(flat_lines(cfg, reqs, fm, ponder_fields)))
+
+
+def parallel(
+    mcts_problems: Annotated[int, typer.Option(help="Problems of the MCTS workload (chain_sum; 0: skip it).")] = 32,
+    beam_problems: Annotated[int, typer.Option(help="Problems of the step-beam workload (0: skip it).")] = 64,
+    workload: Annotated[str, typer.Option(help="Step-beam tasks: chain_sum or gsm_symbolic.")] = "chain_sum",
+    bound: Annotated[int, typer.Option(help="max_parallel (MCTS) / max_width (beam) of the adaptive runs.")] = 8,
+    concurrency: Annotated[list[int], typer.Option(
+        help="Concurrencies of the saturation probe; the target is its saturation point.")] = [4, 8, 16, 32],
+    probe_tokens: Annotated[int, typer.Option(help="Generated tokens per probe request.")] = 64,
+    max_in_flight: MaxInFlight = 256,
+    endpoint: Endpoint = None,
+    block_size: BlockSize = None,
+) -> None:
+    """num_parallel 1 vs adaptive in-tree parallelism (MCTS, step beam): wall, tok/s, share of saturated, accuracy."""
+    from benchmarks.parallel import (arm_lines, arms, beam_config, compare_lines, mcts_config, read_parallel,
+                                     saturation_point)
+    from benchmarks.search_runs import bench_endpoint, machine_note, measure_run, override
+    from benchmarks.server import bench_server_async, format_rows
+    from models.client import VLLMClient, served_model
+    from verifiers.tasks import load_tasks
+
+    say = stage_printer()
+    try:
+        workloads = ([mcts_config(mcts_problems)] if mcts_problems else []) + (
+            [beam_config(beam_problems, workload)] if beam_problems else [])
+        if not workloads:
+            raise typer.BadParameter("both workloads skipped: give --mcts-problems or --beam-problems above 0")
+        with bench_endpoint(endpoint, server_settings(None, block_size), say) as (url, desc):
+            runs = [[(label, for_run(c, url, max_in_flight, len(load_tasks(c.tasks)))) for label, c in arms(w, bound)]
+                    for w in workloads]
+            print_header("parallel", desc, [c for pair in runs for _, c in pair])
+
+            async def go():
+                async with VLLMClient(url, await served_model(url)) as client:
+                    probe = dict(rounds=2, num_shared=2, shared_prefix_tokens=64, shared_concurrency=2)
+                    say(f"saturation probe before (concurrency {', '.join(map(str, concurrency))})")
+                    before = await bench_server_async(client, tuple(concurrency), probe_tokens, **probe)
+                    target, _ = saturation_point(before)
+                    say(f"target_in_flight = {target} (the probe's saturation point)")
+                    results = []
+                    for pair in runs:
+                        measured = []
+                        for label, c in pair:
+                            c = override(c, {"model": {"target_in_flight": target}})
+                            tasks = load_tasks(c.tasks)
+                            seen: list = []
+
+                            async def grab(run_dir, seen=seen):
+                                seen.extend(read_parallel(run_dir))
+
+                            m = await measure_run(c, tasks, client, label, inspect=grab, on_progress=say)
+                            measured.append((label, m, seen))
+                        results.append(measured)
+                    say("saturation probe after")
+                    after = await bench_server_async(client, tuple(concurrency), probe_tokens, seed=1, **probe)
+                    return before, after, target, results
+
+            before, after, target, results = asyncio.run(go())
+    except PonderError as err:
+        fail(err)
+    peaks = [saturation_point(rows)[1] for rows in (before, after)]
+    saturated = sum(peaks) / 2
+    print("-- saturation probe before and after (n=1 requests, 32-token random prompts, "
+          f"{probe_tokens} generated, ignore_eos)")
+    print(format_rows([r for r in before + after if r.load == "throughput"]))
+    print(f"saturated generated tok/s: {saturated:.1f} (before {peaks[0]:.1f}, after {peaks[1]:.1f}); "
+          f"target_in_flight of the adaptive runs: {target} sequences")
+    for measured in results:
+        for label, m, seen in measured:
+            print("\n".join(arm_lines(label, m, seen, saturated)))
+        print("\n".join(compare_lines(measured[0][1], measured[1][1])))
+    print(f"machine at the end: {machine_note()}")
+    print("LLM Reasoners' MCTS on the same server: not run (no peer harness here).")
 
 
 def view(

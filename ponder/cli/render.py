@@ -61,13 +61,14 @@ def usage_table(usage: Mapping[str, Any], title: str = "usage") -> Table:
 
 def summary_table(summary: Mapping[str, Any], title: str) -> Table:
     """Accuracy (over finished problems), errors, server outages and restarts, tokens, cached-token
-    share, calls, wall, tok/s, and in label runs the labels and their rollouts' cost: one metric
-    per row."""
+    share, calls, wall, tok/s (of every generated token), and in label runs the labels and the
+    search's and the label rollouts' tokens and calls apart: one metric per row."""
     formats = {
         "problems": "{:d}", "accuracy": "{:.3f}", "errors": "{:d}", "server_outages": "{:d}",
-        "server_restarts": "{:d}", "generated_tokens": "{:d}", "prompt_tokens": "{:d}", "cached_share": "{:.2f}",
-        "reward_tokens": "{:d}", "calls": "{:d}", "wall_seconds": "{:.1f}", "tok_per_s": "{:.1f}",
-        "labels": "{:d}", "label_rollout_tokens": "{:d}", "label_rollout_calls": "{:d}",
+        "server_restarts": "{:d}", "labels": "{:d}", "generated_tokens": "{:d}", "search_tokens": "{:d}",
+        "label_rollout_tokens": "{:d}", "prompt_tokens": "{:d}", "cached_share": "{:.2f}",
+        "reward_tokens": "{:d}", "calls": "{:d}", "search_calls": "{:d}", "label_rollout_calls": "{:d}",
+        "wall_seconds": "{:.1f}", "tok_per_s": "{:.1f}",
     }
     table = Table(title=title)
     table.add_column("metric")

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ponder.cli.common import ERRORED, console, fail
@@ -28,19 +32,21 @@ def solve(
     from search.protocols import Problem
     from verifiers.math import MathVerifier
 
-    try:
-        cfg = load_run_config(config, {"mode": "solve"}) if config else RunConfig()
+    try:  # solve never labels: a label config's generators are dropped, not refused
+        cfg = load_run_config(config, {"mode": "solve", "labels": []}) if config else RunConfig()
     except PonderError as err:
         fail(err)
     problem = Problem(id="cli", question=question)
 
-    async def go():
-        async with stop_on_signals(), open_engine(cfg.model, cfg.reward) as engine:
+    async def go(on_progress: Callable[[str], None]):
+        async with stop_on_signals(), open_engine(cfg.model, cfg.reward, on_progress=on_progress) as engine:
+            on_progress(f"searching ({cfg.search.algorithm})")
             ctx = make_context(cfg, engine, problem, None, 0)
             return await run_search(ctx, cfg.search)
 
     try:
-        result = asyncio.run(go())
+        with startup_status() as on_progress:
+            result = asyncio.run(go(on_progress))
     except PonderError as err:
         fail(err)
     console.print(tree_view(result, max_depth=depth))
@@ -61,6 +67,25 @@ def run(
     Re-running the same command resumes: finished problems are skipped.
     """
     run_with_progress(*load_run(config, {"run_dir": run_dir} if run_dir else {}))
+
+
+def progress_line(started: float, message: str) -> str:
+    """One line of start-up progress: seconds since ``started`` (a ``time.perf_counter()``) and
+    what is happening."""
+    return f"[dim]{time.perf_counter() - started:6.1f} s[/] {escape(message)}"
+
+
+@contextlib.contextmanager
+def startup_status() -> Iterator[Callable[[str], None]]:
+    """A spinner with the current start-up phase (server start, weights, warm-up) and its
+    elapsed time; each phase is also printed as a line. Yields the ``on_progress`` callable."""
+    started = time.perf_counter()
+    with console.status("starting") as status:
+        def on_progress(message: str) -> None:
+            console.print(progress_line(started, message))
+            status.update(f"{escape(message.split(' (')[0])} ...")
+
+        yield on_progress
 
 
 def load_run(config: Path, overrides: dict[str, Any]) -> tuple[Any, Any]:
@@ -103,8 +128,14 @@ def run_with_progress(cfg: Any, tasks: Any) -> None:
             detail = event.get("cause") or (f"{event['seconds']} s" if "seconds" in event else "")
             progress.console.print(f"[yellow]engine {event['event']}[/] {event.get('endpoint', '')} {detail}")
 
+        started = time.perf_counter()
+
+        def on_progress(message: str) -> None:  # what happens before the first problem: server, warm-up
+            progress.console.print(progress_line(started, message))
+            progress.update(bar, description=escape(f"{cfg.name}: {message.split(' (')[0]}"))
+
         try:
-            outcome = asyncio.run(run_config(cfg, on_row, tasks, on_event))
+            outcome = asyncio.run(run_config(cfg, on_row, tasks, on_event, on_progress))
         except PonderError as err:
             progress.stop()
             _report_unfinished(cfg.resolved_run_dir, len(tasks))

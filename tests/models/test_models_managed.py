@@ -22,7 +22,7 @@ def calls(monkeypatch):
     monkeypatch.setattr(managed, "stop_server", lambda rec, timeout=20.0: log["stop"].append(rec.pid) or True)
     monkeypatch.setattr(managed, "port_in_use", lambda host, port: log.get("port_taken", False))
 
-    def start(settings, *, record, exit_with_parent):
+    def start(settings, *, record, exit_with_parent, on_progress=None):
         log["start"].append((settings.port, record, exit_with_parent))
         return ServerRecord(pid=next(pids), port=settings.port or 9999, model="m", checkpoint="/ckpt", started_at="t")
 

@@ -280,3 +280,57 @@ def test_address_taken_during_startup_retries_other_ports(tmp_path, monkeypatch)
     with pytest.raises(ModelServerError) as e:
         server.start_server(ServerSettings(checkpoint=tmp_path), record=False)
     assert len(ports) == 3 and e.value.retryable
+
+
+FAKE_VLLM = r'''
+import http.server, json, sys, time
+port, name = int(sys.argv[1]), sys.argv[2]
+def say(text, end="\n"):
+    sys.stdout.write(text + end); sys.stdout.flush(); time.sleep(0.3)
+say("(EngineCore pid=1) INFO [core.py:133] Initializing a V1 LLM engine (v0.32.0) with config: ...")
+say("(Worker pid=2) INFO [cpu_model_runner.py:68] Starting to load model /ckpt...")
+say("(Worker pid=2) INFO [default_loader.py:501] Loading weights ", end="")  # a line written in two pieces
+say("took 3.53 seconds")
+say("(EngineCore pid=1) INFO [core.py:402] init engine (profile, create kv cache, warmup model) took 9.37 s")
+say("(APIServer pid=0) INFO [entry.py:140] Starting vLLM server on http://127.0.0.1:%d" % port)
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"" if self.path == "/health" else json.dumps({"data": [{"id": name}]}).encode()
+        self.send_response(200); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", port), Handler).serve_forever()
+'''
+
+
+def test_start_up_phases_are_read_from_the_log_and_reported_once_each(tmp_path, monkeypatch):
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    (checkpoint / "config.json").write_text("{}")
+    monkeypatch.setattr(server, "server_command", lambda s, c, p: [sys.executable, "-c", FAKE_VLLM, str(p), c.name])
+    seen: list[str] = []
+    rec = server.start_server(ServerSettings(checkpoint=checkpoint), record=False, on_progress=seen.append)
+    try:
+        assert seen[0].startswith("starting a vLLM server for ckpt (log ")
+        assert seen[1:-1] == ["starting the engine", "loading weights",
+                              "weights loaded in 3.53 s; profiling the model and allocating the KV cache",
+                              "engine ready in 9.37 s; starting the API server", "API server up; waiting for /health"]
+        assert seen[-1].startswith(f"server ready on {rec.endpoint} in ")
+    finally:
+        server.terminate(rec.pid, timeout=5)
+
+
+def test_start_up_log_reader_names_phases_in_order_only(tmp_path):
+    log = tmp_path / "vllm.log"
+    log.write_text("$ vllm serve ... Initializing a V1 LLM engine\n")  # what was there before: not read
+    seen: list[str] = []
+    reader = server.StartupLog(log, seen.append)
+    with log.open("a") as f:
+        f.write("Starting to load model x\n")
+    reader.poll()
+    with log.open("a") as f:
+        f.write("Initializing a V1 LLM engine\n")  # an earlier phase's line after a later one: ignored
+        f.write("Loading weights took 1.5 seconds\nStarting to load model again\n")
+    reader.poll()
+    reader.poll()
+    assert seen == ["loading weights", "weights loaded in 1.5 s; profiling the model and allocating the KV cache"]

@@ -52,7 +52,7 @@ class ScriptedPolicy:
 
 def fake_open_engine(policy: ScriptedPolicy):
     @contextlib.asynccontextmanager
-    async def open_engine(model, reward=None, on_event=None):
+    async def open_engine(model, reward=None, on_event=None, **options):  # on_progress, warm: no server here
         yield Engine(client=None, tokenizer=CharTokenizer(), policy=BoundedPolicy(policy, 8),
                      reward_model=None, system_prompt=model.system_prompt)
 

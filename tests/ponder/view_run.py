@@ -57,7 +57,7 @@ class StepReward:
 
 def fake_engine():
     @contextlib.asynccontextmanager
-    async def open_engine(model, reward=None, on_event=None):
+    async def open_engine(model, reward=None, on_event=None, **options):  # on_progress, warm: no server here
         yield engine.Engine(client=None, tokenizer=CharTokenizer(), policy=BoundedPolicy(StepPolicy(), 8),
                             reward_model=StepReward(), system_prompt=None)
 
