@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from models.warmup import WARM_UP_ROUNDS, warm_up
+from models.warmup import WARM_UP_ROUNDS, WARM_UP_TOKENS, warm_up
 
 
 class RecordingClient:
@@ -28,7 +28,7 @@ def test_warm_up_sends_the_rounds_to_every_endpoint_with_token_ids():
     per_endpoint = sum(k for k, _ in WARM_UP_ROUNDS)
     assert len(client.calls) == 2 * per_endpoint
     assert [c["endpoint"] for c in client.calls] == ["http://a:1"] * per_endpoint + ["http://b:2"] * per_endpoint
-    assert all(c["prompt"] == [5, 6, 7] and c["max_tokens"] == 16 for c in client.calls)
+    assert all(c["prompt"] == [5, 6, 7] and c["max_tokens"] == WARM_UP_TOKENS for c in client.calls)
     assert sorted({c["n"] for c in client.calls}) == sorted({n for _, n in WARM_UP_ROUNDS})
     assert client.peak == max(k for k, _ in WARM_UP_ROUNDS)  # a round's requests go at once
     assert seen == [f"warming up the server ({2 * per_endpoint} short requests)", f"warmed up in {seconds:.1f} s"]
