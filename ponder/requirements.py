@@ -15,11 +15,14 @@ error. The needs are declared where they arise:
 
 This module holds the checks; ``RunConfig`` and the loop's stage configs call them from their
 validators, so ``ponder run``, ``solve``, ``label`` and ``loop`` all refuse at load (exit 2).
+Configured checkpoints are checked on disk by the commands that load a config
+(:func:`check_checkpoints`; not in the validators, which also read configs of other machines).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from search.algorithms import AlgorithmConfig
@@ -79,3 +82,18 @@ def check_labels(labels: Sequence[Any], search: AlgorithmConfig, *, where: str, 
                               f"its targets are MCTS Q backed up through the tree, and {search.algorithm} backs up "
                               f"none (every intermediate target would be empty): set {search_where}.algorithm to "
                               "mcts or rest_mcts, or use another generator (rover reads Q off any tree)")
+
+
+def check_checkpoints(paths: dict[str, str | None]) -> None:
+    """Raises ConfigError for a configured checkpoint that is not a checkpoint directory (no
+    ``config.json``): checked when a command loads its config, not when its second server (a
+    PRM's, a later round's) would start after the first one has.
+
+    Args:
+        paths: Dotted field -> configured path (None: not set, the embedded model).
+    """
+    for field, path in paths.items():
+        if path is not None and not (Path(path).expanduser() / "config.json").is_file():
+            what = "does not exist" if not Path(path).expanduser().exists() else "has no config.json"
+            raise ConfigError(field, path, f"not a checkpoint directory ({what}): point {field} at a Hugging Face "
+                              "checkpoint folder (e.g. the model/ folder `ponder train` wrote), or remove it")

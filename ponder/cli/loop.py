@@ -27,6 +27,9 @@ def loop(
 
     try:
         cfg = load_loop_config(config, {"rounds": rounds} if rounds is not None else None)
+        from ponder.requirements import check_checkpoints
+
+        check_checkpoints({"base_policy": cfg.base_policy, "base_prm": cfg.base_prm})
     except PonderError as err:
         fail(err)
 

@@ -34,6 +34,7 @@ def solve(
 
     try:  # solve never labels: a label config's generators are dropped, not refused
         cfg = load_run_config(config, {"mode": "solve", "labels": []}) if config else RunConfig()
+        check_run_checkpoints(cfg)
     except PonderError as err:
         fail(err)
     problem = Problem(id="cli", question=question)
@@ -88,6 +89,15 @@ def startup_status() -> Iterator[Callable[[str], None]]:
         yield on_progress
 
 
+def check_run_checkpoints(cfg: Any) -> None:
+    """The policy's and the PRM's configured checkpoints are checkpoint folders (before any
+    server starts: the PRM's would start after the policy's)."""
+    from ponder.requirements import check_checkpoints
+
+    check_checkpoints({"model.checkpoint": cfg.model.checkpoint,
+                       "reward.checkpoint": cfg.reward.checkpoint if cfg.reward is not None else None})
+
+
 def load_run(config: Path, overrides: dict[str, Any]) -> tuple[Any, Any]:
     """The run config (with ``overrides``) and its task set; exits 2 on bad input."""
     from ponder.config import load_run_config
@@ -98,6 +108,7 @@ def load_run(config: Path, overrides: dict[str, Any]) -> tuple[Any, Any]:
         cfg = load_run_config(config, overrides or None)
         if cfg.tasks is None:
             raise ConfigError("tasks", None, "a run needs a task source")
+        check_run_checkpoints(cfg)
         return cfg, load_tasks(cfg.tasks)
     except PonderError as err:
         fail(err)

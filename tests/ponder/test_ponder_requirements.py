@@ -184,6 +184,12 @@ def no_server(monkeypatch):
      "self_consistency"),
     (["loop"], merged(LOOP, {"eval": {"methods": {"tree": {"algorithm": "mcts"}}}}), "eval.methods.tree.value",
      "eval.prm_methods"),
+    (["run"], {"tasks": TASKS, "search": {"algorithm": "best_of_n"},
+               "reward": {"kind": "generative_prm", "checkpoint": "/nonexistent/prm"}},
+     "reward.checkpoint", "Hugging Face checkpoint folder"),  # its server would start after the policy's
+    (["solve", "What is 2 + 2?", "--config"], {"model": {"checkpoint": "/nonexistent/policy"}},
+     "model.checkpoint", "does not exist"),
+    (["loop"], merged(LOOP, {"base_prm": "/nonexistent/judge"}), "base_prm", "not a checkpoint directory"),
 ])
 def test_the_cli_refuses_with_exit_2_before_any_server_starts(tmp_path, no_server, command, config, field, fix):
     import yaml
