@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from ponder.cli.common import console, fail
 from search.protocols import PonderError
@@ -38,8 +40,13 @@ def loop(
         console.print(f"round {marker['round']} {marker['stage']}: {how}, {marker['generated_tokens']} tokens, "
                       f"{marker['calls']} calls")
 
+    started = time.perf_counter()
+
+    def on_progress(message: str) -> None:  # a stage's servers, warm-ups and searches starting
+        console.print(f"[dim]{time.perf_counter() - started:7.1f} s[/] {escape(message)}")
+
     try:
-        asyncio.run(run_loop(cfg, on_stage))
+        asyncio.run(run_loop(cfg, on_stage, on_progress=on_progress))
     except PonderError as err:
         fail(err, "finished stages are kept: re-run the same command to continue")
     console.print(f"report: {cfg.resolved_loop_dir / 'report.md'}")

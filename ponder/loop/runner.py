@@ -56,8 +56,11 @@ def check_disjoint(train: TaskSet, held_out: TaskSet) -> None:
 class Loop:
     """One loop directory: its config, task sets, checkpoints by round, and stages."""
 
-    def __init__(self, cfg: LoopConfig, train: TaskSet | None = None, held_out: TaskSet | None = None) -> None:
+    def __init__(self, cfg: LoopConfig, train: TaskSet | None = None, held_out: TaskSet | None = None,
+                 on_progress: Callable[[str], None] | None = None) -> None:
         self.cfg = cfg
+        self.on_progress = on_progress
+        """Told what a stage's start-up is doing (its servers' phases, warm-ups, searches)."""
         self.dir = cfg.resolved_loop_dir
         self.train = train or load_tasks(cfg.train_tasks)
         self.held_out = held_out or load_tasks(cfg.eval_tasks)
@@ -86,6 +89,11 @@ class Loop:
             return Path(self.cfg.base_prm) if self.cfg.base_prm else self.base_policy()
         return stage_dir(self.dir, r, "train_prm") / "run" / "model"
 
+    def _named(self, name: str) -> Callable[[str], None] | None:
+        """``on_progress`` with the evaluated method's name in front."""
+        say = self.on_progress
+        return None if say is None else (lambda message: say(f"{name}: {message}"))
+
     # -- servers and run configs -----------------------------------------------------------
     def _reward(self, r: int) -> RewardConfig:
         prm = self.prm(r)
@@ -101,12 +109,12 @@ class Loop:
 
         reward = self._reward(r) if with_prm else None
         with contextlib.ExitStack() as stack:
-            policy = stack.enter_context(ensure_server(self.policy(r)))
+            policy = stack.enter_context(ensure_server(self.policy(r), on_progress=self.on_progress))
             model = ModelConfig(endpoints=[policy.endpoint], model=policy.record.model,
                                 checkpoint=str(self.policy(r)), system_prompt=self.cfg.system_prompt,
                                 max_in_flight=self.cfg.max_in_flight)
             if reward is not None and reward.checkpoint is not None:
-                judge = stack.enter_context(ensure_server(Path(reward.checkpoint)))
+                judge = stack.enter_context(ensure_server(Path(reward.checkpoint), on_progress=self.on_progress))
                 reward = reward.model_copy(update={"endpoints": [judge.endpoint], "model": judge.record.model})
             yield model, reward
 
@@ -124,7 +132,7 @@ class Loop:
         with self.serving(r - 1, lab.uses_reward) as (model, reward):
             cfg = self.run_config(r - 1, directory / "run", model, mode="label", tasks=self.cfg.train_tasks,
                                   search=lab.search, budget=lab.budget, labels=lab.labels, reward=reward)
-            outcome = await run_config(cfg, tasks=self.train)
+            outcome = await run_config(cfg, tasks=self.train, on_progress=self.on_progress)
         prm = export_run(cfg.resolved_run_dir, ["prm"], directory / "datasets", lab.prm_generator, lab.soft_labels)
         sft = export_run(cfg.resolved_run_dir, ["sft"], directory / "datasets", tasks=self.train)
         if self.cfg.policy_recipe == "dpo":
@@ -181,7 +189,7 @@ class Loop:
             for name, search in ev.methods.items():
                 cfg = self.run_config(r, directory / name, model, tasks=self.cfg.eval_tasks, search=search,
                                       budget=ev.budget, reward=reward if name in ev.prm_methods else None)
-                outcome = await run_config(cfg, tasks=self.held_out)
+                outcome = await run_config(cfg, tasks=self.held_out, on_progress=self._named(name))
                 summary = summarize(outcome.rows, outcome.wall_seconds)
                 outputs[name] = {"accuracy": summary["accuracy"], "problems": summary["problems"],
                                  "errors": summary["errors"], "generated_tokens": summary["generated_tokens"],
@@ -222,13 +230,14 @@ def loop_dir_lock(cfg: LoopConfig) -> Iterator[Path]:
 
 
 async def run_loop(cfg: LoopConfig, on_stage: Callable[[dict[str, Any]], None] | None = None,
-                   loop: Loop | None = None) -> list[dict[str, Any]]:
+                   loop: Loop | None = None, on_progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Runs (or resumes) every round; the report is rewritten after each round.
 
     ``rounds`` may grow between runs of the same loop (the rest of the config may not).
+    ``on_progress`` is told what a stage's start-up is doing (servers, warm-ups, searches).
     """
     from ponder.loop.report import write_report
 
     with loop_dir_lock(cfg) as directory:
-        loop = loop or Loop(cfg)
+        loop = loop or Loop(cfg, on_progress=on_progress)
         return await run_rounds(directory, cfg.rounds, loop.stages, lambda r: write_report(directory), on_stage)
