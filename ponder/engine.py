@@ -305,6 +305,8 @@ async def run_config(cfg: RunConfig, on_row: Callable[[dict[str, Any]], None] | 
             async with open_engine(cfg.model, cfg.reward, on_event=event, on_progress=on_progress,
                                    warm=warm_up_server) as engine:
                 if warm is not None:
+                    if on_progress is not None and not warm.done():
+                        on_progress("waiting for the answer checker's worker processes to start")
                     await warm
                 if on_progress is not None:
                     on_progress(f"searching {len(pending)} problems")
