@@ -11,6 +11,14 @@ path narrows the beam by one, otherwise (search-and-learn) the width stays and t
 stops once ``target_finished`` paths finished. A beam node whose expansion failed is
 dropped. The search also stops when the beam is empty, no candidate came back or the
 budget is exhausted, returning what it has (never because an answer looks right).
+
+Adaptive frontier (``max_width`` above ``width``): while the engine is under-filled
+(``ctx.occupancy``), a level also expands the best candidates that ranked below the beam and
+did not finish, up to ``max_width`` nodes in all, each on a grant of its request's
+sequences. Their children compete with the beam's for the ``width`` places at the next
+level, so this changes what the search does: the algorithms put it behind their
+``adaptive_parallel`` switch. The beam itself (what finishes, what is dropped, the answer's
+candidates) stays ``width`` wide; the extra nodes are never finished or returned as such.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import dataclasses
 
 from search.context import SearchContext
 from search.evaluators import ValueFn
+from search.occupancy import Lease
 
 
 @dataclasses.dataclass
@@ -31,12 +40,16 @@ class BeamOutcome:
         dropped: Ids of kept paths that ended without an answer or errored.
         active: Beam node ids left when the search stopped (budget exhausted).
         scores: Score in [0, 1] of every scored candidate, by id.
+        parallel: Nodes expanded at once per level: ``adaptive``, ``floor`` (width),
+            ``bound`` (max_width), ``max_in_flight``, ``mean_in_flight`` (over levels),
+            ``extra`` (nodes expanded on a grant).
     """
 
     finished: list[int] = dataclasses.field(default_factory=list)
     dropped: list[int] = dataclasses.field(default_factory=list)
     active: list[int] = dataclasses.field(default_factory=list)
     scores: dict[int, float] = dataclasses.field(default_factory=dict)
+    parallel: dict[str, object] = dataclasses.field(default_factory=dict)
 
 
 async def beam_search(
@@ -51,6 +64,7 @@ async def beam_search(
     target_finished: int | None = None,
     temperature: float | None = None,
     dedupe: bool = False,
+    max_width: int | None = None,
 ) -> BeamOutcome:
     """Runs a step-level beam search from node ``start`` of ``ctx.tree``.
 
@@ -65,14 +79,37 @@ async def beam_search(
         target_finished: Stop once this many paths finished (None: only when the beam empties).
         temperature: Overrides the default sampling temperature.
         dedupe: Drop candidate steps whose text equals a sibling's.
+        max_width: With ``ctx.occupancy``, expand up to this many nodes per level while the
+            engine is under-filled (the adaptive frontier); None or <= ``width``: the beam only.
     """
     out = BeamOutcome(active=[start])
     k, tree = width, ctx.tree
     branching = root_children or num_children
+    occupancy = ctx.occupancy if max_width is not None and max_width > width else None
+    bound = max_width if occupancy is not None and max_width is not None else width
+    extra: list[int] = []  # below-beam candidates expanded this level on a grant
+    leases: list[Lease | None] = []
+    levels: list[int] = []
+    granted = 0
+
+    async def expand(node_id: int, lease: Lease | None) -> list[int]:
+        if lease is not None:
+            lease.bind()
+        try:
+            return await ctx.expand(node_id, branching, temperature=temperature, dedupe=dedupe)
+        finally:
+            if lease is not None:
+                lease.settle()
+
+    def reserve(nodes: list[int], size: int) -> list[Lease | None]:
+        """The beam's own expansions run anyway; counted until sent, so grants see them."""
+        return [occupancy.reserve(size) if occupancy is not None else None for _ in nodes]
+
+    floor = reserve(out.active, branching)
     while out.active and k > 0 and not ctx.exhausted():
-        groups = await asyncio.gather(
-            *(ctx.expand(b, branching, temperature=temperature, dedupe=dedupe) for b in out.active)
-        )
+        levels.append(len(out.active) + len(extra))
+        groups = await asyncio.gather(*(expand(b, lease) for b, lease in zip([*out.active, *extra],
+                                                                             [*floor, *leases], strict=True)))
         branching = num_children
         candidates = [c for group in groups for c in group]
         if not candidates:
@@ -84,14 +121,32 @@ async def beam_search(
             out.scores.update(zip(candidates, await score_fn(candidates), strict=True))
         with ctx.bookkeeping():
             ranked = sorted(candidates, key=lambda c: -out.scores.get(c, 0.0))
+            beam, below = ranked[:k], ranked[k:]
             out.active = []
-            for c in ranked[:k]:
+            for c in beam:
                 node = tree.nodes[c]
                 if node.terminal or node.error is not None:
                     (out.finished if node.answer is not None and node.error is None else out.dropped).append(c)
                     k -= shrink
                 else:
                     out.active.append(c)
+            floor, extra, leases = reserve(out.active, num_children), [], []
+            if occupancy is not None:  # the adaptive frontier: next best unfinished candidates
+                for c in below:
+                    node = tree.nodes[c]
+                    if len(out.active) + len(extra) >= bound or node.terminal or node.error is not None:
+                        continue
+                    if (lease := occupancy.grant(num_children)) is None:
+                        break
+                    extra.append(c)
+                    leases.append(lease)
+                granted += len(extra)
         if target_finished is not None and len(out.finished) >= target_finished:
             break
+    for lease in [*floor, *leases]:  # for a level that did not run
+        if lease is not None:
+            lease.settle()
+    out.parallel = {"adaptive": occupancy is not None, "floor": width, "bound": bound,
+                    "max_in_flight": max(levels, default=0),
+                    "mean_in_flight": round(sum(levels) / len(levels), 3) if levels else 0.0, "extra": granted}
     return out

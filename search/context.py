@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from search.budget import Budget, Meter
+from search.occupancy import Occupancy
 from search.protocols import (
     ChatTurns,
     EngineFault,
@@ -65,6 +66,9 @@ class SearchContext:
         chat: Builds follow-up conversation turns as token ids (the policy's tokenizer), for
             searches whose nodes are whole answers of a conversation (MC-NEST, MCTSr); None
             when the engine has no chat template to offer.
+        occupancy: The engine's fill (sequences in flight against the server's target),
+            read by searches with adaptive parallelism; default: the policy's own
+            (``BoundedPolicy.occupancy``), None when the policy keeps none.
         meter: What the search spent against ``budget``: usage, wall clock, model wait
             (``search.budget.Meter``; not an argument). ``usage`` is its usage.
         tree: The search tree (created from ``root_prefix``; not an argument).
@@ -82,6 +86,7 @@ class SearchContext:
     reward_key: str = "prm"
     pause_clock: Callable[[], float] | None = None
     chat: ChatTurns | None = None
+    occupancy: Occupancy | None = None
     meter: Meter = dataclasses.field(init=False)
     tree: Tree = dataclasses.field(init=False)
     bookkeeping_seconds: float = dataclasses.field(default=0.0, init=False)
@@ -89,6 +94,8 @@ class SearchContext:
 
     def __post_init__(self) -> None:
         self.tree = Tree(self.root_prefix)
+        if self.occupancy is None:
+            self.occupancy = getattr(self.policy, "occupancy", None)
         # The meter reads ``pause_clock`` through the context, which may set it later.
         self.meter = Meter(self.budget, lambda: self.pause_clock() if self.pause_clock else 0.0)
 

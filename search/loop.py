@@ -27,19 +27,32 @@ Two optional pieces cover searches that do more between those steps (ReST-MCTS*)
 
 ``num_parallel`` simulations run at once (asyncio). Nodes on the path of an in-flight
 simulation carry virtual loss, which the select function sees; a simulation that
-reaches (or passes through) a node being expanded waits for it and descends again.
+reaches (or passes through) a node being expanded waits for it and descends again. The
+virtual loss of a simulation is undone however it ends (expanded, its node failed, the
+engine faulted, the search was cancelled).
+
+Adaptive parallelism (``max_parallel`` above ``num_parallel``): a tree runs more simulations
+at once, up to ``max_parallel``, while the engine is under-filled (``ctx.occupancy``: each
+extra simulation takes a grant of its request's sequences, given only while the engine's
+sequences in flight, and those promised to simulations started but not yet sent, the floor's
+included, stay within the server's target). When many trees are live the engine is
+full and each runs ``num_parallel``; as they finish, the few left widen. Virtual loss changes
+which leaves are selected, so this changes what a search does: the algorithms put it behind
+their ``adaptive_parallel`` switch. What each tree used is returned (``Parallelism``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal
 
 from search.backup import BackupFn
 from search.context import SearchContext
 from search.evaluators import ValueFn
+from search.occupancy import Lease
 from search.selection import SelectFn, add_virtual_loss
 from search.tree import Tree
 
@@ -75,6 +88,8 @@ class _LoopState:
     pending: dict[int, asyncio.Event] = dataclasses.field(default_factory=dict)
     started: int = 0
     stopped: bool = False
+    ended: bool = False
+    """A simulation found no live node (the tree is exhausted): start no more."""
 
 
 def _gate(tree: Tree, fns: LoopFns, state: _LoopState, node_id: int, value: float) -> GateAction:
@@ -161,28 +176,119 @@ async def _simulate(ctx: SearchContext, fns: LoopFns, state: _LoopState) -> bool
     return not state.stopped
 
 
-async def run_simulations(ctx: SearchContext, fns: LoopFns, num_simulations: int, num_parallel: int = 1) -> int:
+@dataclasses.dataclass
+class Parallelism:
+    """Simulations in flight in one tree: what it was allowed and what it used.
+
+    Attributes:
+        adaptive: Whether it could go above ``floor`` (``bound > floor`` and an occupancy).
+        floor: Simulations in flight whenever there is work (``num_parallel``).
+        bound: The most it was allowed (``max_parallel``; ``floor`` when not adaptive).
+        max_in_flight: The most simulations it had in flight at once.
+        mean_in_flight: Simulations in flight, averaged over the loop's wall time.
+        extra: Simulations started above ``floor`` on a grant (engine under-filled).
+    """
+
+    adaptive: bool
+    floor: int
+    bound: int
+    max_in_flight: int = 0
+    mean_in_flight: float = 0.0
+    extra: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        return {**dataclasses.asdict(self), "mean_in_flight": round(self.mean_in_flight, 3)}
+
+
+@dataclasses.dataclass
+class Simulations:
+    """What ``run_simulations`` did: simulations started and the parallelism used."""
+
+    started: int
+    parallel: Parallelism
+
+
+async def run_simulations(ctx: SearchContext, fns: LoopFns, num_simulations: int, num_parallel: int = 1, *,
+                          max_parallel: int | None = None, grant_size: int = 1) -> Simulations:
     """Runs up to ``num_simulations`` simulations on ``ctx.tree``.
 
     Stops early when the budget is exhausted, no live node is left, or ``fns.gate_fn``
-    says ``stop`` (ReST-MCTS*'s end gate in evaluation mode).
+    says ``stop`` (ReST-MCTS*'s end gate in evaluation mode). An exception from a simulation
+    (an ``EngineFault``) or a cancellation cancels the others (their virtual loss undone)
+    and propagates.
 
     Args:
         ctx: The search context (its tree is grown in place).
         fns: The select / expand / evaluate / backup pieces.
         num_simulations: Maximum number of simulations (>= 1).
-        num_parallel: Simulations in flight at once (>= 1), with virtual loss.
+        num_parallel: Simulations in flight at once (>= 1), with virtual loss: the floor.
+        max_parallel: With ``ctx.occupancy``, up to this many in flight while the engine is
+            under-filled (adaptive); None or <= ``num_parallel``: always ``num_parallel``.
+        grant_size: Sequences one simulation's request asks for (its ``n``), the size of
+            each grant.
 
     Returns:
-        The number of simulations started.
+        Simulations started and the parallelism used.
     """
     state = _LoopState()
+    bound = max(num_parallel, max_parallel or num_parallel)
+    occupancy = ctx.occupancy if bound > num_parallel else None
+    record = Parallelism(adaptive=occupancy is not None, floor=num_parallel,
+                         bound=bound if occupancy is not None else num_parallel)
+    running: set[asyncio.Future[bool]] = set()
+    start = last = time.perf_counter()
+    area = 0.0
 
-    async def worker() -> None:
-        while state.started < num_simulations and not ctx.exhausted() and not state.stopped:
-            state.started += 1
-            if not await _simulate(ctx, fns, state):
-                return
+    def tick() -> None:
+        nonlocal last, area
+        now = time.perf_counter()
+        area += len(running) * (now - last)
+        last = now
 
-    await asyncio.gather(*(worker() for _ in range(num_parallel)))
-    return state.started
+    def more() -> bool:
+        return (state.started < num_simulations and not state.stopped and not state.ended
+                and not ctx.exhausted())
+
+    async def simulate(lease: Lease | None) -> bool:
+        if lease is not None:
+            lease.bind()
+        try:
+            return await _simulate(ctx, fns, state)
+        finally:
+            if lease is not None:
+                lease.settle()
+
+    try:
+        while True:
+            while more() and len(running) < record.bound:
+                lease = None
+                if len(running) < num_parallel:  # the floor: always, but counted while unsent
+                    lease = occupancy.reserve(grant_size) if occupancy is not None else None
+                elif occupancy is None or (lease := occupancy.grant(grant_size)) is None:
+                    break
+                else:
+                    record.extra += 1
+                state.started += 1
+                tick()
+                running.add(asyncio.ensure_future(simulate(lease)))
+                record.max_in_flight = max(record.max_in_flight, len(running))
+            if not running:
+                break
+            wake = occupancy.changed() if occupancy is not None and len(running) < bound and more() else None
+            done, _ = await asyncio.wait(running | ({wake} if wake else set()), return_when=asyncio.FIRST_COMPLETED)
+            if wake is not None and not wake.done():
+                wake.cancel()
+            for task in done & running:
+                tick()
+                running.discard(task)
+                if not task.result():  # raises a simulation's exception
+                    state.ended = True
+    finally:
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        tick()
+        elapsed = last - start
+        record.mean_in_flight = area / elapsed if elapsed > 0 else float(record.max_in_flight)
+    return Simulations(state.started, record)

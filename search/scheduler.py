@@ -4,7 +4,9 @@ Every problem runs as its own coroutine (at most ``max_concurrent_problems`` at 
 every node expansion is an independent request. Wrapping the policy (and reward model)
 in ``BoundedPolicy`` / ``BoundedRewardModel`` once and sharing the wrapper across all
 problems' contexts keeps at most ``max_in_flight`` requests at the engine, which
-batches them continuously.
+batches them continuously. The policy's gate also keeps the engine's ``Occupancy``
+(``search.occupancy``): sequences in flight against ``target_in_flight``, which searches
+with adaptive parallelism read before running more of their work at once.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from search.aggregate import answered_terminals, vote_path
 from search.algorithms import AlgorithmConfig, run_search
 from search.context import SearchContext
+from search.occupancy import Occupancy
 from search.protocols import ConfigError, EngineFault, Generation, Policy, Problem, RewardModel, Sampling, StepScores
 from search.trace import SearchResult
 
@@ -47,20 +50,28 @@ class _Gate:
 
 
 class BoundedPolicy(_Gate):
-    """A ``Policy`` that lets at most ``max_in_flight`` requests reach ``policy`` at once.
+    """A ``Policy`` that lets at most ``max_in_flight`` requests reach ``policy`` at once,
+    and counts the sequences they ask for in ``occupancy``.
 
     Args:
         policy: The engine client.
         max_in_flight: Concurrent requests allowed (size it to the server's batch).
+        target_in_flight: Sequences in flight at which the server saturates (the searches'
+            fill target, ``search.occupancy``); None: ``max_in_flight``.
     """
 
-    def __init__(self, policy: Policy, max_in_flight: int) -> None:
+    def __init__(self, policy: Policy, max_in_flight: int, target_in_flight: int | None = None) -> None:
         super().__init__(max_in_flight)
         self.policy = policy
+        self.occupancy = Occupancy(target_in_flight if target_in_flight is not None else max_in_flight)
 
     async def propose(self, prefix: Sequence[int], sampling: Sampling) -> Generation:
-        async with self._slot():
-            return await self.policy.propose(prefix, sampling)
+        self.occupancy.enter(sampling.n)  # queued behind the cap counts: the engine will get it
+        try:
+            async with self._slot():
+                return await self.policy.propose(prefix, sampling)
+        finally:
+            self.occupancy.leave(sampling.n)
 
 
 class BoundedRewardModel(_Gate):

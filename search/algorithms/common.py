@@ -67,6 +67,27 @@ class ConfigBase(BaseModel):
         return False
 
 
+ADAPTIVE_PARALLEL_DESCRIPTION = (
+    "Run more simulations at once than num_parallel, up to max_parallel, while the engine is under-filled "
+    "(few live trees: the server's sequences in flight below model.target_in_flight). Virtual loss changes which "
+    "leaves are selected, so results differ from a fixed num_parallel: off by default; the trace records the "
+    "setting and the parallelism each tree used (extra.parallel).")
+MAX_PARALLEL_DESCRIPTION = (
+    "Bound on simulations in flight per tree with adaptive_parallel (>= num_parallel; capped at the "
+    "simulation count). 8: beyond a few times the branching, parallel simulations mostly wait on nodes "
+    "being expanded or select by virtual loss alone.")
+
+
+def check_parallel(num_parallel: int, max_parallel: int, total: int, total_field: str) -> None:
+    """Cross-field rule of the MCTS loop's parallelism: the floor within the simulation
+    count, the bound at or above the floor."""
+    if num_parallel > total:
+        raise ValueError(f"num_parallel={num_parallel} exceeds {total_field}={total}")
+    if max_parallel < num_parallel:
+        raise ValueError(f"max_parallel={max_parallel} is below num_parallel={num_parallel}: set max_parallel "
+                         f">= num_parallel (it bounds adaptive_parallel; num_parallel is its floor)")
+
+
 def score_need(score: ScoreSource) -> tuple[Need, ...]:
     """What a beam-family ``score`` setting needs: ``reward_model`` needs a reward model."""
     if score == "reward_model":

@@ -315,7 +315,7 @@ async def mc_nest_search(ctx: SearchContext, config: MCNestConfig) -> SearchResu
     fns = LoopFns(select_fn=None, expand_fn=run.expand, evaluate_fn=run.evaluate_new,
                   backup_fn=refine_backup(blend=config.blend_backup, count_visits=config.visits == "evaluations"),
                   pick_fn=run.pick)
-    rollouts = await run_simulations(ctx, fns, config.num_rollouts) if run.roots else 0
+    rollouts = (await run_simulations(ctx, fns, config.num_rollouts)).started if run.roots else 0
     with ctx.bookkeeping():
         chosen = run.final()
         dummy = [r for r in run.roots if ctx.tree.nodes[r].info.get("role") == "dummy"]

@@ -7,7 +7,14 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from search.aggregate import answered_terminals, best_node, best_terminal, vote_path
-from search.algorithms.common import ConfigBase, Need, value_need
+from search.algorithms.common import (
+    ADAPTIVE_PARALLEL_DESCRIPTION,
+    MAX_PARALLEL_DESCRIPTION,
+    ConfigBase,
+    Need,
+    check_parallel,
+    value_need,
+)
 from search.backup import BackupRule, backup_fn
 from search.context import SearchContext
 from search.evaluators import PrmAggregation, ValueSource, make_value_fn
@@ -44,6 +51,8 @@ class MctsConfig(ConfigBase):
     )
     backup: BackupRule = Field("mean", description="mean (AlphaMath), max, or visit_weighted (ReST-MCTS*).")
     num_parallel: int = Field(1, ge=1, description="Simulations in flight per tree, with virtual loss.")
+    adaptive_parallel: bool = Field(False, description=ADAPTIVE_PARALLEL_DESCRIPTION)
+    max_parallel: int = Field(8, ge=1, description=MAX_PARALLEL_DESCRIPTION)
     answer_by: AnswerBy = Field(
         "value",
         description="visits: follow most-visited children; selection: follow the selection score (x1 code); "
@@ -55,8 +64,7 @@ class MctsConfig(ConfigBase):
 
     @model_validator(mode="after")
     def _consistent(self) -> MctsConfig:
-        if self.num_parallel > self.num_simulations:
-            raise ValueError(f"num_parallel={self.num_parallel} exceeds num_simulations={self.num_simulations}")
+        check_parallel(self.num_parallel, self.max_parallel, self.num_simulations, "num_simulations")
         return self
 
     def needs(self) -> tuple[Need, ...]:
@@ -105,7 +113,8 @@ def choose_answer_node(tree: Tree, answer_by: AnswerBy, select_fn: SelectFn | No
 
 
 async def mcts_search(ctx: SearchContext, config: MctsConfig) -> SearchResult:
-    """Runs MCTS on ``ctx.tree``; ``extra["simulations"]`` counts simulations run."""
+    """Runs MCTS on ``ctx.tree``; ``extra["simulations"]`` counts simulations run,
+    ``extra["parallel"]`` the simulations in flight (``search.loop.Parallelism``)."""
     evaluate_fn = make_value_fn(
         ctx,
         config.value,
@@ -124,7 +133,9 @@ async def mcts_search(ctx: SearchContext, config: MctsConfig) -> SearchResult:
         evaluate_fn=evaluate_fn,
         backup_fn=backup_fn(config.backup),
     )
-    simulations = await run_simulations(ctx, fns, config.num_simulations, config.num_parallel)
+    run = await run_simulations(ctx, fns, config.num_simulations, config.num_parallel,
+                                max_parallel=config.max_parallel if config.adaptive_parallel else None,
+                                grant_size=config.num_children)
     with ctx.bookkeeping():
         chosen = choose_answer_node(ctx.tree, config.answer_by, select_fn)
-    return ctx.result(config.algorithm, chosen, simulations=simulations)
+    return ctx.result(config.algorithm, chosen, simulations=run.started, parallel=run.parallel.to_dict())

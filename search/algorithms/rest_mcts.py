@@ -30,7 +30,14 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from search.aggregate import best_node, end_leaves, vote_path
-from search.algorithms.common import ConfigBase, Need, value_need
+from search.algorithms.common import (
+    ADAPTIVE_PARALLEL_DESCRIPTION,
+    MAX_PARALLEL_DESCRIPTION,
+    ConfigBase,
+    Need,
+    check_parallel,
+    value_need,
+)
 from search.backup import visit_weighted_backup
 from search.context import SearchContext
 from search.evaluators import ValueSource, make_value_fn
@@ -75,6 +82,8 @@ class RestMctsConfig(ConfigBase):
     answer_by: Literal["value", "vote"] = Field("value", description="Highest-V end leaf, or V-weighted vote over end leaves.")
     temperature: float | None = Field(None, ge=0.0, description="Sampling temperature; None = the context default (0.7).")
     num_parallel: int = Field(1, ge=1, description="Iterations in flight per tree, with virtual loss.")
+    adaptive_parallel: bool = Field(False, description=ADAPTIVE_PARALLEL_DESCRIPTION.replace("simulations", "iterations"))
+    max_parallel: int = Field(8, ge=1, description=MAX_PARALLEL_DESCRIPTION.replace("simulation", "iteration"))
 
     @model_validator(mode="before")
     @classmethod
@@ -86,8 +95,7 @@ class RestMctsConfig(ConfigBase):
 
     @model_validator(mode="after")
     def _consistent(self) -> RestMctsConfig:
-        if self.num_parallel > self.num_iterations:
-            raise ValueError(f"num_parallel={self.num_parallel} exceeds num_iterations={self.num_iterations}")
+        check_parallel(self.num_parallel, self.max_parallel, self.num_iterations, "num_iterations")
         return self
 
     def needs(self) -> tuple[Need, ...]:
@@ -203,10 +211,12 @@ async def rest_mcts_search(ctx: SearchContext, config: RestMctsConfig) -> Search
 
     fns = LoopFns(select_fn=select_fn, expand_fn=expand_fn, evaluate_fn=evaluate_fn,
                   backup_fn=visit_weighted_backup, gate_fn=gate_fn, rollout_fn=rollout_fn)
-    iterations = await run_simulations(ctx, fns, config.num_iterations, config.num_parallel)
+    run = await run_simulations(ctx, fns, config.num_iterations, config.num_parallel,
+                                max_parallel=config.max_parallel if config.adaptive_parallel else None,
+                                grant_size=config.branch)
     with ctx.bookkeeping():
         chosen = choose(ctx, config, stopped_at[0] if stopped_at else None)
         if chosen is not None and tree.nodes[chosen].answer is None:
             tree.nodes[chosen].answer = ctx.extract_fn(tree.path_text(chosen))
-    return ctx.result(config.algorithm, chosen, iterations=iterations, end_gate_stopped=bool(stopped_at),
-                      closed=len(closed))
+    return ctx.result(config.algorithm, chosen, iterations=run.started, end_gate_stopped=bool(stopped_at),
+                      closed=len(closed), parallel=run.parallel.to_dict())

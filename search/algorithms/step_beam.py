@@ -35,6 +35,13 @@ class StepBeamConfig(ConfigBase):
     answer_by: Literal["best", "vote"] = Field("best", description="best = highest score; vote = score-weighted vote.")
     temperature: float | None = Field(None, ge=0.0, description="Sampling temperature; None = the context default (AlphaMath 0.6).")
     dedupe: bool = Field(True, description="Drop duplicate sibling steps (AlphaMath does).")
+    adaptive_parallel: bool = Field(
+        False, description="While the engine is under-filled (few live trees: the server's sequences in flight below "
+        "model.target_in_flight), also expand the best unfinished candidates that ranked below the beam, up to "
+        "max_width nodes per level; their children compete for the beam's places, so results differ: off by "
+        "default; the trace records the setting and each tree's widths (extra.parallel).")
+    max_width: int = Field(
+        8, ge=1, description="Nodes expanded per level with adaptive_parallel (beam + extra; >= beam_width to matter).")
 
     def needs(self) -> tuple[Need, ...]:
         return score_need(self.score)
@@ -55,5 +62,6 @@ async def step_beam_search(ctx: SearchContext, config: StepBeamConfig) -> Search
         target_finished=None if alphamath else b1 * b2,
         temperature=config.temperature,
         dedupe=config.dedupe,
+        max_width=config.max_width if config.adaptive_parallel else None,
     )
-    return finish_beam(ctx, config.algorithm, outcome, config.answer_by)
+    return finish_beam(ctx, config.algorithm, outcome, config.answer_by, parallel=outcome.parallel)

@@ -27,6 +27,7 @@ async def small_trace() -> tuple[SearchTrace, Tree]:
     trace = result.to_trace(ctx.problem)
     usage = {**trace.usage, "wall_seconds": 0.0}
     extra = {k: (0.0 if k in TIMINGS else v) for k, v in trace.extra.items()}
+    extra["parallel"] = {**extra["parallel"], "mean_in_flight": 0.0}  # a time average
     return trace.model_copy(update={"usage": usage, "extra": extra}), ctx.tree
 
 

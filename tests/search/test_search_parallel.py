@@ -1,0 +1,216 @@
+"""Adaptive in-tree parallelism: the engine's occupancy, grants only while it is under-filled,
+never above the bound, virtual loss undone on every path, and the parallelism in traces."""
+
+import asyncio
+
+import pytest
+
+from search.algorithms import MctsConfig, RestMctsConfig, parse_algorithm_config, run_search
+from search.occupancy import Occupancy
+from search.protocols import ConfigError, EngineFault, Problem
+from search.scheduler import BoundedPolicy, solve_all
+from search_fakes import Cand, ScriptedPolicy, ScriptedRewardModel, make_ctx
+
+
+def wide(steps):
+    """Three distinct steps per node, an answer at depth 5: plenty of leaves to run at once."""
+    if len(steps) >= 4:
+        return [Cand(f"done {len(steps)} ANSWER:{len(steps)}", -0.2, "eos")] * 3
+    return [Cand(f"s{len(steps)}{k}.\n\n", -0.1 * (k + 1)) for k in range(3)]
+
+
+ADAPTIVE = MctsConfig(num_simulations=12, num_children=3, value="prior", num_parallel=1,
+                      adaptive_parallel=True, max_parallel=4)
+
+
+class SpyOccupancy(Occupancy):
+    """Records the load seen by every grant request and whether it was granted."""
+
+    def __init__(self, target):
+        super().__init__(target)
+        self.asks = []
+
+    def grant(self, size=1):
+        load = self.load
+        lease = super().grant(size)
+        self.asks.append((load, size, lease is not None))
+        return lease
+
+
+def no_virtual_loss(tree):
+    return all(n.virtual_loss == 0 for n in tree.nodes)
+
+
+def test_occupancy_grants_within_the_target_and_settles():
+    occ = Occupancy(target=6)
+    first = occ.grant(3)
+    assert first is not None and occ.load == 3 and occ.headroom() == 3
+    assert occ.grant(4) is None  # 3 + 4 > 6
+    second = occ.grant(3)
+    assert second is not None and occ.grant(1) is None
+    first.settle()
+    first.settle()  # idempotent
+    assert occ.load == 3 and occ.granted == 2
+    occ.enter(2)
+    occ.leave(2)
+    assert occ.in_flight == 0 and occ.peak_in_flight == 2
+    with pytest.raises(ConfigError, match="target_in_flight"):
+        Occupancy(0)
+
+
+async def test_a_request_settles_its_tasks_lease():
+    occ = Occupancy(target=4)
+    lease = occ.grant(2)
+
+    async def granted():
+        lease.bind()
+        occ.enter(2)  # the request reaches the gate: promised -> in flight
+        assert occ.load == 2 and lease.settled
+        occ.leave(2)
+
+    await asyncio.ensure_future(granted())
+    assert occ.load == 0
+
+
+async def test_a_lone_tree_widens_up_to_the_bound_when_the_engine_is_under_filled():
+    engine = ScriptedPolicy(wide, None, latency=0.01)
+    pipe = BoundedPolicy(engine, max_in_flight=64, target_in_flight=64)
+    ctx = make_ctx(wide, policy=pipe)
+    result = await run_search(ctx, ADAPTIVE)
+    par = result.extra["parallel"]
+    assert par["adaptive"] and par["floor"] == 1 and par["bound"] == 4
+    assert par["max_in_flight"] == 4 and par["extra"] > 0 and 1 < par["mean_in_flight"] <= 4
+    assert engine.peak_in_flight <= 4  # one request per simulation, never above the bound
+    assert result.extra["simulations"] == 12 and result.config["adaptive_parallel"] is True
+    assert no_virtual_loss(ctx.tree) and pipe.occupancy.load == 0
+
+
+async def test_a_full_engine_gives_no_extra_simulations():
+    engine = ScriptedPolicy(wide, None, latency=0.01)
+    pipe = BoundedPolicy(engine, max_in_flight=64, target_in_flight=3)  # one request of 3 fills it
+    ctx = make_ctx(wide, policy=pipe)
+    result = await run_search(ctx, ADAPTIVE)
+    par = result.extra["parallel"]
+    assert par["extra"] == 0 and par["max_in_flight"] == 1 and engine.peak_in_flight == 1
+
+
+async def test_adaptive_off_keeps_num_parallel_and_the_same_tree():
+    trees = []
+    for config in (MctsConfig(num_simulations=12, num_children=3, value="prior"),
+                   MctsConfig(num_simulations=12, num_children=3, value="prior", adaptive_parallel=True)):
+        pipe = BoundedPolicy(ScriptedPolicy(wide, None), max_in_flight=64, target_in_flight=3)
+        ctx = make_ctx(wide, policy=pipe)
+        result = await run_search(ctx, config)
+        trees.append([(n.parent, n.text, n.visits) for n in ctx.tree.nodes])
+        assert result.extra["parallel"]["max_in_flight"] == 1
+    # adaptive on an engine that is never under-filled runs exactly what num_parallel runs
+    assert trees[0] == trees[1]
+
+
+async def test_grants_only_while_the_run_is_under_filled_and_trees_widen_as_they_finish():
+    engine = ScriptedPolicy(wide, None, latency=0.005)
+    pipe = BoundedPolicy(engine, max_in_flight=64)
+    pipe.occupancy = spy = SpyOccupancy(target=6)
+    problems = [Problem(id=f"p{i}", question=f"Q{i}?") for i in range(4)]
+
+    def make(problem):
+        return make_ctx(wide, question=problem.question, problem_id=problem.id, policy=pipe)
+
+    outcomes = await solve_all(problems, make, ADAPTIVE, max_concurrent_problems=4)
+    given = [(load, size) for load, size, ok in spy.asks if ok]
+    refused = [(load, size) for load, size, ok in spy.asks if not ok]
+    assert given and refused  # full while four trees ran, under-filled at times
+    assert all(load + size <= 6 for load, size in given)  # only when under-filled
+    assert all(load + size > 6 for load, size in refused)
+    for o in outcomes:
+        par = o.extra["parallel"]
+        assert 1 <= par["max_in_flight"] <= 4 and par["bound"] == 4
+    # floors always run (4 trees x 3 sequences, above the target); extras only in the room left
+    assert spy.load == 0 and spy.peak_in_flight <= 4 * 3 + 6
+
+
+async def test_virtual_loss_is_undone_when_nodes_fail():
+    engine = ScriptedPolicy(wide, None, latency=0.005, fail_on=lambda steps: len(steps) == 2)
+    ctx = make_ctx(wide, policy=BoundedPolicy(engine, 64, target_in_flight=64))
+    result = await run_search(ctx, ADAPTIVE)
+    assert any(n.error for n in ctx.tree.nodes) and result.extra["parallel"]["max_in_flight"] > 1
+    assert no_virtual_loss(ctx.tree)
+
+
+async def test_virtual_loss_is_undone_on_an_engine_fault_and_the_fault_propagates():
+    engine = ScriptedPolicy(wide, None, latency=0.005, fail_on=lambda steps: len(steps) == 2,
+                            fault=EngineFault("http://fake", "gone"))
+    pipe = BoundedPolicy(engine, 64, target_in_flight=64)
+    ctx = make_ctx(wide, policy=pipe)
+    with pytest.raises(EngineFault):
+        await run_search(ctx, ADAPTIVE)
+    await asyncio.sleep(0.05)  # nothing left running behind the fault
+    assert no_virtual_loss(ctx.tree) and pipe.occupancy.load == 0 and engine.in_flight == 0
+
+
+async def test_virtual_loss_is_undone_when_the_search_is_cancelled():
+    engine = ScriptedPolicy(wide, None, latency=0.05)
+    pipe = BoundedPolicy(engine, 64, target_in_flight=64)
+    ctx = make_ctx(wide, policy=pipe)
+    task = asyncio.ensure_future(run_search(ctx, ADAPTIVE))
+    while len(ctx.tree) < 4 or not any(n.virtual_loss for n in ctx.tree.nodes):  # caught mid-flight
+        await asyncio.sleep(0.005)
+    assert not task.done()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert no_virtual_loss(ctx.tree) and pipe.occupancy.load == 0 and engine.in_flight == 0
+
+
+async def test_rest_mcts_widens_too_and_records_it():
+    engine = ScriptedPolicy(wide, None, latency=0.01)
+    rm = ScriptedRewardModel(default=0.5)
+    ctx = make_ctx(wide, policy=BoundedPolicy(engine, 64, target_in_flight=64), reward_model=rm)
+    config = RestMctsConfig(num_iterations=10, branch=3, roll_forward_steps=0, adaptive_parallel=True, max_parallel=3)
+    result = await run_search(ctx, config)
+    par = result.extra["parallel"]
+    assert par["adaptive"] and par["max_in_flight"] == 3 and par["bound"] == 3
+    assert result.config["adaptive_parallel"] is True and result.config["max_parallel"] == 3
+    assert no_virtual_loss(ctx.tree)
+
+
+def test_max_parallel_below_num_parallel_is_refused_naming_the_fix():
+    with pytest.raises(ConfigError, match="max_parallel"):
+        parse_algorithm_config({"algorithm": "mcts", "num_simulations": 10, "num_parallel": 4, "max_parallel": 2})
+
+
+# --- step beam: the adaptive frontier ---------------------------------------------------------
+
+BEAM = dict(beam_width=2, num_children=3, score="prior")
+
+
+async def test_beam_expands_below_beam_candidates_only_when_under_filled_and_within_max_width():
+    from search.algorithms import StepBeamConfig
+
+    engine = ScriptedPolicy(wide, None, latency=0.005)
+    ctx = make_ctx(wide, policy=BoundedPolicy(engine, 64, target_in_flight=64))
+    result = await run_search(ctx, StepBeamConfig(**BEAM, adaptive_parallel=True, max_width=5))
+    par = result.extra["parallel"]
+    assert par["adaptive"] and par["floor"] == 2 and par["bound"] == 5
+    assert par["extra"] > 0 and par["max_in_flight"] == 5 and engine.peak_in_flight <= 5
+    assert result.config["adaptive_parallel"] is True and ctx.occupancy.load == 0
+
+    trees = []
+    for config in (StepBeamConfig(**BEAM), StepBeamConfig(**BEAM, adaptive_parallel=True, max_width=5)):
+        ctx = make_ctx(wide, policy=BoundedPolicy(ScriptedPolicy(wide, None), 64, target_in_flight=6))
+        result = await run_search(ctx, config)  # the beam's own 2 x 3 sequences fill the engine
+        assert result.extra["parallel"]["extra"] == 0 and result.extra["parallel"]["max_in_flight"] <= 2
+        trees.append([(n.parent, n.text) for n in ctx.tree.nodes])
+    assert trees[0] == trees[1]
+
+
+async def test_beam_leases_are_settled_on_an_engine_fault():
+    from search.algorithms import StepBeamConfig
+
+    engine = ScriptedPolicy(wide, None, latency=0.005, fail_on=lambda steps: len(steps) == 2,
+                            fault=EngineFault("http://fake", "gone"))
+    pipe = BoundedPolicy(engine, 64, target_in_flight=64)
+    with pytest.raises(EngineFault):
+        await run_search(make_ctx(wide, policy=pipe), StepBeamConfig(**BEAM, adaptive_parallel=True, max_width=5))
+    await asyncio.sleep(0.05)
+    assert pipe.occupancy.load == 0
