@@ -37,6 +37,10 @@ class ModelConfig(BaseModel):
     model: str | None = Field(None, description="Served model name; default: what the server reports.")
     checkpoint: str | None = Field(None, description="Local checkpoint for the tokenizer (and for serving); default: the embedded model.")
     max_in_flight: int = Field(64, ge=1, description="Requests in flight to the engine at once, across all trees.")
+    target_in_flight: int | None = Field(
+        None, ge=1, description="Sequences in flight at which the server's generated tok/s saturate (`ponder bench "
+        "server` prints it): searches with adaptive_parallel widen only while fewer are in flight. None: "
+        "max_in_flight.")
     timeout_s: float = Field(300.0, gt=0, description="Per-request timeout in seconds.")
     system_prompt: str | None = Field(DEFAULT_SYSTEM_PROMPT, description="System turn of the chat template; None for none.")
     max_restarts: int = Field(5, ge=0, description="Restarts of a server ponder started (or `ponder serve` recorded) after it dies, per command.")

@@ -197,7 +197,8 @@ async def open_engine(model: ModelConfig, reward: RewardConfig | None = None,
             if warm:
                 await warm_up(client, tokenizer.chat_prompt(WARM_UP_QUESTION, model.system_prompt),
                               on_progress=on_progress)
-            policy = BoundedPolicy(VLLMPolicy(client, tokenizer.decode_with_offsets), model.max_in_flight)
+            policy = BoundedPolicy(VLLMPolicy(client, tokenizer.decode_with_offsets), model.max_in_flight,
+                                   model.target_in_flight)
             checker = SymbolicChecker(reward.checker if reward is not None else None)
             rm = await _reward_model(reward, reward_served, client, tokenizer, model.system_prompt, make_client,
                                      checker)

@@ -53,7 +53,8 @@ def _write_atomic(target: Path, text: str) -> None:
 
 
 SERVING_FIELDS: tuple[str, ...] = (
-    "model.endpoints", "model.model", "model.max_in_flight", "model.timeout_s", "model.max_restarts",
+    "model.endpoints", "model.model", "model.max_in_flight", "model.target_in_flight", "model.timeout_s",
+    "model.max_restarts",
     "model.outage_timeout_s", "reward.endpoints", "reward.model",
 )
 """Run-config fields a resumed run may change: where and how the models are reached."""
