@@ -17,7 +17,7 @@ bench_app = typer.Typer(help="Benchmarks: server ceiling, engine overhead, searc
 for name, command in (("server", speed.server), ("engine", speed.engine), ("throughput", speed.throughput),
                       ("compare", speed.compare), ("accuracy", methods.accuracy), ("flat", speed.flat),
                       ("treepo", methods.treepo), ("prove", methods.prove), ("label", methods.label),
-                      ("view", speed.view), ("prm", methods.prm)):
+                      ("parallel", speed.parallel), ("view", speed.view), ("prm", methods.prm)):
     bench_app.command(name)(command)
 
 __all__ = ["bench_app"]

@@ -1,0 +1,117 @@
+"""``ponder bench parallel``: fixed vs adaptive in-tree parallelism on one server, in one run.
+
+Two workloads (issue 28): MCTS over chain_sum (10 simulations, 3 children, depth 6, prior
+values) and the throughput preset's step beam, each run twice on the same problems: with
+``num_parallel: 1`` (adaptive off: the algorithm as specified) and with ``adaptive_parallel``
+(MCTS: up to ``max_parallel`` simulations per tree; beam: up to ``max_width`` nodes per
+level), while the engine is under-filled. The target the adaptive runs fill to,
+``model.target_in_flight``, is the saturation point of a probe of the same server in the same
+bench (the smallest concurrency within 10% of the best tok/s), so nothing here is a constant.
+
+Reported per run: wall, the server's generated tok/s over the whole run (first request to
+last reply: the drain included) and its fraction of the saturated tok/s (the probes' mean,
+before and after), accuracy with its standard error, generated tokens per problem (the
+accuracy is compared at the tokens shown: MCTS does the same simulations either way; the
+adaptive beam expands more and says so), the paired accuracy difference with its standard
+error, and the parallelism the trees used (from their traces).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks.search_runs import RunMeasure, override
+from benchmarks.server import BenchRow
+from benchmarks.suite import STEPS, chain_sum, throughput_config
+from ponder.config import RunConfig, parse_run_config
+
+
+def mcts_config(num_problems: int = 32) -> RunConfig:
+    """Issue 28's MCTS workload: chain_sum, 10 simulations, 3 children, depth 6, prior values."""
+    return parse_run_config({
+        "name": "bench-parallel-mcts", "tasks": chain_sum(num_problems, 7, 2), "steps": {**STEPS, "max_depth": 6},
+        "search": {"algorithm": "mcts", "num_simulations": 10, "num_children": 3, "value": "prior",
+                   "num_parallel": 1},
+    })
+
+
+def beam_config(num_problems: int = 64, workload: str = "chain_sum") -> RunConfig:
+    """The throughput preset's step beam (B1 = 3, B2 = 4, prior-scored)."""
+    return throughput_config(num_problems, workload)
+
+
+def arms(cfg: RunConfig, bound: int) -> list[tuple[str, RunConfig]]:
+    """The run as configured (adaptive off) and with adaptive parallelism up to ``bound``."""
+    search = cfg.search.algorithm
+    extra = {"adaptive_parallel": True, ("max_width" if search == "step_beam" else "max_parallel"): bound}
+    return [(f"{search} fixed", override(cfg, {"search": {"adaptive_parallel": False}})),
+            (f"{search} adaptive", override(cfg, {"search": extra}))]
+
+
+def saturation_point(rows: Sequence[BenchRow], within: float = 0.10) -> tuple[int, float]:
+    """(the smallest probed concurrency within ``within`` of the best tok/s, the best tok/s)."""
+    load = [r for r in rows if r.load == "throughput"]
+    best = max(r.tokens_per_second for r in load)
+    return min(r.concurrency for r in load if r.tokens_per_second >= (1.0 - within) * best), best
+
+
+def read_parallel(run_dir: Path) -> list[dict[str, Any]]:
+    """``extra.parallel`` of every trace in a run directory."""
+    out = []
+    for path in sorted((run_dir / "traces").glob("*.json")):
+        par = json.loads(path.read_text()).get("extra", {}).get("parallel")
+        if par is not None:
+            out.append(par)
+    return out
+
+
+def accuracy_se(correct: Sequence[bool]) -> tuple[float, float]:
+    """Accuracy and its binomial standard error."""
+    n = len(correct)
+    p = sum(correct) / n if n else 0.0
+    return p, math.sqrt(p * (1.0 - p) / n) if n else 0.0
+
+
+def paired_difference(a: dict[str, bool], b: dict[str, bool]) -> tuple[float, float, int]:
+    """Mean of b - a over the problems both finished, its standard error, and their count."""
+    ids = sorted(set(a) & set(b))
+    d = [float(b[i]) - float(a[i]) for i in ids]
+    n = len(d)
+    if n < 2:
+        return (d[0] if d else 0.0), 0.0, n
+    mean = sum(d) / n
+    var = sum((x - mean) ** 2 for x in d) / (n - 1)
+    return mean, math.sqrt(var / n), n
+
+
+def arm_lines(label: str, m: RunMeasure, parallel: list[dict[str, Any]], saturated: float) -> list[str]:
+    """One run's line: wall, tok/s (drain included), fraction of saturated, accuracy, tokens, parallelism."""
+    finished = [r for r in m.rows if r["status"] != "error"]
+    acc, se = accuracy_se([bool(r["correct"]) for r in finished])
+    gen = m.summary["generated_tokens"]
+    per = gen / len(finished) if finished else 0.0
+    widened = sum(1 for p in parallel if p.get("extra", 0) > 0)
+    peak = max((p.get("max_in_flight", 0) for p in parallel), default=0)
+    mean = sum(p.get("mean_in_flight", 0.0) for p in parallel) / len(parallel) if parallel else 0.0
+    return [f"[{label}] wall {m.wall_seconds:.1f} s, server generated {m.server_generated:.0f} tok "
+            f"-> {m.tok_per_s:.1f} tok/s = {m.tok_per_s / saturated:.2f} of saturated (drain included); "
+            f"accuracy {acc:.3f} ± {se:.3f} (n={len(finished)}, errors {len(m.rows) - len(finished)}); "
+            f"policy generated {gen} tok ({per:.0f} per problem)",
+            f"    trees: {len(parallel)}, widened {widened}; in flight per tree: max {peak}, mean of means "
+            f"{mean:.2f}; peak requests at the gate {m.peak_in_flight}"]
+
+
+def compare_lines(fixed: RunMeasure, adaptive: RunMeasure) -> list[str]:
+    """Adaptive vs fixed: wall ratio, token ratio, paired accuracy difference."""
+    a = {r["id"]: bool(r["correct"]) for r in fixed.rows if r["status"] != "error"}
+    b = {r["id"]: bool(r["correct"]) for r in adaptive.rows if r["status"] != "error"}
+    diff, se, n = paired_difference(a, b)
+    tokens = adaptive.summary["generated_tokens"] / max(fixed.summary["generated_tokens"], 1)
+    return [f"    adaptive / fixed: wall {adaptive.wall_seconds / max(fixed.wall_seconds, 1e-9):.2f}x, "
+            f"tok/s {adaptive.tok_per_s / max(fixed.tok_per_s, 1e-9):.2f}x, generated tokens {tokens:.2f}x; "
+            f"accuracy difference {diff:+.3f} ± {se:.3f} (paired, n={n})"
+            + ("" if abs(tokens - 1.0) <= 0.10 else " -- NOT at equal tokens: compare per token")]
