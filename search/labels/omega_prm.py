@@ -27,10 +27,12 @@ labelled at most once (the first label found wins).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import math
-from typing import Literal
+from collections.abc import Awaitable
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,7 +40,10 @@ from search.aggregate import end_leaves
 from search.labels.inputs import LabelInputs
 from search.labels.records import StepLabel
 from search.labels.rollouts import Estimate, LabelStats, Rollouts, gather_all
+from search.occupancy import Lease
 from search.protocols import ConfigError, VerdictStatus
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +76,11 @@ class OmegaPrmConfig(BaseModel):
     max_rollout_tokens: int | None = Field(
         None, ge=1, description="Token limit of one completion; None = what the remaining depth allows."
     )
+    adaptive_parallel: bool = Field(
+        False, description="While the engine is under-filled (sequences in flight below model.target_in_flight), a "
+        "binary search also starts the estimates of its two possible next probes with the current one; the one it "
+        "takes is then a cache hit (the same seeded samples, so the same labels), the other costs rollout tokens "
+        "for nothing. Off by default: label compute stays as specified (stats: speculative).")
 
 
 def selection_score(
@@ -128,6 +138,15 @@ class _Candidate:
 
 Labelled = list[tuple[tuple[int, ...], StepLabel]]
 """Labels with the key of the state each one ends at (for dedupe)."""
+
+
+async def _leased(lease: Lease, work: Awaitable[T]) -> T:
+    """``work`` as a task holding ``lease`` until its first request reaches the gate."""
+    lease.bind()
+    try:
+        return await work
+    finally:
+        lease.settle()
 
 
 class _Search:
@@ -189,23 +208,62 @@ class _Search:
         hi, hi_estimate = len(pieces), None
         labels: Labelled = []
         created: list[_State] = []
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            estimate, new = await self.probe(pieces[:mid], k)
-            if estimate.error is not None or estimate.n == 0:
-                self.stats.skip(estimate.error or "no usable completion")
-                return labels, created
-            if new:
-                created.append(self.states[self.key(pieces[:mid])])
-            if estimate.mc > 0:
-                labels.append(self.span_label(solution, lo, mid, estimate))
-                lo = mid
-            else:
-                hi, hi_estimate = mid, estimate
+        ahead: list[asyncio.Future[Estimate]] = []
+        try:
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                occupancy = self.ctx.occupancy if self.config.adaptive_parallel else None
+                if occupancy is not None and self.rollouts.cached(self.key(pieces[:mid])) < k:
+                    # this probe runs anyway: counted until sent, so the grants below see it
+                    probe = asyncio.ensure_future(_leased(occupancy.reserve(k), self.probe(pieces[:mid], k)))
+                    ahead += self.speculate(pieces, (lo, mid), (mid, hi), k=k)
+                    estimate, new = await probe
+                else:
+                    estimate, new = await self.probe(pieces[:mid], k)
+                if estimate.error is not None or estimate.n == 0:
+                    self.stats.skip(estimate.error or "no usable completion")
+                    return labels, created
+                if new:
+                    created.append(self.states[self.key(pieces[:mid])])
+                if estimate.mc > 0:
+                    labels.append(self.span_label(solution, lo, mid, estimate))
+                    lo = mid
+                else:
+                    hi, hi_estimate = mid, estimate
+        finally:  # the speculative estimates not taken: no longer needed
+            for task in ahead:
+                task.cancel()
+            if ahead:
+                await asyncio.gather(*ahead, return_exceptions=True)
         labels.append(self.span_label(solution, lo, hi, hi_estimate))
         if self.config.after_first_error == "zero":
             labels.extend(self.span_label(solution, i, i + 1, None) for i in range(hi, len(pieces)))
         return labels, created
+
+    def speculate(self, pieces: tuple[_Piece, ...], *spans: tuple[int, int], k: int) -> list[asyncio.Future[Estimate]]:
+        """Starts the estimate of each span's midpoint (a bisection's possible next probe) on a
+        grant of ``k`` sequences, while the engine is under-filled; cached like any estimate."""
+        occupancy = self.ctx.occupancy
+        started = []
+        for a, b in spans:
+            key = self.key(pieces[:(a + b) // 2])
+            if b - a <= 1 or occupancy is None or self.rollouts.cached(key) >= k:
+                continue
+            lease = occupancy.grant(k)
+            if lease is None:
+                break
+            self.stats.speculative += 1
+
+            async def estimate(cut: int = (a + b) // 2, lease: Lease = lease) -> Estimate:
+                lease.bind()
+                try:
+                    text = "".join(p.text for p in pieces[:cut])
+                    return await self.rollouts.estimate(self.key(pieces[:cut]), text, k, depth=cut)
+                finally:
+                    lease.settle()
+
+            started.append(asyncio.ensure_future(estimate()))
+        return started
 
     def span_label(
         self, solution: _Solution, start: int, end: int, estimate: Estimate | None

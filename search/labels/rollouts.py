@@ -96,6 +96,8 @@ class LabelStats:
         iterations: Tree-mode selection iterations run (OmegaPRM ``tree``).
         skipped: Labels skipped because an estimate failed at its node (node-level failure).
         errors: The failures' messages.
+        speculative: Estimates started ahead of need while the engine was under-filled
+            (OmegaPRM ``adaptive_parallel``: the bisection's two possible next probes).
     """
 
     screened_out: Literal["all_correct", "all_wrong", "error"] | None = None
@@ -105,6 +107,7 @@ class LabelStats:
     iterations: int = 0
     skipped: int = 0
     errors: list[str] = dataclasses.field(default_factory=list)
+    speculative: int = 0
 
     def skip(self, error: str | None) -> None:
         """Counts one label skipped on a node-level failure."""
@@ -237,6 +240,9 @@ class Rollouts:
         )
         try:
             generation = await ctx.policy.propose(key, sampling)
+        except asyncio.CancelledError:
+            entry.requests -= 1  # never answered: the next request of the prefix takes this seed
+            raise
         except EngineFault:
             raise  # the engine is gone: the run stops, never a label
         except PonderError as exc:
@@ -245,7 +251,11 @@ class Rollouts:
             return
         self.usage.add(dataclasses.replace(generation.usage, calls=max(generation.usage.calls, 1), wall_seconds=0.0))
         completions = [p for p in generation.proposals if p.finish_reason != "error"]
-        verdicts = await asyncio.gather(*(ctx.oracle(prefix_text + c.text) for c in completions))
+        try:
+            verdicts = await asyncio.gather(*(ctx.oracle(prefix_text + c.text) for c in completions))
+        except asyncio.CancelledError:
+            entry.requests -= 1  # nothing kept: the next request of the prefix takes this seed
+            raise
         entry.completions.extend(completions)
         entry.verdicts.extend(v.status.value for v in verdicts)
         entry.seeds.extend([seed] * len(completions))

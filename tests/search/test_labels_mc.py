@@ -280,6 +280,30 @@ async def test_binary_search_finds_planted_first_error(num_steps: int, first_err
             assert lab.step == "".join(texts[start:end]) and lab.node_id == ids[end - 1] and lab.depth == start + 1
 
 
+@pytest.mark.parametrize(("num_steps", "first_error"), [(13, 5), (16, 1), (8, 8)])
+async def test_speculative_probes_keep_the_labels_and_run_only_when_the_engine_is_under_filled(
+        num_steps: int, first_error: int):
+    """adaptive_parallel: the bisection's two possible next probes start with the current one
+    while the engine has room; the labels are the same as without (seeded: the same samples)."""
+    from search.scheduler import BoundedPolicy
+
+    found = {}
+    for name, target, adaptive in (("plain", 64, False), ("speculative", 64, True), ("full", 8, True)):
+        policy = Completer()
+        ctx = context(BoundedPolicy(policy, 64, target_in_flight=target), steps=StepFormat(max_depth=20), seed=3)
+        add_path(ctx, 0, solution(num_steps, first_error))
+        stats = LabelStats()
+        labels = await omega_prm_labels(await inputs_for(ctx), OmegaPrmConfig(adaptive_parallel=adaptive),
+                                        stats=stats)
+        found[name] = ([(lab.node_id, lab.label, lab.value, lab.rollouts, lab.correct) for lab in labels],
+                       stats.speculative, len(policy.requests))
+        assert ctx.occupancy.load == 0
+    assert found["speculative"][0] == found["plain"][0] == found["full"][0]
+    assert found["plain"][1] == 0 and found["full"][1] == 0  # off, or no room (8 = one probe of k = 8)
+    if num_steps > 3:
+        assert found["speculative"][1] > 0 and found["speculative"][2] >= found["plain"][2]
+
+
 async def test_after_first_error_zero_labels_every_later_step():
     """spec 08 §4: with after_first_error = zero, steps after the first error are False, value 0."""
     policy = Completer()
