@@ -57,12 +57,20 @@ def parse_plan(text: str) -> list[tuple[str, str]]:
 
 def parse_tactic(text: str) -> str:
     """The tactic in a sampled reply: the first sentence of its first non-empty line, without
-    code fences, backticks, a leading ``Tactic:`` or the period ("" when there is none)."""
-    for line in text.splitlines():
+    backticks, a leading ``Tactic:`` or the period ("" when there is none). A reply holding a
+    code fence is read inside its first fence, whatever language tag opens it (```` ```coq ````),
+    so a tag never becomes the tactic."""
+    lines = text.splitlines()
+    opening = next((i for i, line in enumerate(lines) if line.strip().startswith("```")), None)
+    if opening is not None:
+        lines = lines[opening + 1:]
+    for line in lines:
+        if line.strip().startswith("```"):
+            break  # the fence closed before any code
         line = line.strip().strip("`").strip()
         if line.lower().startswith("tactic:"):
             line = line[len("tactic:"):].strip()
-        if line and not line.startswith("```"):
-            line = re.split(r"\.(?:\s|$)", line + " ", maxsplit=1)[0].strip()  # the first sentence
-            return line
+        if line:
+            sentence = re.split(r"\.(?:\s|$)", line.replace("`", "") + " ", maxsplit=1)[0]
+            return sentence.strip()  # the first sentence, inline-code backticks dropped
     return ""

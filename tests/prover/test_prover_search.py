@@ -66,6 +66,12 @@ async def test_errors_become_preference_pairs():
 
 def test_parse_tactic_and_plan():
     assert parse_tactic("```\nintros n.\n```") == "intros n"
+    # a fence's language tag is never the tactic (issue 24 §4)
+    assert parse_tactic("```coq\nintros n.\n```") == "intros n"
+    assert parse_tactic("Here:\n```Coq\nsimpl. reflexivity.\n```") == "simpl"
+    assert parse_tactic("```ltac\n\n  `auto`.\n```") == "auto"
+    assert parse_tactic("```coq\n```") == ""
+    assert parse_tactic("`reflexivity`.") == "reflexivity"
     assert parse_tactic("Tactic: simpl.") == "simpl"
     assert parse_tactic("intros n. simpl. reflexivity.") == "intros n"
     assert parse_tactic("rewrite Nat.add_comm.") == "rewrite Nat.add_comm"
