@@ -3,8 +3,10 @@
 Prompts are sent as token ids (``prompt: list[int]``) so that every expansion of a node
 reuses the server's prefix cache exactly; the reply's token ids come back too
 (``return_token_ids``), so a child's prefix is ``parent prefix + step token ids`` with no
-re-tokenisation. Requests are spread over one or more endpoints (least in-flight first,
-ties in turn) that a shared :class:`~models.breaker.CircuitBreaker` keeps track of.
+re-tokenisation. Requests are spread over one or more endpoints (replicas) that a shared
+:class:`~models.breaker.CircuitBreaker` keeps track of: a problem's requests stay on the
+replica it was bound to (``routing="tree"``, :mod:`models.routing`), or each goes to the
+least-loaded one (``routing="request"``).
 
 Two kinds of failure are kept apart. A permanent one (HTTP 4xx such as a context overflow,
 a malformed reply) raises :class:`~search.protocols.ModelServerError` at once: the search
@@ -22,7 +24,6 @@ Nothing from httpx or vLLM leaves this module: replies become :class:`Completion
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -38,10 +39,12 @@ from models.completion import (  # re-exported: the parsed reply types belong wi
     parse_completion,
     parse_usage,  # noqa: F401
 )
+from models.routing import Router, RoutingMode
 from search.protocols import (
     ConfigError,
     EngineFault,
     ModelServerError,
+    problem_affinity,
 )
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -78,7 +81,13 @@ class VLLMClient:
             :mod:`models.managed`); other endpoints are external and waited for.
         max_restarts: Restarts of owned servers allowed over the client's life.
         outage_timeout_s: How long to wait for an external endpoint to answer again.
-        on_event: Receives the breaker's outage / restart / recovered / failed events.
+        on_event: Receives the breaker's outage / restart / recovered / failed events, and a
+            ``reissued`` event for each request sent again after its endpoint was taken out.
+        routing: ``tree``: the requests of one problem (the scheduler's
+            :data:`~search.protocols.problem_affinity`) go to one replica while it is up and
+            not saturated; ``request``: each request to the least-loaded replica.
+        rebind_factor: Tree routing moves a problem off a replica holding this many times the
+            mean requests in flight (see :mod:`models.routing`).
     """
 
     def __init__(
@@ -96,6 +105,8 @@ class VLLMClient:
         outage_timeout_s: float = 300.0,
         on_event: EventFn | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        routing: RoutingMode = "tree",
+        rebind_factor: float = 2.0,
     ) -> None:
         if isinstance(endpoints, str):
             endpoints = [endpoints]
@@ -118,7 +129,8 @@ class VLLMClient:
         self._http: httpx.AsyncClient | None = None
         self._http_loop: asyncio.AbstractEventLoop | None = None
         self._in_flight = dict.fromkeys(self.endpoints, 0)
-        self._turn = itertools.count()
+        self.router = Router(routing, rebind_factor=rebind_factor)
+        self.on_event = on_event
         self.requests_sent = dict.fromkeys(self.endpoints, 0)
         """Attempts sent to each endpoint (retries included); for tests and reports."""
         self.breaker = CircuitBreaker(
@@ -168,10 +180,8 @@ class VLLMClient:
         await self.aclose()
 
     def _pick(self, live: list[EndpointState]) -> EndpointState:
-        """The live endpoint with the fewest requests in flight; ties go round-robin."""
-        turn = next(self._turn)
-        order = [live[(turn + i) % len(live)] for i in range(len(live))]
-        return min(order, key=lambda s: self._in_flight[s.name])
+        """The live endpoint for a request of the running problem (see :mod:`models.routing`)."""
+        return self.router.pick(live, self._in_flight, problem_affinity.get())
 
     async def _probe(self, url: str) -> bool:
         try:
@@ -213,6 +223,11 @@ class VLLMClient:
                         raise EngineFault(state.name, f"request keeps failing on a live server: {e.cause}") from e
                 self.breaker.report(state, generation, e.cause)
                 failures = 0
+                if self.on_event is not None:  # sent again below, to whichever replica is up
+                    affinity = problem_affinity.get()
+                    self.on_event({"event": "reissued", "endpoint": state.name, "path": path,
+                                   "problem": affinity.key if affinity is not None else None,
+                                   "time": time.time()})
 
     async def _request_once(self, method: str, path: str, payload: Mapping[str, Any] | None,
                             state: EndpointState) -> tuple[Any, str, float]:

@@ -7,6 +7,7 @@ vendor type (OpenAI, vLLM, torch) ever crosses these boundaries: convert at the 
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import enum
 from collections.abc import Sequence
@@ -177,6 +178,24 @@ class Policy(Protocol):
     """Proposes next steps. A prefix is token ids: root prompt + steps so far."""
 
     async def propose(self, prefix: Sequence[int], sampling: Sampling) -> Generation: ...
+
+
+@dataclasses.dataclass(eq=False)
+class Affinity:
+    """The problem (tree) a model request belongs to, for engines that route by problem.
+
+    The scheduler sets :data:`problem_affinity` in each problem's coroutine, so every request
+    of its search and of its labelling (tasks started inside inherit it) carries the same
+    object; a client with several replicas keeps the problem on one of them (its prefix
+    cache). ``open`` turns False when the problem is recorded: the binding may be dropped.
+    """
+
+    key: str
+    open: bool = True
+
+
+problem_affinity: contextvars.ContextVar[Affinity | None] = contextvars.ContextVar("problem_affinity", default=None)
+"""The running problem's :class:`Affinity` (None outside a problem: route per request)."""
 
 
 @dataclasses.dataclass(frozen=True)

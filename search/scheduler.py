@@ -20,7 +20,18 @@ from search.aggregate import answered_terminals, vote_path
 from search.algorithms import AlgorithmConfig, run_search
 from search.context import SearchContext
 from search.occupancy import Occupancy
-from search.protocols import ConfigError, EngineFault, Generation, Policy, Problem, RewardModel, Sampling, StepScores
+from search.protocols import (
+    Affinity,
+    ConfigError,
+    EngineFault,
+    Generation,
+    Policy,
+    Problem,
+    RewardModel,
+    Sampling,
+    StepScores,
+    problem_affinity,
+)
 from search.trace import SearchResult
 
 Outcome = SearchResult | Exception
@@ -164,17 +175,22 @@ async def solve_all(
     # next problem's requests reach the engine while the last one is being recorded.
     recording = asyncio.Semaphore(max_concurrent_problems)
 
-    async def record(problem: Problem, outcome: Outcome) -> None:
+    async def record(problem: Problem, outcome: Outcome, affinity: Affinity) -> None:
         try:
             assert on_result is not None
             done = on_result(problem, outcome)
             if inspect.isawaitable(done):
                 await done
         finally:
+            affinity.open = False
             recording.release()
 
     async def worker(group: asyncio.TaskGroup) -> None:
         for index, problem in queue:
+            # Every request of this problem (its search, then its labelling in record())
+            # carries one affinity: an engine with replicas keeps the tree on one of them.
+            affinity = Affinity(problem.id)
+            problem_affinity.set(affinity)
             try:
                 ctx = make_ctx(problem)
                 if inspect.isawaitable(ctx):
@@ -187,7 +203,9 @@ async def solve_all(
             outcomes[index] = outcome
             if on_result is not None:
                 await recording.acquire()
-                group.create_task(record(problem, outcome))
+                group.create_task(record(problem, outcome, affinity))
+            else:
+                affinity.open = False
 
     try:
         async with asyncio.TaskGroup() as group:

@@ -106,3 +106,32 @@ async def test_recording_a_result_does_not_hold_up_the_next_search():
 
     with pytest.raises(OSError, match="disk full"):
         await solve_all(problems(3), make, SelfConsistencyConfig(num_samples=1), 1, failing)
+
+
+async def test_each_problem_carries_one_affinity_into_its_requests_and_recording():
+    from search.protocols import problem_affinity
+
+    seen: dict[str, set] = {}
+
+    class Spy(ScriptedPolicy):
+        async def propose(self, prefix, sampling):
+            affinity = problem_affinity.get()
+            seen.setdefault(affinity.key, set()).add(id(affinity))
+            assert affinity.open
+            return await super().propose(prefix, sampling)
+
+    pipe = BoundedPolicy(Spy(script, None, latency=0.001), max_in_flight=4)
+    recorded = {}
+
+    def make(problem):
+        return make_ctx(script, question=problem.question, problem_id=problem.id, policy=pipe)
+
+    async def on_result(problem, outcome):
+        affinity = problem_affinity.get()
+        assert affinity.key == problem.id and affinity.open  # labelling still routes with the problem
+        await asyncio.sleep(0)
+        recorded[problem.id] = affinity
+
+    await solve_all(problems(5), make, SelfConsistencyConfig(num_samples=3), 2, on_result)
+    assert sorted(seen) == [f"p{i}" for i in range(5)] and all(len(ids) == 1 for ids in seen.values())
+    assert all(not a.open for a in recorded.values())  # closed once recorded: the binding may go
