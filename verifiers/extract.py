@@ -45,11 +45,11 @@ _FILLER_RE = re.compile(  # words between "the answer is" and the answer that sa
 _NUM = r"(?:\d{1,3}(?:,\d{3})+(?![\d])|\d+|(?=\.\d))(?:\.\d+)?(?:[eE][-+]?\d+)?"
 _NUMBER_TOKEN_RE = re.compile(  # one number in running text: sign, 1,000 groups, decimals,
     # an exponent, a simple fraction; not part of a word or of a longer number
-    rf"(?<![\w.])(?:(?<![\w)\]}}])[-+\u2212])?{_NUM}(?:[ \t]*/[ \t]*{_NUM})?(?![\d]|\.\d)"
+    rf"(?<![\w.])(?:(?<![\w)\]}}])[-+\u2212])?{_NUM}(?:/{_NUM})?(?![\d]|\.\d)"
 )
-_NUMBER_ONLY_RE = re.compile(rf"[-+\u2212]?{_NUM}(?:[ \t]*/[ \t]*{_NUM})?")
+_NUMBER_ONLY_RE = re.compile(rf"[-+\u2212]?{_NUM}(?:[ \t]*/[ \t]*{_NUM})?")  # a whole phrase
 _OPERATION_AFTER_RE = re.compile(  # an operator and an operand: the number starts an expression
-    r"[ \t]*(?:[-+*/^\u2212\u00d7\u00f7\u22c5=]|\\(?:times|div|cdot)\b|"
+    r"[ \t]*[)\]]*[ \t]*(?:[-+*/^\u2212\u00d7\u00f7\u22c5=]|\\(?:times|div|cdot)\b|"
     r"(?:plus|minus|times|divided\s+by|multiplied\s+by|over)\b)[ \t]*\$?[ \t]*[-(\d\\]",
     re.IGNORECASE,
 )
@@ -59,6 +59,15 @@ _SIDE_SPLIT_RE = re.compile(
     re.IGNORECASE)
 _RESULT_RE = re.compile(r"=[ \t]*\$?[ \t]*((?:(?<![\w)\]}])[-+\u2212])?(?:\d{1,3}(?:,\d{3})+|\d+)"
                         r"(?:\.\d+)?(?:[ \t]*/[ \t]*\d+)?)(?![\d]|\.\d)")
+_NAMED_ANSWER_RE = re.compile(  # "N, which is the final answer", "N is the answer"
+    rf"(?<![\w.])((?:(?<![\w)\]}}])[-\u2212])?{_NUM})\**,?[ \t]+(?:which[ \t]+)?is[ \t]+(?:the|our)[ \t]+"
+    r"(?:final[ \t]+)?answer\b", re.IGNORECASE)
+_LOOSE_PHRASE_RE = re.compile(  # "the answer to the given problem is X", "a final answer of X"
+    r"\banswer\b[^\n.=:]{0,60}?\b(?:is|was|would\s+be|will\s+be|equals|of)\b[ \t]*([^\n]{1,120})",
+    re.IGNORECASE)
+_RESULT_PHRASE_RE = re.compile(  # "the final result is N" (weaker than "the answer is")
+    r"\b(?:final[ \t]+(?:result|number|value|sum|total)|result)[ \t]+(?:is|=|:)[ \t]*([^\n]{1,80})",
+    re.IGNORECASE)
 _LIST_MARKER_RE = re.compile(r"^(?:\d{1,2}[.)]|[-*\u2022]|step\s+\d+[.:)]?)\s+(?=\S)", re.IGNORECASE)
 _FRAC_RE = re.compile(r"\\[dt]?frac\s*\{\s*(-?\d+)\s*\}\s*\{\s*(\d+)\s*\}")
 _TEXT_CMD_RE = re.compile(r"\\(?:text|mathrm|textbf|mathbf)\s*\{([^{}]*)\}")
@@ -133,13 +142,17 @@ def answer_phrases(text: str) -> Iterator[str | None]:
     nothing follows on the line)."""
     tail = _tail(text)
     for found in reversed(list(_PHRASE_RE.finditer(tail))):
-        answer = tail[found.end() : found.end() + MAX_ANSWER_CHARS].split("\n", 1)[0]
-        end = _SENTENCE_END_RE.search(answer)
-        if end:
-            answer = answer[: end.start()]
-        answer = _clean(answer) or ""
-        stripped = _strip_filler(answer)
-        yield _clean(stripped) if stripped else (answer or None)
+        yield _phrase_at(tail, found.end())
+
+
+def _phrase_at(tail: str, start: int) -> str | None:
+    answer = tail[start : start + MAX_ANSWER_CHARS].split("\n", 1)[0]
+    end = _SENTENCE_END_RE.search(answer)
+    if end:
+        answer = answer[: end.start()]
+    answer = _clean(answer) or ""
+    stripped = _strip_filler(answer)
+    return _clean(stripped) if stripped else (answer or None)
 
 
 def _strip_filler(text: str) -> str:
@@ -200,69 +213,96 @@ def _leading_number(segment: str) -> str | None:
     return f"-{number}" if sign and not number.startswith("-") else number
 
 
-def stated_number(answer: str) -> str | None:
+def stated_number(answer: str, *, phrase: bool = True) -> str | None:
     """The one number an answer phrase states, or None when it states none (or several).
 
     In order: the phrase is a number (``$-4$``, ``**1,000**``, ``\\frac{3}{4}``); it starts
     with one not followed by an operator or a list (``indeed 2, as 4 - 2 = 2`` -> ``2``,
-    ``7 apples`` -> ``7``); the last side of
-    an equation or "is" clause that starts with one (``5 + 4 = 9`` -> ``9``, ``the sum of 3
-    and 4 is 7`` -> ``7``); the only number in it. ``3 + 4`` and ``the sum of 3 and 4`` state
-    none. Commas of 1,000 groups, a leading ``+`` and Unicode minus signs are normalised.
+    ``7 apples`` -> ``7``); the last side of an equation or "is" / "gives" clause that starts
+    or ends with its only one (``5 + 4 = 9`` -> ``9``, ``the sum of 3 and 4 is 7`` -> ``7``,
+    ``which gives a remainder of 3`` -> ``3``); with ``phrase`` (the text followed "the answer
+    is"), the only number in it. ``3 + 4`` and ``the sum of 3 and 4`` state none. Commas of
+    1,000 groups, a leading ``+`` and Unicode minus signs are normalised.
     """
     text = _TEXT_CMD_RE.sub(r"\1", _FRAC_RE.sub(r"\1/\2", answer))
     text = re.sub(r"\\[,;:! ]", "", text)
     cleaned = _clean(text)
     if cleaned is None:
         return None
-    cleaned = cleaned.strip("()").strip()
+    if cleaned.startswith("(") and cleaned.endswith(")"):
+        cleaned = cleaned[1:-1].strip()
     if _NUMBER_ONLY_RE.fullmatch(cleaned):
         return _canonical_number(cleaned)
     leading = _leading_number(cleaned)
     if leading is not None:
         return leading
-    sides = _SIDE_SPLIT_RE.split(cleaned)
-    if len(sides) > 1:
-        for side in reversed(sides[1:]):
-            found = _leading_number(side)
-            if found is not None:
-                return found
-    numbers = _NUMBER_TOKEN_RE.findall(cleaned)
-    return _canonical_number(numbers[0]) if len(numbers) == 1 else None
+    for side in reversed(_SIDE_SPLIT_RE.split(cleaned)[1:]):
+        found = _leading_number(side) or _only_number(side, at_end=True)
+        if found is not None:
+            return found
+    return _only_number(cleaned) if phrase else None
+
+
+def _only_number(text: str, at_end: bool = False) -> str | None:
+    """The one number in ``text`` (with ``at_end``: only if it ends the text), else None."""
+    numbers = list(_NUMBER_TOKEN_RE.finditer(text))
+    if len(numbers) != 1 or (at_end and text[numbers[0].end():].strip(" \t.,;:!*$)")):
+        return None
+    return _canonical_number(numbers[0].group())
 
 
 def extract_number(text: str, max_chars: int = MAX_SCAN_CHARS) -> str | None:
     """The final answer of a question whose answer is one number, or None.
 
     The rules of :func:`extract_answer`, each find reduced to the number it states
-    (:func:`stated_number`): reasoning-gym's ``<answer>`` tag (searched in the last
-    ``max_chars`` characters), ``\\boxed``, ``####``, then each "the answer is X", the last
-    first; then the last sentence of the text's last line (a list marker such as ``2.``
-    dropped); last, when the text names no answer at all, the result of its last equation
-    (``= N``; not the last number anywhere, which is as often an operand or a list marker). A
-    text whose every "the answer is X" states no number ("the answer is N", "the answer is the
-    sum") has none. The result is always a number (``-4``, ``2.5``, ``3/4``, ``1.5e-05``) or None, never a
+    (:func:`stated_number`), the first that states one winning:
+
+    1. reasoning-gym's ``<answer>`` tag (in the last ``max_chars`` characters), ``\\boxed``,
+       ``####``; then the statements "the answer is X", the looser "the answer to the
+       problem is / would be / of X" and "N, which is the final answer", the last first;
+    2. the last sentence of the text's last line (a list marker such as ``2.`` dropped);
+    3. "the final result is X";
+    4. only when the text names no answer at all (a text whose every "the answer is X"
+       states no number, as in "the answer is N", has none): the result of its last
+       equation (``= N``), not the last number anywhere, which is as often an operand or a
+       list marker.
+
+    The result is always a number (``-4``, ``2.5``, ``3/4``, ``1.5e-05``) or None, never a
     sentence.
     """
     marked = False
-    finds = [extract_tagged(text, "answer", max_chars), extract_boxed(text), extract_gsm8k(text)]
-    for found in [*finds, *answer_phrases(text)]:
-        if found is None:
-            continue
-        marked = True
-        number = stated_number(found)
-        if number is not None:
-            return number
-    lines = [line.strip() for line in _tail(text).strip().split("\n") if line.strip()]
+    for found in (extract_tagged(text, "answer", max_chars), extract_boxed(text), extract_gsm8k(text)):
+        if found is not None:
+            marked = True
+            number = stated_number(found)
+            if number is not None:
+                return number
+    tail = _tail(text)
+    phrases = [(m.start(), _phrase_at(tail, m.end())) for m in _PHRASE_RE.finditer(tail)]
+    phrases += [(m.start(), _SENTENCE_END_RE.split(m.group(1), maxsplit=1)[0])
+                for m in _LOOSE_PHRASE_RE.finditer(tail)]
+    phrases += [(m.start(), m.group(1)) for m in _NAMED_ANSWER_RE.finditer(tail)
+                if not _OPERATION_AFTER_RE.match(tail, m.end(1))]
+    for _, found in sorted(phrases, key=lambda p: -p[0]):  # the last statement first
+        if found is not None:
+            marked = True
+            number = stated_number(found)
+            if number is not None:
+                return number
+    lines = [line.strip() for line in tail.strip().split("\n") if line.strip()]
     if lines:
         sentences = _SENTENCE_END_RE.split(_LIST_MARKER_RE.sub("", lines[-1], count=1))
         last = next((x for x in reversed(sentences) if x.strip()), "")
-        number = stated_number(last) if len(last) <= MAX_ANSWER_CHARS else None
+        number = stated_number(last, phrase=False) if len(last) <= MAX_ANSWER_CHARS else None
+        if number is not None:
+            return number
+    results = list(_RESULT_PHRASE_RE.finditer(tail))
+    if results:
+        number = stated_number(results[-1].group(1))
         if number is not None:
             return number
     if marked:
         return None
-    tail = _tail(text)
     results = [m for m in _RESULT_RE.finditer(tail) if not _OPERATION_AFTER_RE.match(tail, m.end())]
     return _canonical_number(results[-1].group(1)) if results else None
 

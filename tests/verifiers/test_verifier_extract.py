@@ -178,6 +178,24 @@ RG_ANSWER_TABLE = [
      "chain_sum", None),  # seen: operands are not answers
     ("First 8 + 5 = 13 and 13 - 2 = 11.\n\nThis is the final answer to the problem.",
      "basic_arithmetic", "11"),
+    ("First, divide 3 by 1, which yields 3 with no remainder, so 3 / 1 is equal to 3.",
+     "basic_arithmetic", "3"),  # seen: "3 / 1" is a division, not the fraction 3/1
+    ("Then we divide -9 by 3 to get -2. Finally, we multiply -2 by 3 to get 6, which is the "
+     "final answer.", "basic_arithmetic", "6"),  # seen
+    ("We subtract 7 from 4 which gives us a remainder of 3.", "chain_sum", "3"),  # seen
+    ("First, simplify 2 - 9, which is 11. Then, divide both the numerator and the denominator "
+     "by 11 to get rid of the fraction.", "basic_arithmetic", None),  # seen: 11 is an operand
+    ("We add 16 to -4, which gives us 16. The final result is 16.\n\nThis process is known as "
+     "negative arithmetic.", "basic_arithmetic", "16"),  # seen
+    ("The answer to the arithmetic problem is 3.\n\nIn other words, if you multiply 3 by any "
+     "integer, you get 3, and if you add 0 you keep 0.", "chain_sum", "3"),  # seen
+    ("The final answer to this problem would be 1.", "chain_sum", "1"),  # seen
+    ("A final answer of 6 will always be the result of subtracting 1.", "chain_sum", "6"),  # seen
+    ("We calculate 8 + 8 = 16, which is the result of adding 8 to itself an equal number of "
+     "times.", "chain_sum", "16"),  # seen
+    ("(-2) - 4 = -8", "basic_arithmetic", "-8"),  # seen
+    ("So 11 * 5 = 55. Therefore, the answer is 55.\n\nHowever, you can add 58 to 55. In this "
+     "case, 55 + 58 equals 11, which is the final answer.", "chain_sum", "11"),  # seen: the last
     ("The answer is x.", "chain_sum", None),
     ("I do not know.", "chain_sum", None),
     # free-form tasks keep their rules: a one-line reply is the answer as it stands
