@@ -31,11 +31,15 @@ class FakeServer:
         return self.endpoint
 
 
-def test_a_prm_checkpoint_gets_its_own_managed_server(monkeypatch):
+@pytest.mark.parametrize(("kind", "runner"), [("generative_prm", "auto"), ("pooling_prm", "pooling")])
+def test_a_prm_checkpoint_gets_its_own_managed_server(monkeypatch, kind, runner):
     started: list[FakeServer] = []
+    runners: list[str] = []
+    warmed: list[str] = []
 
     @contextlib.contextmanager
-    def ensure_server(checkpoint=None, settings=None):
+    def ensure_server(checkpoint=None, settings=None, *, on_progress=None):
+        runners.append(settings.runner if settings is not None else "auto")
         server = FakeServer(checkpoint, 9000 + len(started))
         started.append(server)
         try:
@@ -52,11 +56,18 @@ def test_a_prm_checkpoint_gets_its_own_managed_server(monkeypatch):
         def decode_with_offsets(self, ids):
             return "", ()
 
+        def encode(self, text):  # a blank line is one token, as the pooling PRM's separator must be
+            return [10] if text == "\n\n" else super().encode(text)
+
+    async def warm_up(client, prompt, *, on_progress=None):
+        warmed.extend(client.endpoints)
+
     monkeypatch.setattr(engine, "ensure_server", ensure_server)
     monkeypatch.setattr(engine, "HFTokenizer", Tok)
+    monkeypatch.setattr(engine, "warm_up", warm_up)
 
     async def go():
-        reward = RewardConfig(kind="generative_prm", checkpoint="/ckpt/prm")
+        reward = RewardConfig(kind=kind, checkpoint="/ckpt/prm")
         async with engine.open_engine(ModelConfig(), reward) as eng:
             assert [list(c.endpoints) for c in eng.clients] == [["http://127.0.0.1:9000"], ["http://127.0.0.1:9001"]]
             prm = eng.reward_model.reward_model
@@ -68,6 +79,8 @@ def test_a_prm_checkpoint_gets_its_own_managed_server(monkeypatch):
     asyncio.run(go())
     assert len(started) == 2 and all(s.stopped for s in started)  # both stopped with the command
     assert tokenizers[-1] == Path("/ckpt/prm")  # the PRM's own tokenizer
+    assert runners == ["auto", runner]  # a pooling PRM is served by vLLM's pooling runner
+    assert warmed == ["http://127.0.0.1:9000"]  # the policy's server, before the engine was used
 
 
 def test_self_eval_takes_no_checkpoint():
