@@ -23,6 +23,7 @@ from models.server import (
     ServerRecord,
     ServerSettings,
     port_in_use,
+    replace_record,
     server_status,
     start_server,
     stop_server,
@@ -74,11 +75,11 @@ class ManagedServer:
         old = self.record
         log.warning("restarting the vLLM server of %s (pid %d)", old.endpoint, old.pid)
         terminate(old.pid, timeout=10)  # what is left of its process group (vLLM's engine core)
-        if self.recorded:
-            stop_server(old, timeout=1)  # clears the record
         port = None if port_in_use(old.host, old.port) else old.port
         settings = self.settings.model_copy(update={"port": port, "host": old.host})
-        self.record = start_server(settings, record=self.recorded, exit_with_parent=self.owned)
+        self.record = start_server(settings, record=False, exit_with_parent=self.owned)
+        if self.recorded:  # in the dead one's place (one of `ponder serve --replicas N`'s, say)
+            replace_record(old, self.record)
         self.restarts += 1
         return self.record.endpoint
 
@@ -88,6 +89,20 @@ class ManagedServer:
             stop_server(self.record)
         elif not pid_running(self.record.pid):
             log.info("the reused server %s is gone", self.record.endpoint)
+
+
+@contextlib.contextmanager
+def owned_servers(servers: list[ManagedServer]) -> Iterator[list[ManagedServer]]:
+    """Servers this command started: restartable where their endpoints are handed on
+    (:func:`own_restart_fns`) while the block runs, stopped when it ends."""
+    _OWN.extend(servers)
+    try:
+        yield servers
+    finally:
+        for server in servers:
+            _OWN.remove(server)
+        for server in servers:
+            server.close()
 
 
 @contextlib.contextmanager

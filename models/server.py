@@ -340,27 +340,61 @@ def log_tail(path: Path | str, lines: int = 25) -> str:
 
 
 def _write_state(rec: ServerRecord) -> None:
+    """Records ``rec`` as the one recorded server (replacing any record)."""
+    _write_states([rec])
+
+
+def _write_states(recs: list[ServerRecord]) -> None:
     path = state_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(rec.to_json(), indent=2), encoding="utf-8")
+    data: object = recs[0].to_json() if len(recs) == 1 else {"replicas": [r.to_json() for r in recs]}
+    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
     os.replace(tmp, path)
 
 
-def _read_state() -> ServerRecord | None:
+def record_servers(recs: list[ServerRecord]) -> None:
+    """Records ``recs`` as the recorded server's replicas (``ponder serve --replicas N``):
+    later commands reuse them together, ``ponder serve --stop`` stops them all."""
+    if not recs:
+        raise ValueError("no server to record")
+    _write_states(list(recs))
+
+
+def replace_record(old: ServerRecord, new: ServerRecord) -> None:
+    """Puts ``new`` where ``old`` was recorded (a restarted replica), or records it alone when
+    ``old`` is no longer there."""
+    recs = _read_states()
+    _write_states([new if r == old else r for r in recs] if old in recs else [new])
+
+
+def _read_states() -> list[ServerRecord]:
     try:
-        return ServerRecord.from_json(json.loads(state_file().read_text(encoding="utf-8")))
+        data = json.loads(state_file().read_text(encoding="utf-8"))
+        items = data["replicas"] if isinstance(data, dict) and "replicas" in data else [data]
+        return [ServerRecord.from_json(d) for d in items]
     except FileNotFoundError:
-        return None
-    except (OSError, ValueError, TypeError) as e:
+        return []
+    except (OSError, ValueError, TypeError, KeyError) as e:
         log.warning("ignoring unreadable server record %s: %s", state_file(), e)
-        return None
+        return []
+
+
+def _read_state() -> ServerRecord | None:
+    recs = _read_states()
+    return recs[0] if recs else None
 
 
 def _clear_state(rec: ServerRecord | None = None) -> None:
-    """Removes the state file (only if it still describes ``rec``, when given)."""
-    if rec is not None and _read_state() != rec:
-        return
+    """Removes ``rec`` from the state file (the whole file when ``rec`` is None or the last)."""
+    if rec is not None:
+        recs = _read_states()
+        if rec not in recs:
+            return
+        rest = [r for r in recs if r != rec]
+        if rest:
+            _write_states(rest)
+            return
     with contextlib.suppress(FileNotFoundError):
         state_file().unlink()
 
@@ -387,32 +421,40 @@ def is_healthy(endpoint: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def server_statuses() -> list[ServerStatus]:
+    """The recorded servers (one, or ``ponder serve --replicas N``'s) whose processes are
+    alive; stale records are removed."""
+    found = []
+    for rec in _read_states():
+        if not is_alive(rec):
+            log.info("removing stale server record (pid %d is gone)", rec.pid)
+            _clear_state(rec)
+            continue
+        found.append(ServerStatus(record=rec, healthy=is_healthy(rec.endpoint)))
+    return found
+
+
 def server_status() -> ServerStatus | None:
-    """The recorded server if its process is alive, else None (a stale record is removed)."""
-    rec = _read_state()
-    if rec is None:
-        return None
-    if not is_alive(rec):
-        log.info("removing stale server record (pid %d is gone)", rec.pid)
-        _clear_state(rec)
-        return None
-    return ServerStatus(record=rec, healthy=is_healthy(rec.endpoint))
+    """The (first) recorded server if its process is alive, else None (stale records are removed)."""
+    found = server_statuses()
+    return found[0] if found else None
 
 
 def stop_server(rec: ServerRecord | None = None, *, timeout: float = 20.0) -> bool:
-    """Stops ``rec`` (default: the recorded server): SIGTERM to its process group, then SIGKILL.
+    """Stops ``rec`` (default: every recorded server): SIGTERM to its process group, then SIGKILL.
 
     Returns:
         True if a live server was stopped; False if there was none (a stale record is removed).
     """
-    target = rec or _read_state()
-    if target is None:
-        return False
-    alive = is_alive(target)
-    if alive:
-        terminate(target.pid, timeout=timeout)
-    _clear_state(target)
-    return alive
+    targets = [rec] if rec is not None else _read_states()
+    stopped = False
+    for target in targets:
+        alive = is_alive(target)
+        if alive:
+            terminate(target.pid, timeout=timeout)
+        _clear_state(target)
+        stopped = stopped or alive
+    return stopped
 
 
 def terminate(pid: int, *, timeout: float) -> None:
@@ -423,3 +465,8 @@ def terminate(pid: int, *, timeout: float) -> None:
     if child is not None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.wait(timeout=5)
+
+
+def recorded_servers() -> list[ServerRecord]:
+    """The records in the state file (one server, or ``ponder serve --replicas N``'s), unchecked."""
+    return _read_states()

@@ -60,6 +60,16 @@ class ServerSettings(BaseModel):
         description="VLLM_CPU_OMP_THREADS_BIND: 'auto' = all usable cores (e.g. '0-1'), "
         "'nobind', or a core list such as '0-3' or '0,2'.",
     )
+    tensor_parallel_size: int = Field(
+        1, ge=1, description="GPUs one server shards the model over (vLLM --tensor-parallel-size); GPU only.")
+    gpu_memory_utilization: float | None = Field(
+        None, gt=0, le=1, description="Share of each GPU's memory vLLM may take (weights + KV cache; "
+        "--gpu-memory-utilization); None: vLLM's default (0.9). Ignored on CPU.")
+    max_num_seqs: int | None = Field(
+        None, ge=1, description="Sequences the server batches at once (--max-num-seqs); None: vLLM's default.")
+    cuda_visible_devices: str | None = Field(
+        None, description="CUDA_VISIBLE_DEVICES of the server (e.g. '2,3'): the GPUs of one replica; "
+        "None: inherited. Set per replica by models.replicas.")
     runner: Literal["auto", "generate", "pooling"] = Field(
         "auto", description="vLLM --runner; 'pooling' for reward/classifier models."
     )
@@ -152,6 +162,12 @@ def server_command(settings: ServerSettings, checkpoint: Path, port: int) -> lis
         cmd += ["--block-size", str(settings.block_size)]
     if settings.runner != "auto":
         cmd += ["--runner", settings.runner]
+    if settings.tensor_parallel_size > 1:
+        cmd += ["--tensor-parallel-size", str(settings.tensor_parallel_size)]
+    if settings.gpu_memory_utilization is not None:
+        cmd += ["--gpu-memory-utilization", str(settings.gpu_memory_utilization)]
+    if settings.max_num_seqs is not None:
+        cmd += ["--max-num-seqs", str(settings.max_num_seqs)]
     cmd += list(settings.extra_args)
     return cmd
 
@@ -176,4 +192,6 @@ def server_env(settings: ServerSettings) -> dict[str, str]:
         DO_NOT_TRACK="1",
         PYTHONUNBUFFERED="1",
     )
+    if settings.cuda_visible_devices is not None:
+        env["CUDA_VISIBLE_DEVICES"] = settings.cuda_visible_devices
     return env

@@ -17,6 +17,7 @@ from search.algorithms import AlgorithmConfig
 from search.algorithms.step_beam import StepBeamConfig
 from search.context import Budget
 from search.labels import LabelConfig, RestPrmConfig, RestValueConfig
+from models.server_settings import ServerSettings
 from search.protocols import ConfigError
 from search.steps import StepFormat
 from verifiers.step_reward import SymbolicCheckerConfig
@@ -26,6 +27,21 @@ DEFAULT_SYSTEM_PROMPT = (
     "Solve the problem step by step. Put a blank line between steps. "
     "End with 'The answer is N.' where N is the final number."
 )
+
+
+class RayClusterConfig(BaseModel):
+    """vLLM replicas as Ray actors (``model.cluster``); Ray is imported only when this is set."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["ray"] = Field("ray", description="The cluster manager (Ray).")
+    address: str = Field("auto", description="'auto' (the cluster this machine joined with `ray start`), "
+                         "ray://HOST:PORT (a remote cluster's client server), or 'local' (start a Ray here).")
+    replicas: int = Field(1, ge=1, description="vLLM replicas, one Ray actor each.")
+    gpus_per_replica: int = Field(0, ge=0, description="GPUs each replica's actor reserves (its tensor parallel "
+                                  "size); 0: a CPU replica.")
+    cpus_per_replica: float = Field(1.0, gt=0, description="CPUs each replica's actor reserves.")
+    max_restarts: int = Field(3, ge=0, description="Times Ray restarts a replica's actor after it (or its node) dies.")
 
 
 class ModelConfig(BaseModel):
@@ -45,6 +61,43 @@ class ModelConfig(BaseModel):
     system_prompt: str | None = Field(DEFAULT_SYSTEM_PROMPT, description="System turn of the chat template; None for none.")
     max_restarts: int = Field(5, ge=0, description="Restarts of a server ponder started (or `ponder serve` recorded) after it dies, per command.")
     outage_timeout_s: float = Field(300.0, gt=0, description="How long to wait for an external endpoint that stopped answering before the run stops.")
+    replicas: int = Field(1, ge=1, description="vLLM servers of the checkpoint ponder starts on this machine, each on "
+                          "its share of it (tensor_parallel_size GPUs each, or a split of the cores); with no "
+                          "endpoints only.")
+    routing: Literal["tree", "request"] = Field(
+        "tree", description="With several replicas: tree = a problem's requests stay on the replica it was bound to "
+        "(its prefix cache), moving only when that replica is down or saturated; request = each request to the "
+        "least-loaded replica.")
+    rebind_factor: float = Field(2.0, gt=1.0, description="Tree routing moves a problem off a replica holding this "
+                                 "many times the mean requests in flight (and at least 4).")
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs each started server shards the model over.")
+    gpu_memory_utilization: float | None = Field(
+        None, gt=0, le=1, description="Share of each GPU's memory a started server may take; None: vLLM's default.")
+    max_num_seqs: int | None = Field(None, ge=1, description="Sequences a started server batches at once; None: "
+                                     "vLLM's default.")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] | None = Field(
+        None, description="dtype of a started server; None: chosen for the machine.")
+    cluster: RayClusterConfig | None = Field(
+        None, description="Serve the policy on a Ray cluster: one vLLM replica per Ray actor (models.ray_replicas).")
+
+    @pydantic.model_validator(mode="after")
+    def _one_way_to_serve(self) -> ModelConfig:
+        if self.endpoints and (self.replicas > 1 or self.cluster is not None):
+            field = "replicas" if self.replicas > 1 else "cluster"
+            raise ConfigError(field, getattr(self, field) if field == "replicas" else self.cluster.kind,
+                              "endpoints are servers someone else started; ponder starts replicas only when "
+                              f"no endpoints are given: remove model.endpoints or model.{field}")
+        if self.cluster is not None and self.replicas > 1:
+            raise ConfigError("replicas", self.replicas, "a Ray cluster's replicas are model.cluster.replicas: "
+                              "remove model.replicas")
+        return self
+
+    def server_settings(self) -> ServerSettings:
+        """The settings of the servers ponder starts for this model."""
+        return ServerSettings(checkpoint=Path(self.checkpoint) if self.checkpoint else None,
+                              tensor_parallel_size=self.tensor_parallel_size,
+                              gpu_memory_utilization=self.gpu_memory_utilization,
+                              max_num_seqs=self.max_num_seqs, dtype=self.dtype)
 
 
 SERVED_KINDS = ("generative_prm", "pooling_prm")

@@ -19,10 +19,11 @@ from models.breaker import RestartFn
 from models.client import VLLMClient, served_model
 from models.embedded import embedded_checkpoint
 from models.managed import ensure_server, own_restart_fns
+from models.replicas import ensure_replicas
 from models.policy import VLLMPolicy
 from models.pooling_prm import PoolingPRM
 from models.reward import GenerativePRM, SelfEvalReward
-from models.server import ProgressFn, ServerSettings
+from models.server import ProgressFn, ServerSettings, recorded_servers
 from models.tokenizer import HFTokenizer
 from models.warmup import warm_up
 from ponder.config import ModelConfig, RewardConfig, RunConfig
@@ -104,15 +105,28 @@ def model_endpoints(model: ModelConfig, on_progress: ProgressFn | None = None) -
     server behind one: restarted), else a local server that ponder manages (restarted when it
     dies).
 
-    With no endpoints configured, a recorded healthy server of the checkpoint is reused, or
-    one is started (the embedded model by default) and stopped when the block ends;
-    ``on_progress`` is told what its start-up is doing.
+    With no endpoints configured, a recorded healthy server of the checkpoint is reused (all
+    of `ponder serve --replicas N`'s), or ``model.replicas`` are started (the embedded model by
+    default; each on its share of the machine, ``models.replicas``) and stopped when the block
+    ends; with ``model.cluster`` the replicas are Ray actors (``models.ray_replicas``).
+    ``on_progress`` is told what the start-up is doing.
     """
     if model.endpoints:
         yield Served(list(model.endpoints), Path(model.checkpoint) if model.checkpoint else None, model.model,
                      own_restart_fns(model.endpoints))
         return
-    with ensure_server(model.checkpoint, on_progress=on_progress) as server:
+    if model.cluster is not None:  # one replica per Ray actor (Ray imported only here)
+        from models.ray_replicas import ray_replicas
+
+        with ray_replicas(model.cluster, model.server_settings(), on_progress=on_progress) as cluster:
+            yield Served(cluster.endpoints(), cluster.checkpoint, model.model or cluster.model, cluster.restart_fns())
+        return
+    if model.replicas > 1 or len(recorded_servers()) > 1:  # this command's replicas, or `ponder serve --replicas`'
+        with ensure_replicas(model.replicas, model.server_settings(), on_progress=on_progress) as servers:
+            yield Served([s.endpoint for s in servers], Path(servers[0].record.checkpoint),
+                         model.model or servers[0].record.model, {s.endpoint: s.restart for s in servers})
+        return
+    with ensure_server(model.checkpoint, model.server_settings(), on_progress=on_progress) as server:
         yield Served([server.endpoint], Path(server.record.checkpoint), model.model or server.record.model,
                      {server.endpoint: server.restart})
 
@@ -185,7 +199,8 @@ async def open_engine(model: ModelConfig, reward: RewardConfig | None = None,
     def make_client(endpoints: list[str], name: str, restart_fns: dict[str, RestartFn]) -> VLLMClient:
         client = VLLMClient(endpoints, name, timeout=model.timeout_s, max_connections=max(64, model.max_in_flight),
                             restart_fns=restart_fns, max_restarts=model.max_restarts,
-                            outage_timeout_s=model.outage_timeout_s, on_event=on_event)
+                            outage_timeout_s=model.outage_timeout_s, on_event=on_event,
+                            routing=model.routing, rebind_factor=model.rebind_factor)
         clients.append(client)
         return client
 

@@ -97,3 +97,16 @@ def check_checkpoints(paths: dict[str, str | None]) -> None:
             what = "does not exist" if not Path(path).expanduser().exists() else "has no config.json"
             raise ConfigError(field, path, f"not a checkpoint directory ({what}): point {field} at a Hugging Face "
                               "checkpoint folder (e.g. the model/ folder `ponder train` wrote), or remove it")
+
+
+def check_serving(model: Any, where: str = "model") -> None:
+    """Raises ConfigError when the servers ponder would start for ``model`` (a
+    ``ponder.config.ModelConfig``) cannot each get their share of this machine: replicas x
+    tensor_parallel_size more than the GPUs visible, tensor parallelism without a GPU, more
+    CPU replicas than cores. Checked when a command loads its config (this machine's GPUs and
+    cores), not by the validators, which also read configs written for other machines."""
+    if model.endpoints or model.cluster is not None:
+        return
+    from models.replicas import check_placement
+
+    check_placement(model.replicas, model.server_settings(), where=where)

@@ -92,10 +92,11 @@ def startup_status() -> Iterator[Callable[[str], None]]:
 def check_run_checkpoints(cfg: Any) -> None:
     """The policy's and the PRM's configured checkpoints are checkpoint folders (before any
     server starts: the PRM's would start after the policy's)."""
-    from ponder.requirements import check_checkpoints
+    from ponder.requirements import check_checkpoints, check_serving
 
     check_checkpoints({"model.checkpoint": cfg.model.checkpoint,
                        "reward.checkpoint": cfg.reward.checkpoint if cfg.reward is not None else None})
+    check_serving(cfg.model)
 
 
 def load_run(config: Path, overrides: dict[str, Any]) -> tuple[Any, Any]:

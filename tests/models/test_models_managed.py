@@ -21,6 +21,8 @@ def calls(monkeypatch):
     monkeypatch.setattr(managed, "terminate", lambda pid, timeout: log["terminate"].append(pid))
     monkeypatch.setattr(managed, "stop_server", lambda rec, timeout=20.0: log["stop"].append(rec.pid) or True)
     monkeypatch.setattr(managed, "port_in_use", lambda host, port: log.get("port_taken", False))
+    log["replace"] = []
+    monkeypatch.setattr(managed, "replace_record", lambda old, new: log["replace"].append((old.pid, new.pid)))
 
     def start(settings, *, record, exit_with_parent, on_progress=None):
         log["start"].append((settings.port, record, exit_with_parent))
@@ -43,10 +45,10 @@ def test_owned_server_restarts_on_its_port_and_is_stopped_at_the_end(calls):
 def test_recorded_server_restarts_recorded_and_outlives_the_command(calls):
     server = managed.ManagedServer(ServerSettings(), record(100), owned=False, recorded=True)
     asyncio.run(server.restart())
-    assert calls["start"] == [(8123, True, False)]  # `ponder serve`'s server stays the user's
-    assert calls["stop"] == [100]  # the old record is cleared before the new one is written
+    assert calls["start"] == [(8123, False, False)]  # `ponder serve`'s server stays the user's
+    assert calls["replace"] == [(100, 200)]  # recorded in the dead one's place
     server.close()
-    assert calls["stop"] == [100]  # not stopped: this command did not start it
+    assert calls["stop"] == []  # not stopped: this command did not start it
 
 
 def test_a_taken_port_gets_a_new_one(calls):
