@@ -56,13 +56,18 @@ MAX_SYMBOLIC_EXPONENT = 32
 MAX_PREMISES = 3
 """Earlier equations in the same variable a new one is checked against (latest usable first)."""
 
-_OPERATOR_WORDS = frozenset({
+_BEFORE_WORDS = frozenset({
     "times", "plus", "minus", "by", "of", "over", "and", "divided", "multiplied", "add", "adding",
     "added", "subtract", "subtracting", "subtracted", "sum", "product", "difference", "quotient",
-    "less", "more", "than", "per", "from", "to", "squared", "cubed", "percent", "half", "twice",
-    "double", "triple", "sqrt", "root", "power", "into", "with", "without", "each", "every",
+    "less", "more", "than", "per", "from", "to", "half", "twice", "double", "triple", "sqrt", "root",
+    "power", "into",
 })
-"""A side next to one of these words is part of a longer expression written in words."""
+"""A side right after one of these words is an operand of an operation written in words
+(``3 times 4 = 12``, ``30% of 160 = 48``, ``add 3 to 5 = 8``)."""
+_AFTER_WORDS = frozenset({"times", "plus", "minus", "divided", "multiplied", "over", "squared", "cubed", "percent"})
+"""A side right before one of these words is continued in words (``12 = 3 times 4``)."""
+_WHOLE_OF = frozenset({"total", "sum", "product", "difference", "value", "result"})
+"""``a total of 96 + 16 = 112``: after these, ``of`` introduces the whole computation."""
 
 _LATEX_COMMAND = re.compile(r"\\([A-Za-z]+|.)")
 _LATEX_SIMPLE = {
@@ -71,7 +76,7 @@ _LATEX_SIMPLE = {
     "lt": " < ", "gt": " > ", "approx": " ≈ ", "left": "", "right": "", "%": "%", ",": " ", ";": " ",
     ":": " ", "!": "", " ": " ", "(": " ", ")": " ", "[": " ", "]": " ", "displaystyle": " ",
 }
-_UNICODE = str.maketrans({"×": "*", "·": "*", "⋅": "*", "∗": "*", "÷": "/", "−": "-", "$": " "})
+_UNICODE = str.maketrans({"×": "*", "·": "*", "⋅": "*", "∗": "*", "÷": "/", "−": "-", "$": " ", "€": " ", "£": " "})
 _TOKEN = re.compile(
     r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d)|\d+(?:\.\d+)?|\.\d+)"
     r"|(?P<word>[A-Za-z]{2,}|[A-Z])"
@@ -262,7 +267,9 @@ def read_claims(text: str) -> list[Claim]:
     while k < len(tokens) and len(claims) < MAX_CLAIMS_PER_STEP:
         kind, value, _ = tokens[k]
         if kind in ("word", "other"):
-            previous_word = value.lower() if kind == "word" else None
+            word = value.lower() if kind == "word" else None
+            whole = word == "of" and previous_word in _WHOLE_OF
+            previous_word = None if whole else word
             k += 1
             continue
         end = k
@@ -270,7 +277,7 @@ def read_claims(text: str) -> list[Claim]:
             end += 1
         next_word = tokens[end][1].lower() if end < len(tokens) and tokens[end][0] == "word" else None
         if previous_word is not None and kind == "lp" and not tokens[k][2]:
-            previous_word = "of"  # "exec(1)", "f(x)": a call written in words, not a product
+            previous_word = "of"  # "exec(1)", "f(x)": a call written in words, not a product (dropped)
         claims.extend(_span_claims(tokens[k:end], previous_word, next_word))
         previous_word = None
         k = end
@@ -312,10 +319,10 @@ def _span_claims(span: Sequence[tuple[str, str, bool]], before: str | None, afte
     if not rels:
         return []
     ok = [_well_formed(p) for p in parts]
-    if before in _OPERATOR_WORDS:
+    if before in _BEFORE_WORDS:
         ok[0] = False
-    if after in _OPERATOR_WORDS:
-        ok[-1] = False
+    if after in _AFTER_WORDS or (after == "of" and parts[-1] and parts[-1][-1][1] == "%"):
+        ok[-1] = False  # "12 = 3 times 4", "12 = 50% of 24"
     return [
         Claim(tuple(t[1] for t in parts[i]), rels[i], tuple(t[1] for t in parts[i + 1]))
         for i in range(len(rels)) if ok[i] and ok[i + 1]

@@ -216,7 +216,7 @@ def prm(
              "optionally with the symbolic checker over it: self_eval+veto, generative_prm+override; "
              "symbolic+provenance also flags numbers that come from nowhere.")] = ["symbolic"],
     tasks: Annotated[list[str], typer.Option(help="reasoning-gym tasks of the planted solutions.")] = [
-        "chain_sum", "basic_arithmetic", "simple_equations"],
+        "chain_sum", "basic_arithmetic", "simple_equations", "gsm_symbolic"],
     num_problems: Annotated[int, typer.Option(help="Problems per task (each: one correct, one planted solution).")] = 100,
     seed: Annotated[int, typer.Option(help="reasoning-gym seed and the corruptions' seed.")] = 0,
     split: Annotated[str, typer.Option(help="heldout (never for training; by question hash) or train.")] = "heldout",
@@ -233,7 +233,7 @@ def prm(
 
     from benchmarks.prm import JudgeRun, ReplayedScores, bench_judge, kind_lines, planted_set, table_lines
     from benchmarks.search_runs import machine_note
-    from ponder.config import ModelConfig, RewardConfig
+    from ponder.config import ModelConfig, RewardConfig, validated
     from ponder.engine import open_engine
     from verifiers.step_reward import CombinedReward, SymbolicChecker, SymbolicReward
 
@@ -248,7 +248,7 @@ def prm(
                 fields = {"kind": kind, "checker": {"provenance": bool(rule)}}
             if kind.endswith("_prm"):
                 fields.update(checkpoint=checkpoint, endpoints=[prm_endpoint] if prm_endpoint else [])
-            reward_cfgs[name] = RewardConfig(**fields)
+            reward_cfgs[name] = validated(RewardConfig, fields)
         if split not in ("heldout", "train"):
             raise ValueError(f"split must be heldout or train, got {split!r}")
         solutions = planted_set(tasks, num_problems, seed, split)

@@ -127,3 +127,30 @@ def test_heldout_split_is_by_question_and_disjoint() -> None:
     assert not any(is_heldout("chain_sum", s.question) for s in other_seed)
     share = sum(is_heldout("chain_sum", f"q{i}") for i in range(2000)) / 2000
     assert 0.45 < share < 0.55
+
+
+GSM_COMPUTATION = re.compile(r"((?:[$€£]?[\d.,]+\s*(?:[-+*/×÷]|\sx\s)\s*)+[$€£]?[\d.,]+)\s*=\s*([$€£]?-?[\d.,/]+)")
+
+
+def _gsm_holds(step: str) -> list[bool]:
+    """Each computation of a worked-solution line, evaluated here with sympy."""
+    out = []
+    for m in GSM_COMPUTATION.finditer(step.split(" The answer is")[0]):
+        expr = re.sub(r"[$€£,]", "", m.group(1)).replace("×", "*").replace("÷", "/").replace(" x ", " * ")
+        result = re.sub(r"[$€£,]", "", m.group(2))
+        out.append(sympy.nsimplify(sympy.sympify(expr, rational=True)) == sympy.Rational(result))
+    return out
+
+
+def test_gsm_symbolic_solutions() -> None:
+    solutions = planted_solutions("gsm_symbolic", 25, seed=1, max_scan=2000)
+    assert len(solutions) == 50
+    for correct, planted in zip(solutions[::2], solutions[1::2], strict=True):
+        assert correct.answer == correct.gold
+        assert all(all(_gsm_holds(s)) for s in correct.steps)
+        k = planted.first_error
+        assert planted.steps[:k] == correct.steps[:k] and planted.steps[k] != correct.steps[k]
+        assert planted.answer != planted.gold
+        first = _gsm_holds(planted.steps[k])[0]
+        assert first == (planted.corruption == "copied_wrong_number"), planted
+        assert all(all(_gsm_holds(s)) for s in planted.steps[k + 1:]), planted
