@@ -1,0 +1,115 @@
+"""Replicas as Ray actors (issue 26 §2) on a simulated two-node cluster (ray.cluster_utils),
+with fake OpenAI-compatible servers in the actors: the orchestration is what is tested (a
+killed actor restarts and its new endpoint rejoins, a removed node's replica moves to a node
+with room, requests in flight are re-issued, nothing is lost)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+ray = pytest.importorskip("ray")
+from ray.cluster_utils import Cluster  # noqa: E402
+
+from benchmarks.fake_server import start_fake  # noqa: E402
+from models.client import VLLMClient  # noqa: E402
+from models.ray_replicas import ray_replicas  # noqa: E402
+from models.server import ServerSettings  # noqa: E402
+from ponder.config import RayClusterConfig  # noqa: E402
+from search.protocols import Affinity, problem_affinity  # noqa: E402
+
+MB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "object_store_memory": 80 * MB})
+    nodes = [c.add_node(num_cpus=1, object_store_memory=80 * MB) for _ in range(2)]
+    ray.init(address=c.address, log_to_driver=False)
+    yield c, nodes
+    ray.shutdown()
+    c.shutdown()
+
+
+async def problem(client: VLLMClient, key: str, steps: int, replies: list) -> None:
+    affinity = Affinity(key)
+    problem_affinity.set(affinity)  # as the scheduler does
+    for i in range(steps):
+        c = await client.complete([1, 2, 3, i], max_tokens=4)
+        replies.append((key, c.endpoint, c.choices[0].token_ids))
+        await asyncio.sleep(0.01)
+    affinity.open = False
+
+
+async def test_a_killed_replica_actor_restarts_rejoins_and_its_requests_are_reissued(cluster):
+    c, nodes = cluster
+    events: list[dict] = []
+    cfg = RayClusterConfig(address="auto", replicas=2, cpus_per_replica=1, max_restarts=2)
+    with ray_replicas(cfg, ServerSettings(), start=start_fake, call_timeout_s=60) as reps:
+        infos = reps.info()
+        assert len({i["node_id"] for i in infos}) == 2  # spread: one replica per node
+        client = VLLMClient(reps.endpoints(), "fake", restart_fns=reps.restart_fns(), on_event=events.append,
+                            backoff_s=0.01, max_retries=1, outage_timeout_s=60)
+        replies: list = []
+        work = [asyncio.create_task(problem(client, f"p{i}", 40, replies)) for i in range(6)]
+        await asyncio.sleep(0.3)
+        victim = reps.names[0]
+        ray.kill(reps.actors[0], no_restart=False)  # the actor (and with it its server) dies; Ray restarts it
+        await asyncio.gather(*work)
+        assert len(replies) == 6 * 40  # every request answered, none lost
+        for _ in range(300):  # the survivor may have finished the work before the restart did
+            if client.breaker.states[victim].up:
+                break
+            await asyncio.sleep(0.1)
+        after = reps.info()
+        assert after[0]["pid"] != infos[0]["pid"]  # a new server in the restarted actor
+        assert not _alive(infos[0]["pid"])  # the dead actor's server is gone
+        kinds = [e["event"] for e in events if e["endpoint"] == victim]
+        assert kinds[0] == "outage" and "restart" in kinds and "recovered" in kinds
+        assert any(e["event"] == "reissued" for e in events)
+        assert client.breaker.states[victim].up and client.breaker.url(victim) == after[0]["endpoint"]
+        assert {e for _, e, _ in replies} <= set(reps.names)
+        # the rejoined replica serves again: new problems are bound to both replicas
+        fresh: list = []
+        await asyncio.gather(*(problem(client, f"q{i}", 3, fresh) for i in range(2)))
+        assert {e for _, e, _ in fresh} == set(reps.names)
+        await client.aclose()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+async def test_a_removed_node_s_replica_moves_to_a_node_with_room(cluster):
+    c, nodes = cluster
+    events: list[dict] = []
+    cfg = RayClusterConfig(address="auto", replicas=2, cpus_per_replica=1, max_restarts=1)
+    with ray_replicas(cfg, ServerSettings(), start=start_fake, call_timeout_s=90) as reps:
+        infos = reps.info()
+        spare = c.add_node(num_cpus=1, object_store_memory=80 * MB)  # room for the moved replica
+        victim_node = next(n for n in c.list_all_nodes() if n.node_id == infos[0]["node_id"])
+        client = VLLMClient(reps.endpoints(), "fake", restart_fns=reps.restart_fns(), on_event=events.append,
+                            backoff_s=0.01, max_retries=1, outage_timeout_s=90)
+        replies: list = []
+        work = [asyncio.create_task(problem(client, f"p{i}", 30, replies)) for i in range(4)]
+        await asyncio.sleep(0.3)
+        c.remove_node(victim_node)  # the whole node: raylet, actor, server
+        await asyncio.gather(*work)
+        assert len(replies) == 4 * 30
+        for _ in range(600):
+            if client.breaker.states[reps.names[0]].up:
+                break
+            await asyncio.sleep(0.1)
+        after = reps.info()
+        assert after[0]["node_id"] == spare.node_id  # Ray placed the restarted actor on the spare node
+        assert client.breaker.url(reps.names[0]) == after[0]["endpoint"]
+        assert [e["event"] for e in events if e["event"] in ("outage", "restart", "recovered")] == \
+            ["outage", "restart", "recovered"]
+        await client.aclose()
+    nodes.append(spare)
