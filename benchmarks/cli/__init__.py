@@ -9,7 +9,7 @@ Their shared options are in :mod:`benchmarks.cli.options`; errors leave through
 
 import typer
 
-from benchmarks.cli import methods, speed
+from benchmarks.cli import methods, scale, speed
 
 bench_app = typer.Typer(help="Benchmarks: server ceiling, engine overhead, search throughput, algorithm comparison, "
                         "flat sampling vs a plain client, label generators' cost, TreePO sampling.",
@@ -17,7 +17,8 @@ bench_app = typer.Typer(help="Benchmarks: server ceiling, engine overhead, searc
 for name, command in (("server", speed.server), ("engine", speed.engine), ("throughput", speed.throughput),
                       ("compare", speed.compare), ("accuracy", methods.accuracy), ("flat", speed.flat),
                       ("treepo", methods.treepo), ("prove", methods.prove), ("label", methods.label),
-                      ("parallel", speed.parallel), ("view", speed.view), ("prm", methods.prm)):
+                      ("parallel", speed.parallel), ("view", speed.view), ("prm", methods.prm),
+                      ("replicas", scale.replicas)):
     bench_app.command(name)(command)
 
 __all__ = ["bench_app"]

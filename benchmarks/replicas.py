@@ -1,0 +1,120 @@
+"""Tree-affine vs per-request routing over N replicas of one checkpoint (issue 26 §3, §6).
+
+``ponder bench replicas`` starts N vLLM replicas on this machine (``models.replicas``: a
+split of the cores each), then runs the same MCTS workload twice against them, once with
+``model.routing: request`` (each request to the least-loaded replica) and once with
+``routing: tree`` (each problem bound to one replica). Before each run every replica's
+prefix cache is emptied (vLLM dev mode's ``POST /reset_prefix_cache``); around it every
+replica's Prometheus counters are read. Reported per routing:
+
+- prefix-cache hit rate: hit tokens / queried prompt tokens, summed over the replicas;
+- prompt tokens the servers computed (queried - hit): what the routing made them recompute;
+- generated tokens, wall seconds and generated tok/s;
+- the prompt tokens each replica was asked for (how the load fell on them).
+
+The two runs search the same problems with the same seeds, but their trees differ (sampling
+on different servers), so prompt tokens queried differ a little too; the hit rate and the
+computed prompt tokens per queried token are the comparable numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from benchmarks.metrics import GENERATED, counter_delta, fmt
+from benchmarks.search_runs import override, reset_prefix_cache, snapshot
+from benchmarks.server import PREFIX_HITS, PREFIX_QUERIES
+from models.client import VLLMClient
+from ponder.config import RunConfig, parse_run_config
+from ponder.engine import run_config
+from verifiers.tasks import TaskSet
+
+
+def workload(num_problems: int = 16) -> RunConfig:
+    """The MCTS workload: chain_sum (3 two-digit terms), 8 simulations, 3 children, depth 5."""
+    return parse_run_config({
+        "name": "bench-replicas",
+        "tasks": {"source": "reasoning_gym", "name": "chain_sum", "seed": 5, "size": num_problems,
+                  "config": {"min_terms": 3, "max_terms": 3, "min_digits": 2, "max_digits": 2}},
+        "steps": {"max_depth": 5, "max_step_tokens": 48},
+        "search": {"algorithm": "mcts", "num_simulations": 8, "num_children": 3, "value": "prior"},
+        "max_concurrent_problems": num_problems,
+    })
+
+
+@dataclasses.dataclass(frozen=True)
+class RoutingRun:
+    """One measured run under one routing."""
+
+    routing: str
+    queried: float
+    hits: float
+    generated: float
+    wall_s: float
+    problems: int
+    per_replica_queried: tuple[float, ...]
+    cache_reset: bool
+
+    @property
+    def hit_rate(self) -> float | None:
+        return self.hits / self.queried if self.queried else None
+
+    @property
+    def computed(self) -> float:
+        """Prompt tokens the servers computed (queried and not found in the prefix cache)."""
+        return self.queried - self.hits
+
+
+async def measure(cfg: RunConfig, tasks: TaskSet, endpoints: Sequence[str], model: str, routing: str,
+                  on_progress: Callable[[str], None] | None = None) -> RoutingRun:
+    """Runs ``cfg`` against ``endpoints`` with ``routing``; reads every replica's counters around it."""
+    clients = [VLLMClient(e, model) for e in endpoints]
+    try:
+        reset = all(await asyncio.gather(*(reset_prefix_cache(c) for c in clients)))
+        before = await asyncio.gather(*(snapshot(c) for c in clients))
+        with tempfile.TemporaryDirectory(prefix="ponder-bench-replicas-") as tmp:
+            run = override(cfg, {"model": {"endpoints": list(endpoints), "model": model, "routing": routing},
+                                 "run_dir": str(Path(tmp) / routing)})
+            started = time.perf_counter()
+            if on_progress is not None:
+                on_progress(f"routing {routing}: {len(tasks.problems)} problems")
+            outcome = await run_config(run, tasks=tasks, warm_up_server=False, on_progress=None,
+                                       on_event=None)
+            wall = time.perf_counter() - started
+        after = await asyncio.gather(*(snapshot(c) for c in clients))
+    finally:
+        for c in clients:
+            await c.aclose()
+    queried = [counter_delta(b, a, PREFIX_QUERIES) for b, a in zip(before, after, strict=True)]
+    return RoutingRun(
+        routing=routing, queried=sum(queried),
+        hits=sum(counter_delta(b, a, PREFIX_HITS) for b, a in zip(before, after, strict=True)),
+        generated=sum(counter_delta(b, a, GENERATED) for b, a in zip(before, after, strict=True)),
+        wall_s=wall, problems=len(outcome.rows), per_replica_queried=tuple(queried),
+        cache_reset=reset)
+
+
+def lines(runs: Sequence[RoutingRun]) -> list[str]:
+    """The report: one row per routing, then tree vs request."""
+    out = [f"{'routing':<8} {'problems':>8} {'hit rate':>9} {'queried':>9} {'computed':>9} {'generated':>9} "
+           f"{'wall s':>7} {'gen tok/s':>9}  queried per replica"]
+    for r in runs:
+        rate = f"{r.hit_rate:.1%}" if r.hit_rate is not None else "-"
+        out.append(f"{r.routing:<8} {r.problems:>8} {rate:>9} {r.queried:>9.0f} {r.computed:>9.0f} "
+                   f"{r.generated:>9.0f} {r.wall_s:>7.1f} {r.generated / r.wall_s:>9.1f}  "
+                   + " / ".join(f"{q:.0f}" for q in r.per_replica_queried)
+                   + ("" if r.cache_reset else "  (prefix caches NOT reset: dev mode off)"))
+    by = {r.routing: r for r in runs}
+    if "tree" in by and "request" in by:
+        t, q = by["tree"], by["request"]
+        per_t = t.computed / t.queried if t.queried else 0.0
+        per_q = q.computed / q.queried if q.queried else 0.0
+        out.append(f"tree vs request: hit rate {fmt(t.hit_rate, '.1%')} vs {fmt(q.hit_rate, '.1%')}; prompt tokens computed per "
+                   f"queried token {per_t:.3f} vs {per_q:.3f}; generated tok/s "
+                   f"{t.generated / t.wall_s:.1f} vs {q.generated / q.wall_s:.1f}")
+    return out
