@@ -220,8 +220,8 @@ def parallel(
                     probe = dict(rounds=2, num_shared=2, shared_prefix_tokens=64, shared_concurrency=2)
                     say(f"saturation probe before (concurrency {', '.join(map(str, concurrency))})")
                     before = await bench_server_async(client, tuple(concurrency), probe_tokens, **probe)
-                    target, _ = saturation_point(before)
-                    say(f"target_in_flight = {target} (the probe's saturation point)")
+                    target, first = saturation_point(before)
+                    say(f"target_in_flight = {target} (the probe's saturation point); saturated {first:.1f} tok/s")
                     results = []
                     for pair in runs:
                         measured = []
@@ -235,6 +235,8 @@ def parallel(
 
                             m = await measure_run(c, tasks, client, label, inspect=grab, on_progress=say)
                             measured.append((label, m, seen))
+                            for line in arm_lines(label, m, seen, first):  # now, against the first probe
+                                say(line)
                         results.append(measured)
                     say("saturation probe after")
                     after = await bench_server_async(client, tuple(concurrency), probe_tokens, seed=1, **probe)
