@@ -10,6 +10,7 @@ import types
 from collections.abc import Sequence
 
 import pytest
+from ponder_fakes import CharTokenizer as Tok
 
 from ponder.prove import load_prove_config, opened_env, prove_all, select_theorems
 from search.protocols import Generation, PonderError, Sampling, StepProposal, Usage
@@ -54,19 +55,6 @@ TACTICS = {  # statement -> what the scripted model proposes, best first
     # the model's text may not end, admit or smuggle a proof, nor print a verdict
     "forall n : nat, n = n + 1": ["admit", "Admitted", "Qed", 'idtac "No more goals"', "Abort", "intros n"],
 }
-
-
-class Tok:
-    eos_token_id = None
-
-    def encode(self, text: str) -> list[int]:
-        return [ord(c) for c in text]
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return "".join(chr(i) for i in ids)
-
-    def chat_prompt(self, user: str, system: str | None = None) -> list[int]:
-        return self.encode(user)
 
 
 class FilePolicy:
