@@ -3,7 +3,7 @@
 ``python -m benchmarks.fake_server --port P [--tokens-per-s R] [--latency-s L]`` serves
 ``/health``, ``/v1/models``, ``/v1/completions`` (token-id or text prompts, ``n`` choices,
 ``return_token_ids``, ``logprobs``, ``usage.prompt_tokens_details.cached_tokens``) and
-``/metrics`` (``vllm:prefix_cache_queries_total`` / ``vllm:prefix_cache_hits_total`` and the
+``/reset_prefix_cache`` (POST, as vLLM's dev mode) and ``/metrics`` (``vllm:prefix_cache_queries_total`` / ``vllm:prefix_cache_hits_total`` and the
 prompt / generation token counters, Prometheus text). A reply takes ``latency_s`` plus its
 generated tokens at ``tokens_per_s``; its text is ``"tok{id} "`` per generated token id, the
 last choice token ending a step with a blank line. Prefix caching is modelled in blocks of
@@ -114,6 +114,11 @@ def serve(port: int, host: str, engine: FakeEngine) -> None:
 
         def do_POST(self) -> None:  # noqa: N802
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            if self.path == "/reset_prefix_cache":  # as vLLM's dev mode
+                with engine.lock:
+                    engine.blocks.clear()
+                self._send(200, b"")
+                return
             if self.path != "/v1/completions":
                 self._send(404, b'{"error": {"message": "not found"}}')
                 return

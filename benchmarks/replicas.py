@@ -73,6 +73,7 @@ class RoutingRun:
 async def measure(cfg: RunConfig, tasks: TaskSet, endpoints: Sequence[str], model: str, routing: str,
                   on_progress: Callable[[str], None] | None = None) -> RoutingRun:
     """Runs ``cfg`` against ``endpoints`` with ``routing``; reads every replica's counters around it."""
+    await asyncio.to_thread(tasks.warm)  # the answer checker's workers start outside the timed run
     clients = [VLLMClient(e, model) for e in endpoints]
     try:
         reset = all(await asyncio.gather(*(reset_prefix_cache(c) for c in clients)))
