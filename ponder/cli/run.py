@@ -29,7 +29,7 @@ def solve(
     from ponder.engine import make_context, open_engine
     from ponder.interrupts import stop_on_signals
     from search.algorithms import run_search
-    from search.protocols import Problem
+    from search.protocols import Affinity, Problem, problem_affinity
     from verifiers.math import MathVerifier
 
     try:  # solve never labels: a label config's generators are dropped, not refused
@@ -43,6 +43,7 @@ def solve(
         async with stop_on_signals(), open_engine(cfg.model, cfg.reward, on_progress=on_progress) as engine:
             on_progress(f"searching ({cfg.search.algorithm})")
             ctx = make_context(cfg, engine, problem, None, 0)
+            problem_affinity.set(Affinity(problem.id))  # one tree: one replica (tree routing), as in a run
             return await run_search(ctx, cfg.search)
 
     try:
