@@ -95,6 +95,9 @@ class Served:
     restart_fns: dict[str, RestartFn]
 
 
+_TOKENIZERS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ponder-tokenizer")
+"""Loads a command's tokenizer beside its server's start-up."""
+
 WARM_UP_QUESTION = "What is 2 + 3?"
 """The question of the warm-up requests (with the run's system prompt, in the chat template)."""
 
@@ -204,8 +207,13 @@ async def open_engine(model: ModelConfig, reward: RewardConfig | None = None,
         clients.append(client)
         return client
 
+    # The tokenizer (transformers: seconds of imports) loads on a thread while the server starts.
+    checkpoint = Path(model.checkpoint) if model.checkpoint else None
+    loading = _TOKENIZERS.submit(lambda: HFTokenizer(checkpoint or embedded_checkpoint()))
     with model_endpoints(model, on_progress) as served, reward_endpoints(reward, on_progress) as reward_served:
-        tokenizer = HFTokenizer(served.checkpoint or embedded_checkpoint())
+        if not loading.done() and on_progress is not None:
+            on_progress("loading the tokenizer")
+        tokenizer = await asyncio.wrap_future(loading)
         name = served.name or await served_model(served.endpoints[0])
         try:
             client = make_client(served.endpoints, name, served.restart_fns)
