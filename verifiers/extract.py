@@ -57,8 +57,8 @@ _LIST_AFTER_RE = re.compile(r"[ \t]*(?:,|and|or)[ \t]*[-+\u2212]?\d")  # "1, 2" 
 _SIDE_SPLIT_RE = re.compile(
     r"=|\u2192|\b(?:equals|is|are|gives(?:\s+(?:us|you|me))?|makes|yields|results?\s+in)\b",
     re.IGNORECASE)
-_RESULT_RE = re.compile(r"=[ \t]*\$?[ \t]*((?:(?<![\w)\]}])[-+\u2212])?(?:\d{1,3}(?:,\d{3})+|\d+)"
-                        r"(?:\.\d+)?(?:[ \t]*/[ \t]*\d+)?)(?![\d]|\.\d)")
+_RESULT_RE = re.compile(r"(?:=|\bequals\b|\bis[ \t]+equal[ \t]+to\b)[ \t]*\$?[ \t]*((?:(?<![\w)\]}])[-+\u2212])?(?:\d{1,3}(?:,\d{3})+|\d+)"
+                        r"(?:\.\d+)?(?:/\d+)?)(?![\d]|\.\d)")
 _NAMED_ANSWER_RE = re.compile(  # "N, which is the final answer", "N is the answer"
     rf"(?<![\w.])((?:(?<![\w)\]}}])[-\u2212])?{_NUM})\**,?[ \t]+(?:which[ \t]+)?is[ \t]+(?:the|our)[ \t]+"
     r"(?:final[ \t]+)?answer\b", re.IGNORECASE)
@@ -264,7 +264,7 @@ def extract_number(text: str, max_chars: int = MAX_SCAN_CHARS) -> str | None:
     3. "the final result is X";
     4. only when the text names no answer at all (a text whose every "the answer is X"
        states no number, as in "the answer is N", has none): the result of its last
-       equation (``= N``), not the last number anywhere, which is as often an operand or a
+       equation (``= N``, "equals N"), not the last number anywhere, which is as often an operand or a
        list marker.
 
     The result is always a number (``-4``, ``2.5``, ``3/4``, ``1.5e-05``) or None, never a

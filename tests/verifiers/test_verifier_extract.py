@@ -196,6 +196,10 @@ RG_ANSWER_TABLE = [
     ("(-2) - 4 = -8", "basic_arithmetic", "-8"),  # seen
     ("So 11 * 5 = 55. Therefore, the answer is 55.\n\nHowever, you can add 58 to 55. In this "
      "case, 55 + 58 equals 11, which is the final answer.", "chain_sum", "11"),  # seen: the last
+    ("Performing the calculation, 3 is divided by 1, which equals 3. This is the answer, and "
+     "it's the only solution given.", "basic_arithmetic", "3"),  # seen
+    ("So, 3 / 1 is equal to 3 in the decimal system.\n\n```python\nprint(3 / 1)\n```\nThis will "
+     "print 3.", "basic_arithmetic", "3"),  # seen
     ("The answer is x.", "chain_sum", None),
     ("I do not know.", "chain_sum", None),
     # free-form tasks keep their rules: a one-line reply is the answer as it stands
