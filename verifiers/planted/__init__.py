@@ -4,6 +4,7 @@ From reasoning-gym problems, a correct multi-step solution is built from the tas
 structure, one operation per step, and a copy of it gets one step corrupted; every later
 step follows from the error (it computes correctly from the wrong value), so the planted
 step is the first error and the only one.
+
 Modules: :mod:`~verifiers.planted.solutions` (``planted_solutions``: reasoning-gym problems ->
 pairs of solutions), one builder per task kind (:mod:`~verifiers.planted.arithmetic`,
 :mod:`~verifiers.planted.equations`, :mod:`~verifiers.planted.gsm`), the corruption kinds

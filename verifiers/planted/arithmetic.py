@@ -13,7 +13,7 @@ import random
 import re
 from fractions import Fraction
 
-from verifiers.planted.corruptions import Corruption, _delta, _wrong_digit
+from verifiers.planted.corruptions import Corruption, delta, wrong_digit
 
 
 def show(value: Fraction) -> str:
@@ -35,7 +35,6 @@ def show(value: Fraction) -> str:
     sign = "-" if value < 0 else ""
     return f"{sign}{text[:-places]}.{text[-places:]}"
 
-# --- arithmetic: expression -> one binary operation per step -----------------------------------
 
 _ARITH_TOKEN = re.compile(r"\s*(\d+|[-+*/()])")
 
@@ -127,7 +126,6 @@ def _apply(op: str, a: Fraction, b: Fraction) -> Fraction:
     return a / b
 
 
-
 def arithmetic_steps(expression: str, corruption: Corruption | None = None, at: int = 0,
                      rng: random.Random | None = None) -> tuple[list[str], Fraction] | None:
     """The one-operation-per-step solution of ``expression`` (``corruption`` planted at step
@@ -149,16 +147,16 @@ def arithmetic_steps(expression: str, corruption: Corruption | None = None, at: 
             return None
         if corruption is not None and k == at:
             if corruption == "wrong_arithmetic":
-                planted = value + _delta(rng)
+                planted = value + delta(rng)
             elif corruption == "sign_error":
                 planted = _apply({"+": "-", "-": "+"}[op.op], left, right) if op.op in "+-" else -value
             elif corruption == "dropped_term":
                 planted = left
             else:  # copied_wrong_number: one operand copied wrong, the step computed from it
                 if rng.random() < 0.5:
-                    left = _wrong_digit(left, rng)
+                    left = wrong_digit(left, rng)
                 else:
-                    right = _wrong_digit(right, rng)
+                    right = wrong_digit(right, rng)
                 try:
                     planted = _apply(op.op, left, right)
                 except ZeroDivisionError:

@@ -23,7 +23,7 @@ Corruption = Literal["wrong_arithmetic", "sign_error", "dropped_term", "copied_w
 CORRUPTIONS: tuple[Corruption, ...] = ("wrong_arithmetic", "sign_error", "dropped_term", "copied_wrong_number")
 
 
-def _wrong_digit(value: Fraction, rng: random.Random) -> Fraction:
+def wrong_digit(value: Fraction, rng: random.Random) -> Fraction:
     """``value`` with one digit of its integer part changed (same number of digits)."""
     sign = -1 if value < 0 else 1
     digits = list(str(abs(value.numerator // value.denominator)))
@@ -33,5 +33,6 @@ def _wrong_digit(value: Fraction, rng: random.Random) -> Fraction:
     return sign * (Fraction(int("".join(digits))) + (abs(value) - abs(value.numerator // value.denominator)))
 
 
-def _delta(rng: random.Random) -> int:
+def delta(rng: random.Random) -> int:
+    """A small non-zero offset in [-10, -1] or [1, 10] (a ``wrong_arithmetic`` result's error)."""
     return rng.choice([-1, 1]) * rng.randint(1, 10)

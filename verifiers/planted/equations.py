@@ -12,9 +12,7 @@ import re
 from fractions import Fraction
 
 from verifiers.planted.arithmetic import show
-from verifiers.planted.corruptions import Corruption, _delta, _wrong_digit
-
-# --- simple equations: A*x + B = C ------------------------------------------------------------
+from verifiers.planted.corruptions import Corruption, delta, wrong_digit
 
 _LINEAR_TERM = re.compile(r"\s*([+-]?)\s*(\d*)\s*(\*?)\s*([a-z]?)\s*")
 
@@ -64,7 +62,7 @@ def equation_steps(equation: str, var: str, corruption: Corruption | None = None
     d = c - b
     if corruption is not None and at == 0:
         if corruption == "wrong_arithmetic":
-            d += _delta(rng)
+            d += delta(rng)
         elif corruption == "sign_error":
             op = "+" if op == "-" else "-"
             d = c + b
@@ -72,9 +70,9 @@ def equation_steps(equation: str, var: str, corruption: Corruption | None = None
             d = c
         else:
             if rng.random() < 0.5:
-                shown_b = _wrong_digit(shown_b, rng)
+                shown_b = wrong_digit(shown_b, rng)
             else:
-                c_shown = _wrong_digit(c, rng)
+                c_shown = wrong_digit(c, rng)
             d = c_shown - shown_b if op == "-" else c_shown + shown_b
         if d == c - b:
             return None
@@ -88,13 +86,13 @@ def equation_steps(equation: str, var: str, corruption: Corruption | None = None
     x0 = d / a
     if corruption is not None and at == 1:
         if corruption == "wrong_arithmetic":
-            x0 += _delta(rng)
+            x0 += delta(rng)
         elif corruption == "sign_error":
             x0 = -x0
         elif corruption == "dropped_term":
             x0 = d
         else:
-            d_shown = _wrong_digit(d, rng)
+            d_shown = wrong_digit(d, rng)
             x0 = d_shown / a
         if x0 == d / a:
             return None

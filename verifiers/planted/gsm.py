@@ -13,9 +13,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 
 from verifiers.planted.arithmetic import show
-from verifiers.planted.corruptions import Corruption, _delta, _wrong_digit
-
-# --- gsm_symbolic: the task's own worked solution, where its computations are plain -------------
+from verifiers.planted.corruptions import Corruption, delta, wrong_digit
 
 _GSM_NUM = r"(?<![\d.,])[$€£]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\d,]\d)"
 _GSM_OP = r"\s*(?:[-+*/×÷]|(?<=\s)x(?=\s))\s*"
@@ -93,7 +91,7 @@ def gsm_steps(question: str, cot: str, corruption: Corruption | None = None, at:
                     applied = True
                     correct_value = value
                     if corruption == "wrong_arithmetic":
-                        value += _delta(rng)
+                        value += delta(rng)
                     elif corruption == "sign_error":  # written as before, computed with + and - swapped
                         if not any(o in "+-" for o in ops):
                             return None
@@ -103,7 +101,7 @@ def gsm_steps(question: str, cot: str, corruption: Corruption | None = None, at:
                         value = _gsm_eval(operands[:-1], ops[:-1])
                     else:
                         i = rng.randrange(len(operands))
-                        operands[i] = _wrong_digit(operands[i], rng)
+                        operands[i] = wrong_digit(operands[i], rng)
                         value = _gsm_eval(operands, ops)
                     if value == correct_value:
                         return None

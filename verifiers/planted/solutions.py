@@ -46,8 +46,6 @@ class PlantedSolution:
     def correct(self) -> bool:
         return self.first_error is None
 
-# --- reasoning-gym problems -> planted solutions ----------------------------------------------
-
 
 def _solution(task: str, entry: dict, corruption: Corruption | None, at: int,
               rng: random.Random) -> tuple[list[str], Fraction] | None:

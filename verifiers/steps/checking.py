@@ -1,8 +1,8 @@
 """Claims decided with sympy (stage 2 of :mod:`verifiers.steps`; runs in a worker only).
 
-2. :func:`check_claim` (in a :class:`verifiers.pool.WorkerPool` worker, hard timeout): each
-   side is parsed by a recursive-descent parser straight into sympy objects (no ``eval``,
-   no ``sympify``, no ``parse_expr``); nesting depth, tokens, digits and powers are capped.
+:func:`check_claim` (in a :class:`verifiers.pool.WorkerPool` worker, hard timeout): each
+side is parsed by a recursive-descent parser straight into sympy objects (no ``eval``,
+no ``sympify``, no ``parse_expr``); nesting depth, tokens, digits and powers are capped.
 
 What a claim means:
 
@@ -30,8 +30,6 @@ MAX_SYMBOLIC_EXPONENT = 32
 """Largest integer exponent of an expression with a variable."""
 MAX_PREMISES = 3
 """Earlier equations in the same variable a new one is checked against (latest usable first)."""
-
-# --- worker side: parse into sympy and decide (runs in a WorkerPool worker only) ---------------
 
 
 class Refused(ValueError):

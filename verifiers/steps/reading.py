@@ -1,16 +1,16 @@
 """Claims a reasoning step states, read from its text (stage 1 of :mod:`verifiers.steps`).
 
-1. :func:`read_claims` (in the caller's process, pure Python, no sympy): the step's text is
-   cut to :data:`MAX_STEP_CHARS`, a small LaTeX subset is rewritten to plain operators
-   (``\\frac{a}{b}``, ``\\cdot``, ``\\times``, ``\\div``, ``\\sqrt{}``, ``^{}``, ``\\le`` ...),
-   and the text is tokenised against a whitelist: numbers (``1,000``, ``3.5``), one-letter
-   lowercase variables, ``+ - * / ^ % ( )``, ``sqrt`` and the relations
-   ``= != < > <= >= ≈``. A maximal run of such tokens is a math span; words and other
-   characters end it. A span is split at its relations into sides, and each pair of
-   neighbouring well-formed sides is one claim (a chain ``a = b = c`` makes two).
-   A side next to an operator word (``3 times 4 = 12`` reads ``4 = 12`` from the text alone)
-   is dropped, so is a side that is not a complete expression: when in doubt a claim is
-   not read, never read wrong.
+:func:`read_claims` (in the caller's process, pure Python, no sympy): the step's text is
+cut to :data:`MAX_STEP_CHARS`, a small LaTeX subset is rewritten to plain operators
+(``\\frac{a}{b}``, ``\\cdot``, ``\\times``, ``\\div``, ``\\sqrt{}``, ``^{}``, ``\\le`` ...),
+and the text is tokenised against a whitelist: numbers (``1,000``, ``3.5``), one-letter
+lowercase variables, ``+ - * / ^ % ( )``, ``sqrt`` and the relations
+``= != < > <= >= ≈``. A maximal run of such tokens is a math span; words and other
+characters end it. A span is split at its relations into sides, and each pair of
+neighbouring well-formed sides is one claim (a chain ``a = b = c`` makes two).
+A side next to an operator word (``3 times 4 = 12`` reads ``4 = 12`` from the text alone)
+is dropped, so is a side that is not a complete expression: when in doubt a claim is
+not read, never read wrong.
 """
 
 from __future__ import annotations
