@@ -157,7 +157,8 @@ def init_ray(address: str) -> bool:
     if ray.is_initialized():
         return False
     if address == "local":
-        ray.init(include_dashboard=False, log_to_driver=False, object_store_memory=200 * 1024 * 1024)
+        ray.init(address="local", include_dashboard=False, log_to_driver=False,
+                 object_store_memory=200 * 1024 * 1024)
     else:
         ray.init(address=address, log_to_driver=False)
     return True
