@@ -20,7 +20,10 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 from collections.abc import Sequence
+
+from verifiers.proof.coq.config import CoqConfig
 
 CLOSED = "Closed under the global context"
 CHECK_LIB, CHECK_MODULE = "PonderCheck", "PonderProof"
@@ -71,3 +74,42 @@ def _relative(name: str) -> str:
         if name.startswith(prefix):
             name = name[len(prefix):]
     return name
+
+
+def check_proof(source: str, path: str, allowed: Sequence[str], config: CoqConfig) -> tuple[bool, str]:
+    """The final check of one proof (see the module docstring): ``source`` is the whole file
+    (context, declaration, proof block, closers), ``path`` the theorem's name in it, ``allowed``
+    the assumptions its file declared before it. Returns (accepted, detail)."""
+    limit = config.check_timeout_s
+    with tempfile.TemporaryDirectory(prefix="ponder-coq-") as tmp:
+        proof, query = os.path.join(tmp, f"{CHECK_MODULE}.v"), os.path.join(tmp, "Query.v")
+        with open(proof, "w") as f:
+            f.write(source)
+        load = ["-Q", tmp, CHECK_LIB]
+        code, out = run_bounded([config.coqc, *config.coq_args, *load, "-q", proof], limit)
+        if code is None:
+            return False, f"coqc ran past {limit:g} s (check_timeout_s) and was killed"
+        if code != 0:
+            return False, f"coqc rejected the proof: {out.strip()[-500:]}"
+        with open(query, "w") as f:  # no model text in this file or this process
+            qualified = f"{CHECK_LIB}.{CHECK_MODULE}"
+            f.write(f"Require {qualified}.\nPrint Assumptions {qualified}.{path}.\n")
+        code, out = run_bounded([config.coqc, *config.coq_args, *load, "-q", query], limit)
+    if code is None:
+        return False, f"Print Assumptions ran past {limit:g} s (check_timeout_s) and was killed"
+    if code != 0:
+        return False, f"Print Assumptions failed: {out.strip()[-500:]}"
+    try:
+        names = [_relative(n) for n in read_assumptions(out)]
+    except ValueError as err:
+        return False, f"not closed under the global context: {err}"
+    if not names:
+        return True, CLOSED
+    declared = set(allowed)
+    extra = config.allowed_assumptions
+    bad = [n for n in names if n not in declared and not any(n == a or n.endswith("." + a) for a in extra)]
+    if bad:
+        return False, (f"not closed under the global context: it relies on {', '.join(bad)}, "
+                       "which the theorem's file does not declare (list a library axiom in "
+                       "allowed_assumptions to accept it)")
+    return True, f"closed under the file's own assumptions: {', '.join(names)}"

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
 
 from search.protocols import PonderError, ProofCheck, ProofState, TacticResult, TacticStatus, Theorem
-from verifiers.proof.coq.check import CHECK_LIB, CHECK_MODULE, CLOSED, _relative, read_assumptions, run_bounded
+from verifiers.proof.coq.check import check_proof
 from verifiers.proof.coq.config import CoqConfig, CoqUnavailable, coq_available
-from verifiers.proof.coq.worker import _Failed, _Worker
+from verifiers.proof.coq.worker import SentenceFailed, Worker
 from verifiers.proof.coqide import IdeDied, IdeError, IdeTimeout
 from verifiers.proof.guard import TacticRefused, check_identifier, check_text, normalize_tactic
 from verifiers.proof.theorems import SOURCE_KEY, CoqSource
@@ -57,7 +55,8 @@ def _document(theorem: Theorem, config: CoqConfig) -> _Doc:
 
 
 class CoqEnv:
-    """Coq through a pool of coqidetop workers (see the module docstring)."""
+    """Coq through a pool of coqidetop workers (:mod:`verifiers.proof.coq.worker`), final checks by
+    :func:`verifiers.proof.coq.check.check_proof`."""
 
     name = "coq"
     placeholder = PLACEHOLDER
@@ -67,14 +66,14 @@ class CoqEnv:
         reason = coq_available(self.config)
         if reason:
             raise CoqUnavailable(reason)
-        self._idle = [_Worker(self.config) for _ in range(self.config.num_workers)]
+        self._idle = [Worker(self.config) for _ in range(self.config.num_workers)]
         self._cond = threading.Condition()
         self._theorems: dict[str, Theorem] = {}
         self.restarts = 0
         """Workers killed and replaced (a hard timeout, or found dead)."""
 
     # ---- the pool ----
-    def _take(self, sentences: Sequence[str]) -> _Worker:
+    def _take(self, sentences: Sequence[str]) -> Worker:
         with self._cond:
             while not self._idle:
                 self._cond.wait()
@@ -82,7 +81,7 @@ class CoqEnv:
             self._idle.remove(best)
             return best
 
-    def _give(self, worker: _Worker) -> None:
+    def _give(self, worker: Worker) -> None:
         with self._cond:
             self._idle.append(worker)
             self._cond.notify()
@@ -121,7 +120,7 @@ class CoqEnv:
             try:
                 goals = worker.goto(prefix, sentences, limit)
                 break
-            except _Failed as failed:
+            except SentenceFailed as failed:
                 if failed.index < len(prefix):
                     return error(f"the theorem's context or statement failed in Coq at "
                                  f"{prefix[failed.index][:120]!r}: {failed.message}")
@@ -196,36 +195,4 @@ class CoqEnv:
         except TacticRefused as err:
             return verdict(False, f"refused: {err}")
         doc = _document(theorem, self.config)
-        limit = self.config.check_timeout_s
-        with tempfile.TemporaryDirectory(prefix="ponder-coq-") as tmp:
-            proof, query = os.path.join(tmp, f"{CHECK_MODULE}.v"), os.path.join(tmp, "Query.v")
-            with open(proof, "w") as f:
-                f.write(source)
-            load = ["-Q", tmp, CHECK_LIB]
-            code, out = run_bounded([self.config.coqc, *self.config.coq_args, *load, "-q", proof], limit)
-            if code is None:
-                return verdict(False, f"coqc ran past {limit:g} s (check_timeout_s) and was killed")
-            if code != 0:
-                return verdict(False, f"coqc rejected the proof: {out.strip()[-500:]}")
-            with open(query, "w") as f:  # no model text in this file or this process
-                qualified = f"{CHECK_LIB}.{CHECK_MODULE}"
-                f.write(f"Require {qualified}.\nPrint Assumptions {qualified}.{doc.path}.\n")
-            code, out = run_bounded([self.config.coqc, *self.config.coq_args, *load, "-q", query], limit)
-        if code is None:
-            return verdict(False, f"Print Assumptions ran past {limit:g} s (check_timeout_s) and was killed")
-        if code != 0:
-            return verdict(False, f"Print Assumptions failed: {out.strip()[-500:]}")
-        try:
-            names = [_relative(n) for n in read_assumptions(out)]
-        except ValueError as err:
-            return verdict(False, f"not closed under the global context: {err}")
-        if not names:
-            return verdict(True, CLOSED)
-        allowed = set(doc.allowed)
-        extra = self.config.allowed_assumptions
-        bad = [n for n in names if n not in allowed and not any(n == a or n.endswith("." + a) for a in extra)]
-        if bad:
-            return verdict(False, f"not closed under the global context: it relies on {', '.join(bad)}, "
-                                  "which the theorem's file does not declare (list a library axiom in "
-                                  "allowed_assumptions to accept it)")
-        return verdict(True, f"closed under the file's own assumptions: {', '.join(names)}")
+        return verdict(*check_proof(source, doc.path, doc.allowed, self.config))

@@ -22,13 +22,15 @@ from verifiers.proof.coq.config import CoqConfig, CoqUnavailable, coq_available,
 from verifiers.proof.coqide import Goals, IdeError, IdeProcess
 
 
-class _Failed(Exception):
+class SentenceFailed(Exception):
+    """A sentence Coq rejected: its index in the sentences sent (context, declaration, tactics)."""
+
     def __init__(self, index: int, message: str) -> None:
         super().__init__(message)
         self.index, self.message = index, message
 
 
-class _Worker:
+class Worker:
     """One coqidetop process and its document: (sentence, state id) pairs from the root."""
 
     def __init__(self, config: CoqConfig) -> None:
@@ -65,28 +67,28 @@ class _Worker:
         return self.doc[-1][1] if self.doc else self.root
 
     def _extend(self, sentences: Sequence[str], upto: int, timeout: float) -> Goals | None:
-        """Adds ``sentences[len(doc):upto]`` and runs them; raises :class:`_Failed` at the first error."""
+        """Adds ``sentences[len(doc):upto]`` and runs them; raises :class:`SentenceFailed` at the first error."""
         assert self.ide is not None
-        parse_error: _Failed | None = None
+        parse_error: SentenceFailed | None = None
         first_new = len(self.doc)
         for i in range(len(self.doc), upto):
             try:
                 self.doc.append((sentences[i], self.ide.add(sentences[i], self._tip(), 30.0)))
             except IdeError as err:
-                parse_error = _Failed(i, err.message)
+                parse_error = SentenceFailed(i, err.message)
                 break
         try:
             goals = self.ide.goals(timeout)
         except IdeError as err:
             good = next((k + 1 for k, (_, sid) in enumerate(self.doc) if sid == err.state), 0)
             self._back(good)
-            raise _Failed(good, err.message) from None
+            raise SentenceFailed(good, err.message) from None
         new_states = {sid: k for k, (_, sid) in enumerate(self.doc) if k >= first_new}
         errors = [(new_states[sid], message) for sid, message in self.ide.errors if sid in new_states]
         if errors:  # an error Coq reported and went past (inside a proof already closed)
             bad, message = min(errors)
             self._back(bad)
-            raise _Failed(bad, message)
+            raise SentenceFailed(bad, message)
         if parse_error is not None:
             raise parse_error
         return goals
@@ -99,7 +101,7 @@ class _Worker:
 
     def goto(self, prefix: Sequence[str], tactics: Sequence[str], tactic_limit: float) -> Goals | None:
         """Puts the worker in the state after ``prefix`` (trusted) and ``tactics``; the goals there.
-        Raises :class:`_Failed` with the index (in prefix + tactics) of the sentence that failed."""
+        Raises :class:`SentenceFailed` with the index (in prefix + tactics) of the sentence that failed."""
         if self.ide is None or not self.ide.alive():
             self.kill()
             self.start()
