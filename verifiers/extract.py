@@ -53,22 +53,24 @@ _OPERATION_AFTER_RE = re.compile(  # an operator and an operand: the number star
     r"(?:plus|minus|times|divided\s+by|multiplied\s+by|over)\b)[ \t]*\$?[ \t]*[-(\d\\]",
     re.IGNORECASE,
 )
-_LIST_AFTER_RE = re.compile(r"[ \t]*(?:,|and|or)[ \t]*[-+\u2212]?\d")  # "1, 2" states no one number
+_LIST_AFTER_RE = re.compile(r"[ \t]*(?:,|and|or)[ \t]*[-+\u2212]?\d")  # "1, 2": no one number
 _SIDE_SPLIT_RE = re.compile(
     r"=|\u2192|\b(?:equals|is|are|gives(?:\s+(?:us|you|me))?|makes|yields|results?\s+in)\b",
     re.IGNORECASE)
-_RESULT_RE = re.compile(r"(?:=|\bequals\b|\bis[ \t]+equal[ \t]+to\b)[ \t]*\$?[ \t]*((?:(?<![\w)\]}])[-+\u2212])?(?:\d{1,3}(?:,\d{3})+|\d+)"
-                        r"(?:\.\d+)?(?:/\d+)?)(?![\d]|\.\d)")
+_RESULT_RE = re.compile(  # "= N", "equals N": a result, for texts that name no answer
+    r"(?:=|\bequals\b|\bis[ \t]+equal[ \t]+to\b)[ \t]*\$?[ \t]*"
+    r"((?:(?<![\w)\]}])[-+\u2212])?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?)(?![\d]|\.\d)")
 _NAMED_ANSWER_RE = re.compile(  # "N, which is the final answer", "N is the answer"
-    rf"(?<![\w.])((?:(?<![\w)\]}}])[-\u2212])?{_NUM})\**,?[ \t]+(?:which[ \t]+)?is[ \t]+(?:the|our)[ \t]+"
-    r"(?:final[ \t]+)?answer\b", re.IGNORECASE)
+    rf"(?<![\w.])((?:(?<![\w)\]}}])[-\u2212])?{_NUM})\**,?[ \t]+(?:which[ \t]+)?is[ \t]+"
+    r"(?:the|our)[ \t]+(?:final[ \t]+)?answer\b", re.IGNORECASE)
 _LOOSE_PHRASE_RE = re.compile(  # "the answer to the given problem is X", "a final answer of X"
     r"\banswer\b[^\n.=:]{0,60}?\b(?:is|was|would\s+be|will\s+be|equals|of)\b[ \t]*([^\n]{1,120})",
     re.IGNORECASE)
 _RESULT_PHRASE_RE = re.compile(  # "the final result is N" (weaker than "the answer is")
     r"\b(?:final[ \t]+(?:result|number|value|sum|total)|result)[ \t]+(?:is|=|:)[ \t]*([^\n]{1,80})",
     re.IGNORECASE)
-_LIST_MARKER_RE = re.compile(r"^(?:\d{1,2}[.)]|[-*\u2022]|step\s+\d+[.:)]?)\s+(?=\S)", re.IGNORECASE)
+_LIST_MARKER_RE = re.compile(r"^(?:\d{1,2}[.)]|[-*\u2022]|step\s+\d+[.:)]?)\s+(?=\S)",
+                             re.IGNORECASE)
 _FRAC_RE = re.compile(r"\\[dt]?frac\s*\{\s*(-?\d+)\s*\}\s*\{\s*(\d+)\s*\}")
 _TEXT_CMD_RE = re.compile(r"\\(?:text|mathrm|textbf|mathbf)\s*\{([^{}]*)\}")
 _NEGATIVE_RE = re.compile(r"^(?:negative|minus)\s+(?=\d)", re.IGNORECASE)
