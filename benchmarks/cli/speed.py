@@ -252,6 +252,9 @@ def parallel(
     print(format_rows([r for r in before + after if r.load == "throughput"]))
     print(f"saturated generated tok/s: {saturated:.1f} (before {peaks[0]:.1f}, after {peaks[1]:.1f}); "
           f"target_in_flight of the adaptive runs: {target} sequences")
+    if abs(peaks[0] - peaks[1]) / max(peaks) > 0.15:
+        print(f"WARNING: the saturated figure moved {abs(peaks[0] - peaks[1]) / max(peaks):.0%} during the bench "
+              "(other load on the machine?): shares of it, the target and run-to-run ratios are unreliable")
     for measured in results:
         for label, m, seen in measured:
             print("\n".join(arm_lines(label, m, seen, saturated)))
