@@ -2,7 +2,8 @@
 
 - :mod:`benchmarks.cli` — the typer sub-app :data:`bench_app` that ``ponder bench`` mounts:
   :mod:`~benchmarks.cli.speed` (``server``, ``engine``, ``throughput``, ``compare``, ``flat``,
-  ``view``) and :mod:`~benchmarks.cli.methods` (``accuracy``, ``treepo``, ``label``, ``prove``).
+  ``parallel``, ``view``), :mod:`~benchmarks.cli.methods` (``accuracy``, ``treepo``, ``label``,
+  ``prove``, ``prm``) and :mod:`~benchmarks.cli.scale` (``replicas``).
 - :mod:`benchmarks.server` — server tok/s by concurrency, prefix-cache hit rate,
   search-shaped saturation load; Prometheus counter parsing.
 - :mod:`benchmarks.engine` — select + backup operations/s of the search core (no model).
@@ -11,10 +12,15 @@
 - :mod:`benchmarks.suite` — the presets and the accuracy table and plot.
 - :mod:`benchmarks.flat` and :mod:`benchmarks.plain_client` — ponder's flat sampling vs
   a plain client sending the same requests.
-- :mod:`benchmarks.treepo`, :mod:`benchmarks.label`, :mod:`benchmarks.prove` — TreePO sampling,
-  the label generators' cost, prover configs.
+- :mod:`benchmarks.parallel` — fixed vs adaptive in-tree parallelism;
+  :mod:`benchmarks.replicas` — tree-affine vs per-request routing over N replicas
+  (:mod:`benchmarks.fake_server`: an OpenAI-compatible fake for orchestration tests).
+- :mod:`benchmarks.treepo`, :mod:`benchmarks.label`, :mod:`benchmarks.prove`,
+  :mod:`benchmarks.prm` — TreePO sampling, the label generators' cost, prover configs, step
+  judges on planted first errors.
 - :mod:`benchmarks.view` — ``ponder view`` on a synthetic big run, opened in headless Chromium.
-- :mod:`benchmarks.rl` — ``python -m benchmarks.rl``: held-out evidence before and after an RL recipe.
+- ``python -m`` scripts: :mod:`benchmarks.rl` (held-out evidence before and after an RL
+  recipe), :mod:`benchmarks.extraction` (answer extraction on real run texts).
 
 Results worth keeping (reports and plots of long runs) are under ``benchmarks/results/``;
 ``benchmarks/README.md`` gives every command's settings and numbers.

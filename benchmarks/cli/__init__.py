@@ -1,8 +1,9 @@
 """`ponder bench ...`: the benchmarks' typer app, mounted by :mod:`ponder.cli.main`.
 
 :mod:`benchmarks.cli.speed` times the system (model server, search core, search runs,
-sampling beside a plain client, the viewer); :mod:`benchmarks.cli.methods` sets methods side
-by side at equal budgets (accuracy, TreePO sampling, label generators, prover configs).
+sampling beside a plain client, in-tree parallelism, the viewer); :mod:`benchmarks.cli.methods`
+sets methods side by side at equal budgets (accuracy, TreePO sampling, label generators,
+prover configs, step judges); :mod:`benchmarks.cli.scale` runs replicas of one checkpoint.
 Their shared options are in :mod:`benchmarks.cli.options`; errors leave through
 :func:`ponder.cli.common.fail`.
 """
