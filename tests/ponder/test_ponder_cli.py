@@ -11,10 +11,15 @@ from ponder.cli.main import app
 from search.protocols import ConfigError, EngineFault, Interrupted
 
 COMMANDS = ["model", "serve", "solve", "run", "view", "prove", "label", "export", "train", "loop", "bench"]
-BENCHES = ["server", "engine", "throughput", "compare", "accuracy", "flat", "treepo", "prove", "label", "view"]
+BENCHES = ["server", "engine", "throughput", "compare", "accuracy", "flat", "treepo", "prove", "label", "parallel",
+           "view", "prm", "replicas"]
 
 
 def test_every_command_and_bench_answers_help():
+    from benchmarks.cli import bench_app
+
+    assert [c.name or c.callback.__name__ for c in app.registered_commands] + ["bench"] == COMMANDS
+    assert sorted(c.name for c in bench_app.registered_commands) == sorted(BENCHES)
     runner = CliRunner()
     for args in [[c] for c in COMMANDS] + [["bench", b] for b in BENCHES]:
         result = runner.invoke(app, [*args, "--help"])
