@@ -74,6 +74,8 @@ def prove(
     console.print(f"results: {cfg.resolved_run_dir / 'results.jsonl'}   traces: {cfg.resolved_run_dir / 'traces'}")
     if run.proved_file is not None:
         console.print(f"proofs in place: {run.proved_file}")
+    elif not isinstance(cfg.theorems, list):
+        console.print("no lemma of the file is proved yet: no proved.v written")
     if summary["errors"]:
         console.print(f"[red]{summary['errors']} theorems errored[/]: re-run the command to retry them")
         raise typer.Exit(ERRORED)
