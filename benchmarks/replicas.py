@@ -10,7 +10,8 @@ replica's Prometheus counters are read. Reported per routing:
 - prefix-cache hit rate: hit tokens / queried prompt tokens, summed over the replicas;
 - prompt tokens the servers computed (queried - hit): what the routing made them recompute;
 - generated tokens, wall seconds and generated tok/s;
-- the prompt tokens each replica was asked for (how the load fell on them).
+- the prompt tokens each replica was asked for (how the load fell on them), and the problems
+  tree routing moved off their replica (down or saturated).
 
 The two runs search the same problems with the same seeds, but their trees differ (sampling
 on different servers), so prompt tokens queried differ a little too; the hit rate and the
@@ -59,6 +60,8 @@ class RoutingRun:
     problems: int
     per_replica_queried: tuple[float, ...]
     cache_reset: bool
+    moves: tuple[tuple[str, int], ...] = ()
+    """Problems tree routing moved off their replica, by reason (``moved`` events)."""
 
     @property
     def hit_rate(self) -> float | None:
@@ -84,8 +87,14 @@ async def measure(cfg: RunConfig, tasks: TaskSet, endpoints: Sequence[str], mode
             started = time.perf_counter()
             if on_progress is not None:
                 on_progress(f"routing {routing}: {len(tasks.problems)} problems")
+            moves: dict[str, int] = {}
+
+            def on_event(e: dict) -> None:
+                if e.get("event") == "moved":
+                    moves[e["reason"]] = moves.get(e["reason"], 0) + 1
+
             outcome = await run_config(run, tasks=tasks, warm_up_server=False, on_progress=None,
-                                       on_event=None)
+                                       on_event=on_event)
             wall = time.perf_counter() - started
         after = await asyncio.gather(*(snapshot(c) for c in clients))
     finally:
@@ -97,7 +106,7 @@ async def measure(cfg: RunConfig, tasks: TaskSet, endpoints: Sequence[str], mode
         hits=sum(counter_delta(b, a, PREFIX_HITS) for b, a in zip(before, after, strict=True)),
         generated=sum(counter_delta(b, a, GENERATED) for b, a in zip(before, after, strict=True)),
         wall_s=wall, problems=len(outcome.rows), per_replica_queried=tuple(queried),
-        cache_reset=reset)
+        cache_reset=reset, moves=tuple(sorted(moves.items())))
 
 
 def lines(runs: Sequence[RoutingRun]) -> list[str]:
@@ -109,6 +118,7 @@ def lines(runs: Sequence[RoutingRun]) -> list[str]:
         out.append(f"{r.routing:<8} {r.problems:>8} {rate:>9} {r.queried:>9.0f} {r.computed:>9.0f} "
                    f"{r.generated:>9.0f} {r.wall_s:>7.1f} {r.generated / r.wall_s:>9.1f}  "
                    + " / ".join(f"{q:.0f}" for q in r.per_replica_queried)
+                   + ("; moved " + ", ".join(f"{n} ({why})" for why, n in r.moves) if r.moves else "")
                    + ("" if r.cache_reset else "  (prefix caches NOT reset: dev mode off)"))
     by = {r.routing: r for r in runs}
     if "tree" in by and "request" in by:

@@ -82,7 +82,8 @@ class VLLMClient:
         max_restarts: Restarts of owned servers allowed over the client's life.
         outage_timeout_s: How long to wait for an external endpoint to answer again.
         on_event: Receives the breaker's outage / restart / recovered / failed events, and a
-            ``reissued`` event for each request sent again after its endpoint was taken out.
+            ``reissued`` event for each request sent again after its endpoint was taken out, and a
+            ``moved`` event when tree routing moves a problem off its replica.
         routing: ``tree``: the requests of one problem (the scheduler's
             :data:`~search.protocols.problem_affinity`) go to one replica while it is up and
             not saturated; ``request``: each request to the least-loaded replica.
@@ -180,8 +181,15 @@ class VLLMClient:
         await self.aclose()
 
     def _pick(self, live: list[EndpointState]) -> EndpointState:
-        """The live endpoint for a request of the running problem (see :mod:`models.routing`)."""
-        return self.router.pick(live, self._in_flight, problem_affinity.get())
+        """The live endpoint for a request of the running problem (see :mod:`models.routing`);
+        a problem moved off its replica is a ``moved`` event."""
+        affinity = problem_affinity.get()
+        choice = self.router.pick(live, self._in_flight, affinity)
+        if self.router.last_move is not None and affinity is not None and self.on_event is not None:
+            source, reason = self.router.last_move
+            self.on_event({"event": "moved", "problem": affinity.key, "endpoint": source, "to": choice.name,
+                           "reason": reason, "time": time.time()})
+        return choice
 
     async def _probe(self, url: str) -> bool:
         try:

@@ -68,6 +68,8 @@ class Router:
         self.bindings: dict[Affinity, str] = {}
         self.moves = {"down": 0, "saturated": 0}
         """Bindings moved off a replica, by reason (for reports and tests)."""
+        self.last_move: tuple[str, str] | None = None
+        """``(from replica, reason)`` of the move the last :meth:`pick` made, else None."""
         self._turn = itertools.count()
 
     def pick(self, live: Sequence[S], in_flight: Mapping[str, int], affinity: Affinity | None) -> S:
@@ -75,15 +77,18 @@ class Router:
         if self.mode == "request" or affinity is None:
             return self.least_loaded(live, in_flight)
         self._prune()
+        self.last_move = None
         by_name = {s.name: s for s in live}
         bound = self.bindings.get(affinity)
         if bound is not None:
             if bound not in by_name:
-                self.moves["down"] += 1
+                reason = "down"
             elif self.saturated(bound, live, in_flight):
-                self.moves["saturated"] += 1
+                reason = "saturated"
             else:
                 return by_name[bound]
+            self.moves[reason] += 1
+            self.last_move = (bound, reason)
         choice = self._bind_target(live, in_flight, affinity.key, exclude=bound)
         self.bindings[affinity] = choice.name
         return choice

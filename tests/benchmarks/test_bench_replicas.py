@@ -19,3 +19,9 @@ def test_the_report_compares_hit_rate_and_computed_tokens():
 def test_the_workload_is_an_mcts_run():
     cfg = workload(4)
     assert cfg.search.algorithm == "mcts" and cfg.tasks.size == 4
+
+
+def test_the_report_counts_the_problems_tree_routing_moved():
+    run = RoutingRun("tree", queried=10, hits=5, generated=5, wall_s=1, problems=1, per_replica_queried=(5, 5),
+                     cache_reset=True, moves=(("down", 1), ("saturated", 3)))
+    assert lines([run])[1].endswith("5 / 5; moved 1 (down), 3 (saturated)")

@@ -97,6 +97,9 @@ async def test_a_problem_moves_when_its_replica_dies_and_stays_moved():
         assert {h for h, _ in reps.hits[-6:]} == {other}
     assert any(e["event"] == "outage" and e["endpoint"] == first for e in events)
     assert any(e["event"] == "reissued" and e["problem"] == "p0" for e in events)
+    moved = [e for e in events if e["event"] == "moved"]
+    assert len(moved) == 1 and moved[0]["problem"] == "p0" and moved[0]["endpoint"] == first
+    assert moved[0]["to"] != first and moved[0]["reason"] == "down"
 
 
 async def run_problem_with(c: VLLMClient, affinity: Affinity, requests: int) -> None:
@@ -118,6 +121,7 @@ def test_a_saturated_replica_loses_the_problem_and_the_bound_has_a_floor():
     assert router.moves == {"down": 0, "saturated": 0}
     # 8 vs 0: 8 >= 2 x 4 and >= 4: moves, and stays moved
     assert router.pick(live, {first: 8, other: 0}, p).name == other
+    assert router.last_move == (first, "saturated")
     assert router.pick(live, {first: 0, other: 1}, p).name == other
     assert router.moves == {"down": 0, "saturated": 1}
 
