@@ -27,12 +27,10 @@ from models.server import ProgressFn, ServerSettings, recorded_servers
 from models.tokenizer import HFTokenizer
 from models.warmup import warm_up
 from ponder.config import ModelConfig, RewardConfig, RunConfig
-from ponder.interrupts import stop_on_signals
-from ponder.rundir import RunDir
+from ponder.rundir import open_run
 from search.context import SamplingDefaults, SearchContext
 from search.labels import label_problem
 from search.protocols import (
-    EngineFault,
     Problem,
     RewardModel,
     StepChecker,
@@ -306,82 +304,62 @@ async def run_config(cfg: RunConfig, on_row: Callable[[dict[str, Any]], None] | 
     ``warm_up_server=False`` skips the warm-up (see ``open_engine``).
     """
     tasks = tasks or load_tasks(cfg.tasks)
-    # Traces are serialised and written (fsync) on one writer thread, in finishing order, so
-    # the event loop that sends the requests never waits on them; the block below ends only
-    # after every queued write has landed (also when the run is interrupted or stopped).
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ponder-record")
-    async with stop_on_signals():
-        with RunDir(cfg.resolved_run_dir) as run_dir, contextlib.ExitStack() as writes:
-            writes.callback(writer.shutdown, wait=True)
-            run_dir.write_config(cfg.model_dump(mode="json"))
-            done = run_dir.finished()
-            pending = [p for p in tasks.problems if p.id not in done]
-            index = {p.id: i for i, p in enumerate(tasks.problems)}
+    async with open_run(cfg.resolved_run_dir, cfg.model_dump(mode="json"), on_event) as rec:
+        done = rec.done
+        pending = [p for p in tasks.problems if p.id not in done]
+        index = {p.id: i for i, p in enumerate(tasks.problems)}
+        # The verifier's worker processes start (imports: seconds of CPU) while the server
+        # does, not during the search, where they would take the server's cores.
+        warm = asyncio.ensure_future(asyncio.to_thread(tasks.warm)) if pending else None
+        async with open_engine(cfg.model, cfg.reward, on_event=rec.event, on_progress=on_progress,
+                               warm=warm_up_server) as engine:
+            rec.stats_fn = engine.stats
+            if warm is not None:
+                if on_progress is not None and not warm.done():
+                    on_progress("waiting for the answer checker's worker processes to start")
+                await warm
+            if on_progress is not None:
+                on_progress(f"searching {len(pending)} problems")
+            start = time.perf_counter()  # search time, after the server is up and warm
+            seen_at_start: dict[str, dict[str, int]] = {}
 
-            def event(e: dict[str, Any]) -> None:
-                run_dir.event(e)
-                if on_event:
-                    on_event(e)
+            contexts: dict[str, SearchContext] = {}
 
-            # The verifier's worker processes start (imports: seconds of CPU) while the server
-            # does, not during the search, where they would take the server's cores.
-            warm = asyncio.ensure_future(asyncio.to_thread(tasks.warm)) if pending else None
-            async with open_engine(cfg.model, cfg.reward, on_event=event, on_progress=on_progress,
-                                   warm=warm_up_server) as engine:
-                if warm is not None:
-                    if on_progress is not None and not warm.done():
-                        on_progress("waiting for the answer checker's worker processes to start")
-                    await warm
-                if on_progress is not None:
-                    on_progress(f"searching {len(pending)} problems")
-                start = time.perf_counter()  # search time, after the server is up and warm
-                seen_at_start: dict[str, dict[str, int]] = {}
+            def make_ctx(p: Problem) -> SearchContext:
+                seen_at_start[p.id] = engine.stats()
+                contexts[p.id] = make_context(cfg, engine, p, tasks, index[p.id])
+                return contexts[p.id]
 
-                contexts: dict[str, SearchContext] = {}
+            async def on_result(problem: Problem, outcome: SearchResult | Exception) -> None:
+                verdict = None
+                ctx = contexts.pop(problem.id, None)
+                labelled = None
+                if isinstance(outcome, SearchResult):
+                    if cfg.mode == "label" and ctx is not None:  # rollouts: an EngineFault stops the run
+                        labelled = await label_problem(ctx, cfg.label_generators, model=engine.model_name,
+                                                       checker=engine.step_checker)
+                    # The gold is consulted only now, after the search has returned.
+                    verdict = await tasks.averify(problem.id, outcome.answer or "")
+                before = seen_at_start.pop(problem.id, {})
+                during = {k: v - before.get(k, 0) for k, v in engine.stats().items()}
+                row = result_row(problem, outcome, verdict, during)
+                if labelled is not None:
+                    row.update(labels=len(labelled.labels), label_usage=labelled.rollout_usage.to_dict(),
+                               label_stats=labelled.stats)
+                trace_fn = (lambda: outcome.to_trace(problem).model_dump(mode="json")) \
+                    if isinstance(outcome, SearchResult) else None
+                labels_fn = None if labelled is None else (
+                    lambda: [x.model_dump(mode="json") for x in labelled.labels])
+                await rec.record(row, trace_fn, labels_fn)
+                if on_row:
+                    on_row(row)
 
-                def make_ctx(p: Problem) -> SearchContext:
-                    seen_at_start[p.id] = engine.stats()
-                    contexts[p.id] = make_context(cfg, engine, p, tasks, index[p.id])
-                    return contexts[p.id]
-
-                async def on_result(problem: Problem, outcome: SearchResult | Exception) -> None:
-                    verdict = None
-                    ctx = contexts.pop(problem.id, None)
-                    labelled = None
-                    if isinstance(outcome, SearchResult):
-                        if cfg.mode == "label" and ctx is not None:  # rollouts: an EngineFault stops the run
-                            labelled = await label_problem(ctx, cfg.label_generators, model=engine.model_name,
-                                                           checker=engine.step_checker)
-                        # The gold is consulted only now, after the search has returned.
-                        verdict = await tasks.averify(problem.id, outcome.answer or "")
-                    before = seen_at_start.pop(problem.id, {})
-                    during = {k: v - before.get(k, 0) for k, v in engine.stats().items()}
-                    row = result_row(problem, outcome, verdict, during)
-                    if labelled is not None:
-                        row.update(labels=len(labelled.labels), label_usage=labelled.rollout_usage.to_dict(),
-                                   label_stats=labelled.stats)
-
-                    def write() -> None:
-                        trace = outcome.to_trace(problem).model_dump(mode="json") \
-                            if isinstance(outcome, SearchResult) else None
-                        labels = None if labelled is None else [x.model_dump(mode="json") for x in labelled.labels]
-                        run_dir.record(row, trace, labels)
-
-                    await asyncio.get_running_loop().run_in_executor(writer, write)
-                    if on_row:
-                        on_row(row)
-
-                try:
-                    await solve_all(pending, make_ctx, cfg.search, cfg.max_concurrent_problems, on_result)
-                except (EngineFault, asyncio.CancelledError) as stop:
-                    writer.shutdown(wait=True)  # the finished problems' queued writes land first
-                    event({"event": "stopped", "time": time.time(), "cause": str(stop) or "interrupted",
-                           "unfinished": len(tasks.problems) - len(run_dir.finished()), **engine.stats()})
-                    raise
-                peak = engine.policy.peak_in_flight
-                wall = time.perf_counter() - start
-                stats = engine.stats()
-            rows = list(run_dir.rows().values())
+            await rec.until_stopped(
+                solve_all(pending, make_ctx, cfg.search, cfg.max_concurrent_problems, on_result), len(tasks.problems))
+            peak = engine.policy.peak_in_flight
+            wall = time.perf_counter() - start
+            stats = engine.stats()
+        rows = list(rec.run_dir.rows().values())
     return RunOutcome(rows, len(done), wall, peak, stats)
 
 
