@@ -29,15 +29,20 @@ def test_every_preset_validates():
     from pathlib import Path
 
     from ponder.loop.config import load_loop_config
+    from ponder.prove import load_prove_config
 
     configs = sorted(Path(__file__).parents[2].joinpath("configs").glob("*.yaml"))
     loops = [p for p in configs if p.name.startswith("loop")]
-    presets = [p for p in configs if p not in loops]
+    proves = [p for p in configs if p.name.startswith("prove")]
+    presets = [p for p in configs if p not in loops and p not in proves]
     assert len(presets) >= 9 and len(loops) >= 3
     algorithms = {load_run_config(p).search.algorithm for p in presets}
     assert {"cot", "self_consistency", "best_of_n", "step_beam", "dvts", "best_first", "mcts", "rest_mcts"} <= algorithms
     for p in loops:
         assert load_loop_config(p).eval.methods
+    assert proves, "configs/prove.yaml is the prove preset"
+    for p in proves:
+        assert load_prove_config(p).env
 
 
 def test_bad_yaml_and_missing_file(tmp_path):
