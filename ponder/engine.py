@@ -26,7 +26,7 @@ from models.reward import GenerativePRM, SelfEvalReward
 from models.server import ProgressFn, ServerSettings, recorded_servers
 from models.tokenizer import HFTokenizer
 from models.warmup import warm_up
-from ponder.config import ModelConfig, RewardConfig, RunConfig
+from ponder.config import ModelConfig, RewardConfig, RunConfig, parse_run_config
 from ponder.rundir import open_run
 from search.context import SamplingDefaults, SearchContext
 from search.labels import label_problem
@@ -304,7 +304,8 @@ async def run_config(cfg: RunConfig, on_row: Callable[[dict[str, Any]], None] | 
     ``warm_up_server=False`` skips the warm-up (see ``open_engine``).
     """
     tasks = tasks or load_tasks(cfg.tasks)
-    async with open_run(cfg.resolved_run_dir, cfg.model_dump(mode="json"), on_event) as rec:
+    async with open_run(cfg.resolved_run_dir, cfg.model_dump(mode="json"), on_event,
+                        resolve=lambda saved: parse_run_config(saved).model_dump(mode="json")) as rec:
         done = rec.done
         pending = [p for p in tasks.problems if p.id not in done]
         index = {p.id: i for i, p in enumerate(tasks.problems)}

@@ -223,6 +223,11 @@ def _config_record(cfg: ProveConfig) -> dict[str, Any]:
     return {**cfg.model_dump(mode="json"), "env": cfg.resolved_env}
 
 
+def _resolved_record(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved prove config under today's ProveConfig (fields added since take their defaults)."""
+    return _config_record(validated(ProveConfig, saved))
+
+
 def _unfinished(specs: list[TheoremSpec], done: dict[str, dict[str, Any]]) -> list[TheoremSpec]:
     """Theorems without a finished row (one whose statement changed since, in an edited file, is redone)."""
     return [s for s in specs if s.name not in done or done[s.name].get("statement", s.statement) != s.statement]
@@ -287,7 +292,7 @@ async def prove_all(cfg: ProveConfig, engine: Any, env: ProofEnv, specs: list[Th
     engine and an environment already open (``ponder bench prove`` runs several configs on
     one of each)."""
     start = time.perf_counter()
-    async with open_run(cfg.resolved_run_dir, _config_record(cfg)) as rec:
+    async with open_run(cfg.resolved_run_dir, _config_record(cfg), resolve=_resolved_record) as rec:
         stats = getattr(engine, "stats", dict)
         rec.stats_fn = stats
         skipped = await _prove_into(rec, cfg, engine, env, specs, on_row)
@@ -337,7 +342,7 @@ async def run_prove(cfg: ProveConfig, on_row: Callable[[dict[str, Any]], None] |
     from ponder.engine import open_engine
 
     specs = select_theorems(cfg)
-    async with open_run(cfg.resolved_run_dir, _config_record(cfg), on_event) as rec:
+    async with open_run(cfg.resolved_run_dir, _config_record(cfg), on_event, resolve=_resolved_record) as rec:
         with opened_env(cfg) as env:
             async with open_engine(cfg.model, on_event=rec.event) as engine:
                 rec.stats_fn = engine.stats

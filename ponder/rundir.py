@@ -54,10 +54,25 @@ def _write_atomic(target: Path, text: str) -> None:
 
 SERVING_FIELDS: tuple[str, ...] = (
     "model.endpoints", "model.model", "model.max_in_flight", "model.target_in_flight", "model.timeout_s",
-    "model.max_restarts",
-    "model.outage_timeout_s", "reward.endpoints", "reward.model",
+    "model.max_restarts", "model.outage_timeout_s", "model.replicas", "model.routing", "model.rebind_factor",
+    "model.tensor_parallel_size", "model.gpu_memory_utilization", "model.max_num_seqs", "model.kv_cache_gib",
+    "model.cluster", "reward.endpoints", "reward.model",
 )
 """Run-config fields a resumed run may change: where and how the models are reached."""
+
+
+def config_changes(saved: dict[str, Any], config: dict[str, Any], skip: tuple[str, ...] = (),
+                   resolve: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> list[str]:
+    """Dotted fields where a resumed command's ``config`` differs from the ``saved`` one,
+    except those in ``skip``. ``resolve`` re-validates the saved mapping under today's schema
+    first, so a field added to ponder since the run began counts as its default, not as a
+    change (a saved file the schema no longer accepts is compared as written)."""
+    if resolve is not None:
+        try:
+            saved = resolve(saved)
+        except PonderError:
+            pass
+    return _differences(saved, config, set(skip))
 
 
 def _differences(old: Any, new: Any, skip: set[str], at: str = "") -> list[str]:
@@ -97,16 +112,18 @@ class RunDir:
     def results_path(self) -> Path:
         return self.path / "results.jsonl"
 
-    def write_config(self, config: dict[str, Any], serving: tuple[str, ...] = SERVING_FIELDS) -> None:
+    def write_config(self, config: dict[str, Any], serving: tuple[str, ...] = SERVING_FIELDS,
+                     resolve: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
         """Writes the resolved config, or checks it matches the one already there (resume).
 
         ``serving``: dotted fields that say where and how fast the model is served, not what
         the run computes (a resumed run may reach its model on another port); they are left
-        out of the check, and the file is rewritten with this invocation's values."""
+        out of the check, and the file is rewritten with this invocation's values.
+        ``resolve``: see :func:`config_changes`."""
         target = self.path / "config.yaml"
         if target.exists():
             previous = yaml.safe_load(target.read_text())
-            changed = _differences(previous, config, set(serving))
+            changed = config_changes(previous, config, serving, resolve)
             if changed:
                 raise RunDirError(
                     f"{self.path} holds a run with a different config ({', '.join(changed[:5])}); "
@@ -219,16 +236,17 @@ class Recording:
 
 @contextlib.asynccontextmanager
 async def open_run(path: str | Path, config: dict[str, Any],
-                   on_event: Callable[[dict[str, Any]], None] | None = None) -> AsyncIterator[Recording]:
+                   on_event: Callable[[dict[str, Any]], None] | None = None,
+                   resolve: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> AsyncIterator[Recording]:
     """Locks the run directory, writes (or checks, on resume) its config and yields a
     :class:`Recording`; SIGINT / SIGTERM inside the block raise ``Interrupted`` (exit 130 /
     143). The block ends only after every queued write has landed, also when it is
     interrupted or stopped. ``ponder run``, ``ponder label`` and ``ponder prove`` all record
-    through it."""
+    through it; ``resolve`` re-validates a resumed run's saved config (:func:`config_changes`)."""
     # Traces are serialised and written (fsync) on one writer thread, in finishing order.
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ponder-record")
     async with stop_on_signals():
         with RunDir(path) as run_dir, contextlib.ExitStack() as writes:
             writes.callback(writer.shutdown, wait=True)
-            run_dir.write_config(config)
+            run_dir.write_config(config, resolve=resolve)
             yield Recording(run_dir, writer, on_event)

@@ -27,10 +27,11 @@ from typing import Any
 import filelock
 import yaml
 
-from ponder.config import ModelConfig, RewardConfig, RunConfig
+from ponder.config import ModelConfig, RewardConfig, RunConfig, validated
 from ponder.interrupts import in_thread
 from ponder.loop.config import LoopConfig
 from ponder.loop.stages import Stage, StageResult, done_marker, run_rounds, stage_dir
+from ponder.rundir import config_changes
 from search.protocols import ConfigError, PonderError
 from verifiers.tasks import TaskSet, load_tasks
 
@@ -208,6 +209,11 @@ class Loop:
                 Stage("train_policy", bind(self.train_policy)), Stage("eval", bind(self.evaluate))]
 
 
+def _resolved_loop(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved loop.yaml under today's LoopConfig (fields added since take their defaults)."""
+    return validated(LoopConfig, saved).model_dump(mode="json", exclude={"rounds"})
+
+
 @contextlib.contextmanager
 def loop_dir_lock(cfg: LoopConfig) -> Iterator[Path]:
     """Holds LOOP_DIR for one command; writes ``loop.yaml`` or checks a resume matches it."""
@@ -221,8 +227,11 @@ def loop_dir_lock(cfg: LoopConfig) -> Iterator[Path]:
     try:
         saved = directory / "loop.yaml"
         data = cfg.model_dump(mode="json", exclude={"rounds"})
-        if saved.exists() and yaml.safe_load(saved.read_text()) != data:
-            raise LoopDirError(f"{directory} holds a loop with a different config; use another loop_dir")
+        if saved.exists():
+            changed = config_changes(yaml.safe_load(saved.read_text()), data, resolve=_resolved_loop)
+            if changed:
+                raise LoopDirError(f"{directory} holds a loop with a different config ({', '.join(changed[:5])}); "
+                                   "use another loop_dir")
         saved.write_text(yaml.safe_dump(data, sort_keys=False))
         yield directory
     finally:

@@ -118,9 +118,24 @@ def test_a_resumed_loop_must_keep_its_config(tmp_path):
         pass
     with runner.loop_dir_lock(loop_cfg(tmp_path, rounds=5)):  # more rounds: the same loop
         pass
-    with pytest.raises(runner.LoopDirError, match="different config"):
+    with pytest.raises(runner.LoopDirError, match=r"different config \(temperature\)"):
         with runner.loop_dir_lock(loop_cfg(tmp_path, temperature=0.3)):
             pass
+
+
+def test_a_loop_begun_before_a_field_existed_resumes(tmp_path):
+    """loop.yaml written before ponder gained a field is read under today's LoopConfig: the
+    missing field is its default, not a change."""
+    import yaml
+
+    cfg = loop_cfg(tmp_path)
+    with runner.loop_dir_lock(cfg) as directory:
+        pass
+    saved = yaml.safe_load((directory / "loop.yaml").read_text())
+    del saved["drop_shared_eval"], saved["eval"]["budget"]["max_calls"]  # as if added since
+    (directory / "loop.yaml").write_text(yaml.safe_dump(saved))
+    with runner.loop_dir_lock(cfg):
+        pass
 
 
 @pytest.mark.parametrize("recipe", ["grpo", "treepo", "rover", "dpo", "sft"])

@@ -62,6 +62,29 @@ def test_resume_refuses_a_different_config(tmp_path):
             rd.write_config({"a": 2})
 
 
+def test_a_field_added_since_the_run_began_is_its_default_on_resume(tmp_path):
+    """A run started before ponder gained a field resumes: the saved file is re-validated under
+    today's schema; a field set to another value is still a change. Serving fields (replicas,
+    routing) may change like endpoints."""
+    from ponder.rundir import config_changes
+
+    cfg = parse_run_config({"tasks": {"source": "reasoning_gym", "name": "chain_sum"}})
+    new = cfg.model_dump(mode="json")
+    old = cfg.model_dump(mode="json")
+    del old["search"]["aggregation"]  # as if ponder gained the field after the run began
+    resolve = lambda saved: parse_run_config(saved).model_dump(mode="json")  # noqa: E731
+    with RunDir(tmp_path) as rd:
+        (tmp_path / "config.yaml").write_text(__import__("yaml").safe_dump(old))
+        with pytest.raises(RunDirError, match=r"different config \(search.aggregation\)"):
+            rd.write_config(new)  # compared as written, the missing fields look changed
+        rd.write_config(new, resolve=resolve)
+        rd.write_config(cfg.model_copy(update={"model": cfg.model.model_copy(update={"replicas": 2})})
+                        .model_dump(mode="json"), resolve=resolve)  # serving: may change
+        with pytest.raises(RunDirError, match=r"different config \(temperature\)"):
+            rd.write_config(cfg.model_copy(update={"temperature": 0.1}).model_dump(mode="json"), resolve=resolve)
+    assert config_changes({"broken": True}, {"a": 1}, resolve=parse_run_config) == ["broken", "a"]
+
+
 def test_a_resume_may_reach_its_model_elsewhere_but_not_change_what_it_computes(tmp_path):
     """A loop stage's server gets a new port when the loop is re-run: the half-done run resumes."""
     cfg = parse_run_config({"tasks": {"source": "reasoning_gym", "name": "chain_sum"},
