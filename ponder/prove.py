@@ -334,17 +334,19 @@ def write_proved_file(cfg: ProveConfig, specs: list[TheoremSpec], rows: dict[str
 
 
 async def run_prove(cfg: ProveConfig, on_row: Callable[[dict[str, Any]], None] | None = None,
-                    on_event: Callable[[dict[str, Any]], None] | None = None) -> ProveRun:
+                    on_event: Callable[[dict[str, Any]], None] | None = None,
+                    on_progress: Callable[[str], None] | None = None) -> ProveRun:
     """`ponder prove`: opens the run directory, the environment and the engine (its outages
-    and restarts logged to events.jsonl and passed to ``on_event``), proves the selected
-    theorems, closes them; from a file, writes ``proved.v``. The wall time counts from when
-    the server is up, as in ``ponder run``."""
+    and restarts logged to events.jsonl and passed to ``on_event``; its start-up phases and
+    warm-up to ``on_progress``), proves the selected theorems, closes them; from a file,
+    writes ``proved.v``. The wall time counts from when the server is up and warm, as in
+    ``ponder run``."""
     from ponder.engine import open_engine
 
     specs = select_theorems(cfg)
     async with open_run(cfg.resolved_run_dir, _config_record(cfg), on_event, resolve=_resolved_record) as rec:
         with opened_env(cfg) as env:
-            async with open_engine(cfg.model, on_event=rec.event) as engine:
+            async with open_engine(cfg.model, on_event=rec.event, on_progress=on_progress) as engine:
                 rec.stats_fn = engine.stats
                 start = time.perf_counter()
                 skipped = await _prove_into(rec, cfg, engine, env, specs, on_row)

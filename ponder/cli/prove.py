@@ -37,6 +37,7 @@ def prove(
     Options override the config's fields. Exit codes as `ponder run`: 1 when theorems errored.
     """
     from ponder.cli.render import summary_table
+    from ponder.cli.run import startup_status
     from ponder.prove import load_prove_config, run_prove, summarize_prove
 
     options = {"env": env, "agents": agents, "planner": planner, "share": share, "max_calls": max_calls,
@@ -61,7 +62,8 @@ def prove(
         console.print(f"[yellow]engine {event['event']}[/] {event.get('endpoint', '')} {detail}")
 
     try:
-        run = asyncio.run(run_prove(cfg, on_row, on_event))
+        with startup_status() as on_progress:  # server start, weights, warm-up, with elapsed time
+            run = asyncio.run(run_prove(cfg, on_row, on_event, on_progress))
     except PonderError as err:
         fail(err, "theorems already proved are kept: re-run the same command to resume")
     if run.skipped:

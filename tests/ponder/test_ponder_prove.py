@@ -232,7 +232,8 @@ def test_cli_exit_codes(tmp_path, monkeypatch):
     assert bad.exit_code == 2 and "nope" in bad.output
 
     def fake_run(rows):
-        async def run_prove(cfg, on_row=None, on_event=None):
+        async def run_prove(cfg, on_row=None, on_event=None, on_progress=None):
+            on_progress("server ready")  # the start-up phases reach the console
             for r in rows:
                 on_row(r)
             return ponder.prove.ProveRun(rows, 0, 1.0, 1, {}, "rewrite")
@@ -244,11 +245,11 @@ def test_cli_exit_codes(tmp_path, monkeypatch):
     args = ["prove", "--env", "rewrite", "--run-dir", str(tmp_path / "r")]
     monkeypatch.setattr(ponder.prove, "run_prove", fake_run([ok]))
     done = CliRunner().invoke(app, args)
-    assert done.exit_code == 0 and "proved 1/1" in done.output
+    assert done.exit_code == 0 and "proved 1/1" in done.output and "server ready" in done.output
     monkeypatch.setattr(ponder.prove, "run_prove", fake_run([ok, err]))
     assert CliRunner().invoke(app, args).exit_code == 1
 
-    async def gone(cfg, on_row=None, on_event=None):
+    async def gone(cfg, on_row=None, on_event=None, on_progress=None):
         raise EngineFault("fake", "server gone")
 
     monkeypatch.setattr(ponder.prove, "run_prove", gone)
