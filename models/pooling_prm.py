@@ -15,10 +15,10 @@ from models.client import VLLMClient
 from models.reward import (
     _assemble,
     _ScoreCache,
-    _starts,
     _unique_prefixes,
 )
-from search.protocols import ConfigError, ModelServerError, Problem, StepScores, Tokenizer, Usage
+from search.protocols import ConfigError, ModelServerError, Problem, StepScores, Tokenizer, Usage, score_starts
+
 
 class PoolingPRM:
     """A reward model served with ``vllm serve <model> --runner pooling``.
@@ -110,7 +110,7 @@ class PoolingPRM:
                     first: Sequence[int] | None = None) -> StepScores:
         started = time.perf_counter()
         usage = Usage()
-        starts = _starts(paths, first)
+        starts = score_starts(paths, first)
         if self.mode == "token_classify":
             fresh = await self._token_classify(problem, paths, starts, usage)
         else:

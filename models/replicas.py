@@ -30,6 +30,7 @@ from models.server import (
     start_server,
     stop_server,
 )
+from models.server_settings import bind_list, usable_cores
 from search.protocols import ConfigError
 
 log = logging.getLogger(__name__)
@@ -42,28 +43,6 @@ def visible_gpus() -> list[str]:
     if env is not None:
         return [g.strip() for g in env.split(",") if g.strip() and g.strip() != "-1"]
     return sorted((p.name[len("nvidia"):] for p in Path("/dev").glob("nvidia[0-9]*")), key=int)
-
-
-def usable_cores() -> list[int]:
-    """The CPU cores this process may run on."""
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return list(range(os.cpu_count() or 1))
-
-
-def bind_list(cores: list[int]) -> str:
-    """Cores as a vLLM bind list: ``[0, 1, 2, 5]`` -> ``"0-2,5"``."""
-    ranges: list[str] = []
-    start = prev = cores[0]
-    for c in [*cores[1:], None]:
-        if c is not None and c == prev + 1:
-            prev = c
-            continue
-        ranges.append(f"{start}-{prev}" if prev != start else f"{start}")
-        if c is not None:
-            start = prev = c
-    return ",".join(ranges)
 
 
 def check_placement(replicas: int, settings: ServerSettings, *, gpus: list[str] | None = None,

@@ -43,6 +43,7 @@ from search.protocols import (
     ModelServerError,
     Problem,
     StepScores,
+    score_starts,
     Tokenizer,
     Usage,
 )
@@ -80,15 +81,6 @@ class _ScoreCache:
         self._data.move_to_end(key)
         while len(self._data) > self.size:
             self._data.popitem(last=False)
-
-
-def _starts(paths: Sequence[Sequence[str]], first: Sequence[int] | None) -> list[int]:
-    """Per path, the first step index asked for (``RewardModel.score``'s ``first``), checked."""
-    if first is None:
-        return [0] * len(paths)
-    if len(first) != len(paths) or any(not 0 <= k <= len(p) for p, k in zip(paths, first)):
-        raise ValueError(f"first={list(first)} does not fit paths of lengths {[len(p) for p in paths]}")
-    return list(first)
 
 
 def _unique_prefixes(
@@ -163,7 +155,7 @@ class _JudgedPrefixes:
                     first: Sequence[int] | None = None) -> StepScores:
         started = time.perf_counter()
         usage = Usage()
-        starts = _starts(paths, first)
+        starts = score_starts(paths, first)
         todo = _unique_prefixes(problem, paths, starts, self._cache)
         values = await asyncio.gather(*(self._score_prefix(problem, p, usage) for p in todo))
         fresh = dict(zip(todo, values, strict=True))

@@ -105,15 +105,19 @@ class ServerSettings(BaseModel):
         return v
 
 
-def all_cores() -> str:
-    """The cores this process may run on, as a vLLM bind list (e.g. ``"0-1"``)."""
+def usable_cores() -> list[int]:
+    """The CPU cores this process may run on."""
     try:
-        cores = sorted(os.sched_getaffinity(0))
+        return sorted(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        cores = list(range(os.cpu_count() or 1))
+        return list(range(os.cpu_count() or 1))
+
+
+def bind_list(cores: list[int]) -> str:
+    """Cores as a vLLM bind list: ``[0, 1, 2, 5]`` -> ``"0-2,5"``."""
     ranges: list[str] = []
     start = prev = cores[0]
-    for c in cores[1:] + [None]:  # type: ignore[list-item]
+    for c in [*cores[1:], None]:
         if c is not None and c == prev + 1:
             prev = c
             continue
@@ -121,6 +125,11 @@ def all_cores() -> str:
         if c is not None:
             start = prev = c
     return ",".join(ranges)
+
+
+def all_cores() -> str:
+    """The cores this process may run on, as a vLLM bind list (e.g. ``"0-1"``)."""
+    return bind_list(usable_cores())
 
 
 def machine_dtype(cpu_flags: set[str] | None = None, gpu: bool | None = None) -> str:

@@ -222,6 +222,15 @@ class RewardModel(Protocol):
         ...
 
 
+def score_starts(paths: Sequence[Sequence[str]], first: Sequence[int] | None) -> list[int]:
+    """Per path, the first step index :meth:`RewardModel.score` is asked for, checked."""
+    if first is None:
+        return [0] * len(paths)
+    if len(first) != len(paths) or any(not 0 <= k <= len(p) for p, k in zip(paths, first)):
+        raise ValueError(f"first={list(first)} does not fit paths of lengths {[len(p) for p in paths]}")
+    return list(first)
+
+
 StepStatus = Literal["checked_true", "checked_false", "unchecked"]
 """What a symbolic check found in one step: a false claim, only true claims, or nothing checkable."""
 

@@ -37,6 +37,7 @@ from search.protocols import (
     StepCheck,
     StepChecker,
     StepScores,
+    score_starts,
     Usage,
 )
 from verifiers.pool import WorkerCrashed, WorkerPool, WorkerTimeout, shared_pool
@@ -187,14 +188,6 @@ class SymbolicChecker:
         return tuple(out)
 
 
-def _starts(paths: Sequence[Sequence[str]], first: Sequence[int] | None) -> list[int]:
-    if first is None:
-        return [0] * len(paths)
-    if len(first) != len(paths) or any(not 0 <= k <= len(p) for p, k in zip(paths, first)):
-        raise ValueError(f"first={list(first)} does not fit paths of lengths {[len(p) for p in paths]}")
-    return list(first)
-
-
 class SymbolicReward:
     """The symbolic checker as a :class:`~search.protocols.RewardModel` (and a
     :class:`~search.protocols.StepChecker`, through :meth:`check`).
@@ -214,7 +207,7 @@ class SymbolicReward:
     async def score(self, problem: Problem, paths: Sequence[Sequence[str]],
                     first: Sequence[int] | None = None) -> StepScores:
         started = time.perf_counter()
-        starts = _starts(paths, first)
+        starts = score_starts(paths, first)
         checks = await asyncio.gather(*(self.checker.check(problem, path) for path in paths))
         rows = []
         for found, start in zip(checks, starts, strict=True):
@@ -252,7 +245,7 @@ class CombinedReward:
 
     async def score(self, problem: Problem, paths: Sequence[Sequence[str]],
                     first: Sequence[int] | None = None) -> StepScores:
-        starts = _starts(paths, first)
+        starts = score_starts(paths, first)
         neural, checks = await asyncio.gather(
             self.reward_model.score(problem, paths, first),
             asyncio.gather(*(self.checker.check(problem, path) for path in paths)),
