@@ -102,11 +102,15 @@ async def test_a_removed_node_s_replica_moves_to_a_node_with_room(cluster):
         c.remove_node(victim_node)  # the whole node: raylet, actor, server
         await asyncio.gather(*work)
         assert len(replies) == 4 * 30
-        for _ in range(600):
-            if client.breaker.states[reps.names[0]].up:
+        # Under load the breaker may see a second outage while Ray restarts the actor, and it
+        # learns of a server gone idle only from the next request: keep a little traffic on the
+        # replica until it is up at the endpoint its actor reports now (the new endpoint rejoined).
+        for i in range(600):
+            after = reps.info()
+            if client.breaker.states[reps.names[0]].up and client.breaker.url(reps.names[0]) == after[0]["endpoint"]:
                 break
+            await problem(client, f"probe{i}", 1, [])
             await asyncio.sleep(0.1)
-        after = reps.info()
         assert after[0]["node_id"] == spare.node_id  # Ray placed the restarted actor on the spare node
         assert client.breaker.url(reps.names[0]) == after[0]["endpoint"]
         kinds = [e["event"] for e in events if e["endpoint"] == reps.names[0] and e["event"] != "reissued"]
