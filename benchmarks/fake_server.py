@@ -11,7 +11,7 @@ last choice token ending a step with a blank line. Prefix caching is modelled in
 
 It exists where the thing measured or tested is ponder's side: routing, recovery, the Ray
 replicas' orchestration (tests), and the driver's ceiling (issue 26 §4). :func:`start_fake`
-starts one and returns a :class:`~models.server.ServerRecord` like ``start_server`` does.
+starts one and returns a :class:`~models.records.ServerRecord` like ``start_server`` does.
 """
 
 from __future__ import annotations
@@ -131,10 +131,11 @@ def serve(port: int, host: str, engine: FakeEngine) -> None:
 def start_fake(settings: Any, *, tokens_per_s: float = 2000.0, latency_s: float = 0.005,
                timeout_s: float = 30.0) -> Any:
     """Starts a fake server on ``settings.host`` and a free port (ends with this process) and
-    returns its :class:`~models.server.ServerRecord` once ``/health`` answers."""
+    returns its :class:`~models.records.ServerRecord` once ``/health`` answers."""
     import httpx
 
-    from models.server import ServerRecord, free_port, log_tail, state_dir
+    from models.records import ServerRecord
+    from models.server import free_port, log_tail, state_dir
 
     port = settings.port or free_port(settings.host)
     log_path = state_dir() / "logs" / f"fake-{port}.log"

@@ -18,12 +18,11 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 
 from models.processes import pid_running
+from models.records import ServerRecord, replace_record
 from models.server import (
     ProgressFn,
-    ServerRecord,
     ServerSettings,
     port_in_use,
-    replace_record,
     server_status,
     start_server,
     stop_server,

@@ -31,7 +31,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from models.server import ProgressFn, ServerRecord, ServerSettings, is_healthy, start_server, terminate
+from models.records import ServerRecord
+from models.server import ProgressFn, ServerSettings, is_healthy, start_server, terminate
 from search.protocols import ConfigError, EngineFault
 
 log = logging.getLogger(__name__)

@@ -22,9 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from models.managed import ManagedServer, owned_servers
+from models.records import ServerRecord
 from models.server import (
     ProgressFn,
-    ServerRecord,
     ServerSettings,
     server_statuses,
     start_server,
@@ -125,7 +125,7 @@ def start_replicas(replicas: int, settings: ServerSettings, *, record: bool = Fa
             stop_server(rec)
         raise errors[0]
     if record:
-        from models.server import record_servers
+        from models.records import record_servers
 
         record_servers([rec for _, rec in started])
     return started

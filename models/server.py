@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import json
 import logging
 import os
 import re
@@ -48,6 +47,7 @@ import httpx
 
 from models.paths import state_dir
 from models.processes import cmdline, pid_running, terminate_group
+from models.records import ServerRecord, clear_record, read_records, write_record
 from models.server_settings import (  # re-exported: the settings belong with the server's API
     ServerSettings,
     all_cores,  # noqa: F401
@@ -59,7 +59,6 @@ from search.protocols import ConfigError, ModelServerError
 
 log = logging.getLogger(__name__)
 
-STATE_FILE_NAME = "server.json"
 EXIT_WITH_PARENT_ENV = "PONDER_EXIT_WITH_PARENT"  # read by models.launcher (not imported here:
 # importing it patches importlib.metadata in this process)
 _ADDR_IN_USE = re.compile(r"address already in use", re.IGNORECASE)
@@ -116,49 +115,11 @@ class StartupLog:
 
 
 @dataclasses.dataclass(frozen=True)
-class ServerRecord:
-    """A running server: what :func:`start_server` returns and the state file holds."""
-
-    pid: int
-    """Process id of the launcher; also its process group id."""
-    port: int
-    model: str
-    """The served model name (what clients put in ``model``)."""
-    checkpoint: str
-    started_at: str
-    """ISO-8601 UTC time the server became healthy."""
-    host: str = "127.0.0.1"
-    log_path: str = ""
-    startup_seconds: float = 0.0
-
-    @property
-    def endpoint(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:8000`` (no ``/v1``)."""
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.port}"
-
-    def to_json(self) -> dict[str, object]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, object]) -> ServerRecord:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})  # type: ignore[arg-type]
-
-
-@dataclasses.dataclass(frozen=True)
 class ServerStatus:
     """A recorded server whose process is alive; ``healthy`` if ``/health`` answered 200."""
 
     record: ServerRecord
     healthy: bool
-
-
-def state_file() -> Path:
-    """``$XDG_STATE_HOME/ponder/server.json``."""
-    return state_dir() / STATE_FILE_NAME
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -231,7 +192,7 @@ def start_server(
                 continue
             raise ModelServerError(endpoint, f"port {port} is already in use", retryable=True) from None
         if record:
-            _write_state(rec)
+            write_record(rec)
         return rec
     raise ModelServerError(settings.host, "found no free port", retryable=True)
 
@@ -339,66 +300,6 @@ def log_tail(path: Path | str, lines: int = 25) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _write_state(rec: ServerRecord) -> None:
-    """Records ``rec`` as the one recorded server (replacing any record)."""
-    _write_states([rec])
-
-
-def _write_states(recs: list[ServerRecord]) -> None:
-    path = state_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    data: object = recs[0].to_json() if len(recs) == 1 else {"replicas": [r.to_json() for r in recs]}
-    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def record_servers(recs: list[ServerRecord]) -> None:
-    """Records ``recs`` as the recorded server's replicas (``ponder serve --replicas N``):
-    later commands reuse them together, ``ponder serve --stop`` stops them all."""
-    if not recs:
-        raise ValueError("no server to record")
-    _write_states(list(recs))
-
-
-def replace_record(old: ServerRecord, new: ServerRecord) -> None:
-    """Puts ``new`` where ``old`` was recorded (a restarted replica), or records it alone when
-    ``old`` is no longer there."""
-    recs = _read_states()
-    _write_states([new if r == old else r for r in recs] if old in recs else [new])
-
-
-def _read_states() -> list[ServerRecord]:
-    try:
-        data = json.loads(state_file().read_text(encoding="utf-8"))
-        items = data["replicas"] if isinstance(data, dict) and "replicas" in data else [data]
-        return [ServerRecord.from_json(d) for d in items]
-    except FileNotFoundError:
-        return []
-    except (OSError, ValueError, TypeError, KeyError) as e:
-        log.warning("ignoring unreadable server record %s: %s", state_file(), e)
-        return []
-
-
-def _read_state() -> ServerRecord | None:
-    recs = _read_states()
-    return recs[0] if recs else None
-
-
-def _clear_state(rec: ServerRecord | None = None) -> None:
-    """Removes ``rec`` from the state file (the whole file when ``rec`` is None or the last)."""
-    if rec is not None:
-        recs = _read_states()
-        if rec not in recs:
-            return
-        rest = [r for r in recs if r != rec]
-        if rest:
-            _write_states(rest)
-            return
-    with contextlib.suppress(FileNotFoundError):
-        state_file().unlink()
-
-
 def is_alive(rec: ServerRecord) -> bool:
     """True if ``rec``'s process still runs and is a ponder vLLM launcher (not a reused pid)."""
     child = _CHILDREN.get(rec.pid)
@@ -425,10 +326,10 @@ def server_statuses() -> list[ServerStatus]:
     """The recorded servers (one, or ``ponder serve --replicas N``'s) whose processes are
     alive; stale records are removed."""
     found = []
-    for rec in _read_states():
+    for rec in read_records():
         if not is_alive(rec):
             log.info("removing stale server record (pid %d is gone)", rec.pid)
-            _clear_state(rec)
+            clear_record(rec)
             continue
         found.append(ServerStatus(record=rec, healthy=is_healthy(rec.endpoint)))
     return found
@@ -446,13 +347,13 @@ def stop_server(rec: ServerRecord | None = None, *, timeout: float = 20.0) -> bo
     Returns:
         True if a live server was stopped; False if there was none (a stale record is removed).
     """
-    targets = [rec] if rec is not None else _read_states()
+    targets = [rec] if rec is not None else read_records()
     stopped = False
     for target in targets:
         alive = is_alive(target)
         if alive:
             terminate(target.pid, timeout=timeout)
-        _clear_state(target)
+        clear_record(target)
         stopped = stopped or alive
     return stopped
 
@@ -465,8 +366,3 @@ def terminate(pid: int, *, timeout: float) -> None:
     if child is not None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.wait(timeout=5)
-
-
-def recorded_servers() -> list[ServerRecord]:
-    """The records in the state file (one server, or ``ponder serve --replicas N``'s), unchecked."""
-    return _read_states()

@@ -23,7 +23,8 @@ from models.replicas import ensure_replicas
 from models.policy import VLLMPolicy
 from models.pooling_prm import PoolingPRM
 from models.reward import GenerativePRM, SelfEvalReward
-from models.server import ProgressFn, ServerSettings, recorded_servers
+from models.records import recorded_servers
+from models.server import ProgressFn, ServerSettings
 from models.tokenizer import HFTokenizer
 from models.warmup import warm_up
 from ponder.config import ModelConfig, RewardConfig, RunConfig, parse_run_config

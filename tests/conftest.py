@@ -38,7 +38,7 @@ def embedded_checkpoint_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def embedded_server(embedded_checkpoint_dir: Path) -> Iterator[object]:
-    """A ``models.server.ServerRecord`` of a real vLLM server with the embedded model.
+    """A ``models.records.ServerRecord`` of a real vLLM server with the embedded model.
 
     ``.endpoint`` is its base URL, ``.model`` the served model name.
     """

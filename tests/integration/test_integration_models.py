@@ -154,9 +154,9 @@ async def test_follow_up_self_eval_prompt_is_the_policy_conversation_plus_a_turn
 
 def test_server_status_and_ensure_server_reuse(embedded_server, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
-    from models import server
+    from models import records
 
-    server._write_state(embedded_server)
+    records.write_record(embedded_server)
     status = server_status()
     assert status is not None and status.healthy and status.record == embedded_server
     with ensure_server(embedded_server.checkpoint) as managed:

@@ -18,8 +18,8 @@ import pytest
 from models.client import VLLMClient
 from models.pooling_prm import PoolingPRM
 from models.processes import group_running
+from models.records import ServerRecord
 from models.server import (
-    ServerRecord,
     ServerSettings,
     is_alive,
     start_server,

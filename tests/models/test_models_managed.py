@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from models import managed
-from models.server import ServerRecord, ServerSettings
+from models.records import ServerRecord
+from models.server import ServerSettings
 
 
 def record(pid: int, port: int = 8123) -> ServerRecord:

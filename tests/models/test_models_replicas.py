@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from models import replicas, server
-from models.server import ServerRecord, ServerSettings, server_command, server_env
+from models import records, replicas, server
+from models.records import ServerRecord
+from models.server import ServerSettings, server_command, server_env
 from search.protocols import ConfigError
 
 
@@ -58,14 +59,14 @@ def rec(pid: int, port: int) -> ServerRecord:
 def test_replicas_are_recorded_together_and_a_restart_replaces_its_own_record(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     a, b, b2 = rec(1, 8001), rec(2, 8002), rec(3, 8003)
-    server.record_servers([a, b])
-    assert server.recorded_servers() == [a, b]
-    server.replace_record(b, b2)
-    assert server.recorded_servers() == [a, b2]
-    server._clear_state(a)
-    assert server.recorded_servers() == [b2]
-    server._write_state(a)  # one server recorded as before: a plain record
-    assert server.recorded_servers() == [a]
+    records.record_servers([a, b])
+    assert records.recorded_servers() == [a, b]
+    records.replace_record(b, b2)
+    assert records.recorded_servers() == [a, b2]
+    records.clear_record(a)
+    assert records.recorded_servers() == [b2]
+    records.write_record(a)  # one server recorded as before: a plain record
+    assert records.recorded_servers() == [a]
 
 
 def test_stop_server_stops_every_recorded_replica(tmp_path, monkeypatch):
@@ -73,9 +74,9 @@ def test_stop_server_stops_every_recorded_replica(tmp_path, monkeypatch):
     stopped = []
     monkeypatch.setattr(server, "is_alive", lambda r: True)
     monkeypatch.setattr(server, "terminate", lambda pid, timeout: stopped.append(pid))
-    server.record_servers([rec(1, 8001), rec(2, 8002)])
+    records.record_servers([rec(1, 8001), rec(2, 8002)])
     assert server.stop_server() is True
-    assert stopped == [1, 2] and server.recorded_servers() == []
+    assert stopped == [1, 2] and records.recorded_servers() == []
 
 
 def test_ensure_replicas_starts_each_share_and_stops_them(monkeypatch, tmp_path):

@@ -16,8 +16,8 @@ import pytest
 
 from models import server
 from models.paths import cache_dir, state_dir
+from models.records import ServerRecord, state_file
 from models.server import (
-    ServerRecord,
     ServerSettings,
     all_cores,
     port_in_use,
@@ -139,7 +139,7 @@ def _dead_pid() -> int:
 
 
 def test_stale_record_is_ignored_and_removed():
-    path = server.state_file()
+    path = state_file()
     path.parent.mkdir(parents=True)
     rec = ServerRecord(pid=_dead_pid(), port=8000, model="m", checkpoint="/c", started_at="t")
     path.write_text(json.dumps(rec.to_json()))
@@ -149,7 +149,7 @@ def test_stale_record_is_ignored_and_removed():
 
 def test_record_of_a_foreign_live_process_is_stale():
     # Our own pid is alive but is not a models.launcher process: must not be trusted (or killed).
-    path = server.state_file()
+    path = state_file()
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(ServerRecord(pid=os.getpid(), port=8000, model="m", checkpoint="/c",
                                             started_at="t").to_json()))
@@ -158,7 +158,7 @@ def test_record_of_a_foreign_live_process_is_stale():
 
 
 def test_unreadable_record_is_ignored():
-    path = server.state_file()
+    path = state_file()
     path.parent.mkdir(parents=True)
     path.write_text("{not json")
     assert server_status() is None
@@ -269,7 +269,7 @@ def test_process_dying_at_startup_reports_exit_code_and_log(tmp_path, monkeypatc
     with pytest.raises(ModelServerError) as e:
         server.start_server(ServerSettings(checkpoint=tmp_path), record=True)
     assert "exited with code 3" in e.value.cause and "ValueError: bad config" in e.value.cause
-    assert not server.state_file().exists()
+    assert not state_file().exists()
 
 
 def test_address_taken_during_startup_retries_other_ports(tmp_path, monkeypatch):

@@ -48,7 +48,8 @@ def test_the_server_knobs_reach_the_servers_settings():
 
 def test_the_engine_starts_the_replicas_and_routes_as_configured(monkeypatch):
     import ponder.engine as engine
-    from models.server import ServerRecord, ServerSettings
+    from models.records import ServerRecord
+    from models.server import ServerSettings
 
     asked = []
 
