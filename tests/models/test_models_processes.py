@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 from models.processes import cmdline, group_running, pid_running, terminate_group
 
@@ -12,7 +13,10 @@ def test_a_process_group_is_seen_running_then_terminated():
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
     try:
         assert pid_running(child.pid) and group_running(child.pid)
-        assert any(b"time.sleep(60)" in part for part in cmdline(child.pid) or [])
+        deadline = time.monotonic() + 30  # until the forked child has exec'd (slow on a loaded machine)
+        while not any(b"time.sleep(60)" in part for part in cmdline(child.pid) or []):
+            assert time.monotonic() < deadline, cmdline(child.pid)
+            time.sleep(0.05)
         terminate_group(child.pid, timeout=5.0)
         child.wait(timeout=5)
         assert not pid_running(child.pid) and not group_running(child.pid)
