@@ -84,5 +84,11 @@ def test_a_killed_replica_actor_loses_nothing(tmp_path: Path, embedded_checkpoin
     outages = [e for e in events if e["event"] == "outage"]
     assert outages, events
     victim = outages[0]["endpoint"]
-    assert {e["endpoint"] for e in outages} == {victim}  # only the killed replica went out
+    # The survivor carries both shares meanwhile; on a loaded machine it may miss a health check
+    # too (seen with another job's servers beside it). No outage may fail the run, and at most one
+    # replica (the killed one, its actor still restarting when the last problem ended) may be
+    # left unrecovered.
+    assert not [e for e in events if e["event"] == "failed"], events
+    unrecovered = {e["endpoint"] for e in outages} - {e["endpoint"] for e in events if e["event"] == "recovered"}
+    assert len(unrecovered) <= 1, events
     assert any(e["event"] == "reissued" and e["endpoint"] == victim for e in events)  # its requests sent again
