@@ -6,7 +6,8 @@ in ``BoundedPolicy`` / ``BoundedRewardModel`` once and sharing the wrapper acros
 problems' contexts keeps at most ``max_in_flight`` requests at the engine, which
 batches them continuously. The policy's gate also keeps the engine's ``Occupancy``
 (``search.occupancy``): sequences in flight against ``target_in_flight``, which searches
-with adaptive parallelism read before running more of their work at once.
+with adaptive parallelism read before running more of their work at once; a reward model
+whose requests go to the same server counts its sequences there too.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from search.protocols import (
     Sampling,
     StepScores,
     problem_affinity,
+    score_starts,
 )
 from search.trace import SearchResult
 
@@ -86,17 +88,59 @@ class BoundedPolicy(_Gate):
 
 
 class BoundedRewardModel(_Gate):
-    """A ``RewardModel`` that lets at most ``max_in_flight`` calls reach ``reward_model``."""
+    """A ``RewardModel`` that lets at most ``max_in_flight`` calls reach ``reward_model``, and,
+    when its requests go to the policy's server, counts them in that server's ``occupancy``.
 
-    def __init__(self, reward_model: RewardModel, max_in_flight: int) -> None:
+    A judge on the policy's server (self-evaluation, a generative PRM served by the same vLLM)
+    takes places in the same batch as the searches' proposals, so the fill that adaptive
+    parallelism reads must see them: each ``score`` call counts, from the moment it reaches
+    the gate until its scores are back, one sequence per distinct step prefix it asks about
+    (``score_starts``: steps ``first[i]:`` of path ``i``) times ``sequences_per_step``. That
+    is what a judge scoring each prefix with one request sends (``models.reward``); a judge
+    that memoises sends fewer, so the count is an upper bound and errs toward a fuller engine
+    (fewer extra grants, never more). A judge on its own server leaves ``occupancy`` None.
+
+    Args:
+        reward_model: The step scorer.
+        max_in_flight: Concurrent ``score`` calls allowed.
+        occupancy: The policy server's fill (``BoundedPolicy.occupancy``) when the judge's
+            requests go to that server; None: not counted (its own server, or no server).
+        sequences_per_step: Sequences one step prefix's request asks for (a self-evaluation
+            sampling ``n`` ratings: ``n``).
+    """
+
+    def __init__(self, reward_model: RewardModel, max_in_flight: int, occupancy: Occupancy | None = None,
+                 sequences_per_step: int = 1) -> None:
         super().__init__(max_in_flight)
+        if sequences_per_step < 1:
+            raise ConfigError("sequences_per_step", sequences_per_step, "must be >= 1 (the n of a judge's request)")
         self.reward_model = reward_model
+        self.occupancy = occupancy
+        self.sequences_per_step = sequences_per_step
+        self.counted = 0
+        """Sequences counted in ``occupancy`` so far (over the run)."""
+
+    def sequences(self, paths: Sequence[Sequence[str]], first: Sequence[int] | None) -> int:
+        """Sequences one ``score`` call sends at most: distinct step prefixes asked about x n."""
+        prefixes = {tuple(path[: j + 1]) for path, start in zip(paths, score_starts(paths, first), strict=True)
+                    for j in range(start, len(path))}
+        return len(prefixes) * self.sequences_per_step
 
     async def score(
         self, problem: Problem, paths: Sequence[Sequence[str]], first: Sequence[int] | None = None
     ) -> StepScores:
-        async with self._slot():
-            return await self.reward_model.score(problem, paths, first)
+        occupancy = self.occupancy
+        if occupancy is None:
+            async with self._slot():
+                return await self.reward_model.score(problem, paths, first)
+        n = self.sequences(paths, first)
+        occupancy.enter(n)  # queued behind the cap counts, as the policy's requests do
+        self.counted += n
+        try:
+            async with self._slot():
+                return await self.reward_model.score(problem, paths, first)
+        finally:
+            occupancy.leave(n)
 
 
 def partial_result(ctx: SearchContext, config: AlgorithmConfig) -> SearchResult:

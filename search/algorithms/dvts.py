@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -25,6 +25,14 @@ class DvtsConfig(ConfigBase):
     aggregation: PrmAggregation = Field("last", description="Per-step reward scores -> path score.")
     answer_by: Literal["best", "vote"] = Field("vote", description="Over the subtrees' answers: best score or weighted vote.")
     temperature: float | None = Field(None, ge=0.0, description="Sampling temperature; None = the context default.")
+    adaptive_parallel: bool = Field(
+        False, description="While the engine is under-filled (few live trees: the server's sequences in flight below "
+        "model.target_in_flight), each subtree also expands its best unfinished candidates below its one kept path, "
+        "up to max_width nodes per level; their children compete for the subtree's place, so results differ: off "
+        "by default; the trace records the setting and each subtree's widths (extra.parallel).")
+    max_width: int = Field(
+        3, ge=1, description="Nodes one subtree expands per level with adaptive_parallel (its kept path + extra; "
+        ">= 2 to matter). 3: with N/M subtrees each widening, the engine is filled by the subtrees' number first.")
 
     @model_validator(mode="after")
     def _m_divides_n(self) -> DvtsConfig:
@@ -39,13 +47,17 @@ class DvtsConfig(ConfigBase):
 async def dvts_search(ctx: SearchContext, config: DvtsConfig) -> SearchResult:
     """Runs the N/M subtrees concurrently from the root and aggregates their answers.
 
-    ``extra["subtrees"]`` holds each subtree's final node id (finished, last beam or dropped node).
+    ``extra["subtrees"]`` holds each subtree's final node id (finished, last beam or dropped node);
+    ``extra["parallel"]`` the nodes expanded per level over the subtrees (``floor`` and ``bound``
+    summed over them, ``max_in_flight`` the widest subtree, ``mean_in_flight`` the subtrees'
+    mean, ``extra`` summed) and each subtree's own record (``subtrees``).
     """
     score_fn = score_fn_for(ctx, config.score, config.aggregation)
     m = config.subtree_width
     outcomes = await asyncio.gather(
         *(
-            beam_search(ctx, 0, width=1, num_children=m, score_fn=score_fn, temperature=config.temperature)
+            beam_search(ctx, 0, width=1, num_children=m, score_fn=score_fn, temperature=config.temperature,
+                        max_width=config.max_width if config.adaptive_parallel else None)
             for _ in range(config.num_samples // m)
         )
     )
@@ -56,4 +68,18 @@ async def dvts_search(ctx: SearchContext, config: DvtsConfig) -> SearchResult:
         merged.active += o.active
         merged.scores |= o.scores
     ends = [(o.finished or o.active or o.dropped or [None])[0] for o in outcomes]
-    return finish_beam(ctx, config.algorithm, merged, config.answer_by, subtrees=ends)
+    return finish_beam(ctx, config.algorithm, merged, config.answer_by, subtrees=ends,
+                       parallel=subtrees_parallel([o.parallel for o in outcomes]))
+
+
+def subtrees_parallel(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """One tree's parallelism from its subtrees' (``BeamOutcome.parallel``)."""
+    return {
+        "adaptive": any(r["adaptive"] for r in records),
+        "floor": sum(r["floor"] for r in records),
+        "bound": sum(r["bound"] for r in records),
+        "max_in_flight": max((r["max_in_flight"] for r in records), default=0),
+        "mean_in_flight": round(sum(r["mean_in_flight"] for r in records) / len(records), 3) if records else 0.0,
+        "extra": sum(r["extra"] for r in records),
+        "subtrees": records,
+    }

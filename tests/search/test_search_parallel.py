@@ -214,3 +214,124 @@ async def test_beam_leases_are_settled_on_an_engine_fault():
         await run_search(make_ctx(wide, policy=pipe), StepBeamConfig(**BEAM, adaptive_parallel=True, max_width=5))
     await asyncio.sleep(0.05)
     assert pipe.occupancy.load == 0
+
+
+# --- reward-model requests on the policy's server count in the fill ----------------------------
+
+
+class SlowRewardModel(ScriptedRewardModel):
+    """A judge with latency that records the engine's load seen while its calls run."""
+
+    def __init__(self, latency, occupancy=None):
+        super().__init__(default=0.5)
+        self.latency = latency
+        self.occupancy = occupancy
+        self.in_flight = 0
+        self.seen = []
+
+    async def score(self, problem, paths, first=None):
+        self.in_flight += 1
+        try:
+            if self.occupancy is not None:
+                self.seen.append(self.occupancy.in_flight)
+            await asyncio.sleep(self.latency)
+            return await super().score(problem, paths, first)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_a_score_call_counts_one_sequence_per_distinct_step_prefix_while_in_flight():
+    from search.scheduler import BoundedRewardModel
+
+    occ = Occupancy(target=8)
+    judge = SlowRewardModel(0.02, occupancy=occ)
+    rm = BoundedRewardModel(judge, 4, occupancy=occ, sequences_per_step=2)
+    problem = Problem(id="p", question="Q?")
+    call = asyncio.ensure_future(rm.score(problem, [["a", "b"], ["a", "c"], ["a", "c"]], first=[1, 1, 1]))
+    await asyncio.sleep(0.005)
+    assert occ.in_flight == 4  # (a, b) and (a, c), n = 2 each; the duplicate path once
+    assert occ.grant(5) is None and occ.grant(4) is not None  # the judge's sequences fill the engine
+    await call
+    assert occ.in_flight == 0 and rm.counted == 4 and judge.seen == [4]
+    await rm.score(problem, [["a", "b"]])  # every step from the first: (a) and (a, b)
+    assert rm.counted == 8
+
+    judge.fail = True  # a failing call leaves the gate too
+    with pytest.raises(Exception, match="scripted failure"):
+        await rm.score(problem, [["a"]])
+    assert occ.in_flight == 0
+
+    alone = BoundedRewardModel(SlowRewardModel(0.0), 4)  # its own server: nothing counted
+    await alone.score(problem, [["a", "b"]])
+    assert alone.counted == 0 and occ.in_flight == 0
+    with pytest.raises(ConfigError, match="sequences_per_step"):
+        BoundedRewardModel(judge, 4, occupancy=occ, sequences_per_step=0)
+
+
+async def test_judge_requests_on_the_same_server_hold_back_extra_simulations():
+    from search.scheduler import BoundedRewardModel
+
+    config = MctsConfig(num_simulations=12, num_children=3, value="reward_model", num_parallel=1,
+                        adaptive_parallel=True, max_parallel=4)
+    extras = {}
+    for counted in (False, True):
+        engine = ScriptedPolicy(wide, None, latency=0.002)
+        pipe = BoundedPolicy(engine, max_in_flight=64)
+        pipe.occupancy = spy = SpyOccupancy(target=6)
+        judge = SlowRewardModel(0.03)
+        rm = BoundedRewardModel(judge, 64, occupancy=spy if counted else None)
+        ctx = make_ctx(wide, policy=pipe, reward_model=rm)
+        result = await run_search(ctx, config)
+        par = result.extra["parallel"]
+        extras[counted] = par["extra"]
+        assert par["max_in_flight"] <= 4 and no_virtual_loss(ctx.tree) and spy.load == 0
+        assert all(load + size <= 6 for load, size, ok in spy.asks if ok)
+        if counted:
+            assert rm.counted > 0 and any(not ok for _, _, ok in spy.asks)
+    # the judge's sequences (3 new children per evaluation) take the room extra simulations had
+    assert extras[True] < extras[False]
+
+
+# --- DVTS: each subtree's adaptive frontier ----------------------------------------------------
+
+DVTS = dict(num_samples=6, subtree_width=3, score="prior")
+
+
+async def test_dvts_subtrees_widen_only_when_under_filled_and_within_max_width():
+    from search.algorithms import DvtsConfig
+
+    engine = ScriptedPolicy(wide, None, latency=0.005)
+    ctx = make_ctx(wide, policy=BoundedPolicy(engine, 64, target_in_flight=64))
+    result = await run_search(ctx, DvtsConfig(**DVTS, adaptive_parallel=True, max_width=3))
+    par = result.extra["parallel"]
+    assert par["adaptive"] and par["floor"] == 2 and par["bound"] == 6 and len(par["subtrees"]) == 2
+    assert par["extra"] > 0 and par["max_in_flight"] == 3 and engine.peak_in_flight <= 6
+    assert all(s["max_in_flight"] <= 3 and s["bound"] == 3 for s in par["subtrees"])
+    assert result.config["adaptive_parallel"] is True and result.config["max_width"] == 3
+    assert ctx.occupancy.load == 0
+
+    trees = []
+    for config in (DvtsConfig(**DVTS), DvtsConfig(**DVTS, adaptive_parallel=True, max_width=3)):
+        # a subtree's own next request (3 sequences, reserved before it asks) fills the engine
+        ctx = make_ctx(wide, policy=BoundedPolicy(ScriptedPolicy(wide, None), 64, target_in_flight=3))
+        result = await run_search(ctx, config)
+        assert result.extra["parallel"]["extra"] == 0 and result.extra["parallel"]["max_in_flight"] == 1
+        trees.append([(n.parent, n.text) for n in ctx.tree.nodes])
+    assert trees[0] == trees[1]
+    assert result.config["adaptive_parallel"] is True
+
+
+async def test_dvts_adaptive_off_records_its_parallelism_and_a_fault_settles_its_leases():
+    from search.algorithms import DvtsConfig
+
+    ctx = make_ctx(wide, policy=BoundedPolicy(ScriptedPolicy(wide, None), 64, target_in_flight=64))
+    par = (await run_search(ctx, DvtsConfig(**DVTS))).extra["parallel"]
+    assert not par["adaptive"] and par["bound"] == par["floor"] == 2 and par["extra"] == 0
+
+    engine = ScriptedPolicy(wide, None, latency=0.005, fail_on=lambda steps: len(steps) == 2,
+                            fault=EngineFault("http://fake", "gone"))
+    pipe = BoundedPolicy(engine, 64, target_in_flight=64)
+    with pytest.raises(EngineFault):
+        await run_search(make_ctx(wide, policy=pipe), DvtsConfig(**DVTS, adaptive_parallel=True))
+    await asyncio.sleep(0.05)
+    assert pipe.occupancy.load == 0 and engine.in_flight == 0
