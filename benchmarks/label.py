@@ -224,7 +224,7 @@ async def measure_labels(cfg: RunConfig, tasks: TaskSet, engine: Any, settings: 
         ConfigError: ``cfg.mode`` is not ``label``.
         EngineFault: The engine is gone.
     """
-    from ponder.engine import make_context
+    from ponder.run import make_context
     from search.scheduler import solve_all
 
     if cfg.mode != "label":

@@ -32,7 +32,7 @@ from benchmarks.search_runs import override, reset_prefix_cache, snapshot
 from benchmarks.server import PREFIX_HITS, PREFIX_QUERIES
 from models.client import VLLMClient
 from ponder.config import RunConfig, parse_run_config
-from ponder.engine import run_config
+from ponder.run import run_config
 from verifiers.tasks import TaskSet
 
 

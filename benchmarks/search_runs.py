@@ -1,7 +1,7 @@
 """Search benchmarks: one shared server, measured search runs, ratios from server counters.
 
 Used by ``ponder bench throughput | compare | accuracy | flat`` (:mod:`benchmarks.cli.speed`, :mod:`benchmarks.cli.methods`). A measured
-run is :func:`ponder.engine.run_config` on a throw-away run directory (so a rerun measures
+run is :func:`ponder.run.run_config` on a throw-away run directory (so a rerun measures
 again), bracketed by snapshots of the server's Prometheus counters and sampled once per
 ``interval_s`` while it runs. The arithmetic on counters is in :mod:`benchmarks.metrics`.
 """
@@ -26,7 +26,7 @@ from models.managed import ensure_server
 from models.server import ServerSettings, server_status
 from models.server_settings import machine_cpu_flags
 from ponder.config import RunConfig, parse_run_config
-from ponder.engine import run_config, summarize
+from ponder.run import run_config, summarize
 from search.protocols import ModelServerError
 from verifiers.tasks import TaskSet
 

@@ -7,7 +7,7 @@ runs as its own coroutine (at most ``max_concurrent_theorems`` at once) and all 
 tactic requests go to the engine's one ``BoundedPolicy``.
 
 The run directory, its result lines and the summary are ``ponder run``'s
-(``ponder.rundir.open_run``, ``ponder.engine.result_row`` and ``summarize``): config.yaml,
+(``ponder.rundir.open_run``, ``ponder.run.result_row`` and ``summarize``): config.yaml,
 results.jsonl (a line per finished theorem, ``usage`` with its wall seconds; a re-run skips
 them and retries ``error`` lines), traces/NAME.json, events.jsonl, the lock. An
 ``EngineFault`` stops the run (the theorems in flight stay unfinished; a re-run resumes them).
@@ -28,7 +28,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from ponder.config import ModelConfig, read_yaml, validated
-from ponder.engine import RunOutcome, result_row, summarize
+from ponder.run import RunOutcome, result_row, summarize
 from ponder.rundir import Recording, open_run
 from search.protocols import (
     ConfigError,
@@ -178,7 +178,7 @@ def select_theorems(cfg: ProveConfig) -> list[TheoremSpec]:
 
 def prove_row(spec: TheoremSpec, outcome: ProveOutcome | BaseException, result: SearchResult | None = None,
               engine_events: dict[str, int] | None = None) -> dict[str, Any]:
-    """A theorem's result line: ``ponder run``'s row (``ponder.engine.result_row``: answer = the
+    """A theorem's result line: ``ponder run``'s row (``ponder.run.result_row``: answer = the
     proof's tactics, one a line; ``usage`` with wall seconds) with the prover's fields: status
     proved / unproved, the proof, the final check's message, tactic runs and their seconds."""
     problem = Problem(spec.name, spec.statement)
@@ -197,7 +197,7 @@ def prove_row(spec: TheoremSpec, outcome: ProveOutcome | BaseException, result: 
 
 def summarize_prove(rows: list[dict[str, Any]], wall_seconds: float,
                     engine_stats: dict[str, int] | None = None) -> dict[str, Any]:
-    """``ponder run``'s summary (``ponder.engine.summarize``: problems, accuracy, errors, tokens,
+    """``ponder run``'s summary (``ponder.run.summarize``: problems, accuracy, errors, tokens,
     calls, wall) and the prover's totals: theorems proved, tactic runs, seconds in the
     environment and waiting on generation, cache hits."""
     ok = [r for r in rows if r.get("status") != "error"]

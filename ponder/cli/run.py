@@ -26,7 +26,8 @@ def solve(
     """Solve one question with search: the answer, a compact tree, usage."""
     from ponder.cli.render import tree_view, usage_table
     from ponder.config import RunConfig, load_run_config
-    from ponder.engine import make_context, open_engine
+    from ponder.engine import open_engine
+    from ponder.run import make_context
     from ponder.interrupts import stop_on_signals
     from search.algorithms import run_search
     from search.protocols import Affinity, Problem, problem_affinity
@@ -119,7 +120,7 @@ def load_run(config: Path, overrides: dict[str, Any]) -> tuple[Any, Any]:
 def run_with_progress(cfg: Any, tasks: Any) -> None:
     """Runs a loaded config with a progress bar and prints the summary; exits 1 on errored problems."""
     from ponder.cli.render import summary_table
-    from ponder.engine import run_config, summarize
+    from ponder.run import run_config, summarize
 
     console.print(f"{cfg.name}: {len(tasks)} problems, {cfg.search.algorithm}, mode={cfg.mode} -> {cfg.resolved_run_dir}")
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -126,7 +126,7 @@ class Loop:
 
     # -- stages ----------------------------------------------------------------------------
     async def label(self, r: int, directory: Path) -> StageResult:
-        from ponder.engine import run_config
+        from ponder.run import run_config
         from training.export import export_run
 
         lab = self.cfg.label
@@ -181,7 +181,7 @@ class Loop:
         return StageResult({"model_dir": str(result.model_dir), "metrics": result.metrics})
 
     async def evaluate(self, r: int, directory: Path) -> StageResult:
-        from ponder.engine import run_config, summarize
+        from ponder.run import run_config, summarize
 
         ev = self.cfg.eval
         outputs: dict[str, Any] = {}

@@ -9,7 +9,7 @@ import re
 from benchmarks import search_runs
 from benchmarks.cli.options import stage_printer
 from benchmarks.suite import throughput_config
-from ponder.engine import RunOutcome
+from ponder.run import RunOutcome
 from verifiers.tasks import load_tasks
 
 

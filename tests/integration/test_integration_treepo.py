@@ -6,7 +6,7 @@ import json
 import pytest
 
 from ponder.config import parse_run_config
-from ponder.engine import run_config
+from ponder.run import run_config
 from search.algorithms.treepo import trajectories
 from search.segments import PRIORITY
 from search.trace import SearchTrace

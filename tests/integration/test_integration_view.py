@@ -6,7 +6,7 @@ import json
 import pytest
 
 from ponder.config import parse_run_config
-from ponder.engine import run_config
+from ponder.run import run_config
 from ponder.view import write_view
 from ponder.view.browser import chromium, console_errors, unavailable_reason
 

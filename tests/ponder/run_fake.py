@@ -1,9 +1,9 @@
-"""Runs `ponder.engine.run_config` against the scripted engine (a subprocess for kill tests)."""
+"""Runs `ponder.run.run_config` against the scripted engine (a subprocess for kill tests)."""
 
 import asyncio
 import sys
 
-import ponder.engine as engine
+from ponder import run
 from ponder.config import parse_run_config
 from ponder_fakes import ScriptedPolicy, fake_open_engine
 
@@ -15,8 +15,8 @@ def main(run_dir: str, delay: float) -> None:
         "search": {"algorithm": "self_consistency", "num_samples": 2},
         "steps": {"max_depth": 2},
     })
-    engine.open_engine = fake_open_engine(ScriptedPolicy(delay=delay))
-    asyncio.run(engine.run_config(cfg))
+    run.open_engine = fake_open_engine(ScriptedPolicy(delay=delay))
+    asyncio.run(run.run_config(cfg))
 
 
 if __name__ == "__main__":

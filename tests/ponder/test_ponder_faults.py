@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import ponder.engine as engine
+from ponder import run
 from ponder.config import parse_run_config
 from ponder.rundir import RunDir
 from ponder_fakes import ScriptedPolicy, fake_open_engine
@@ -31,33 +31,33 @@ def _lines(run_dir: Path) -> list[dict]:
 
 
 def test_engine_fault_stops_the_run_without_recording_unfinished_problems(tmp_path, monkeypatch):
-    monkeypatch.setattr(engine, "open_engine", fake_open_engine(ScriptedPolicy(delay=0.01, gone_after=4)))
+    monkeypatch.setattr(run, "open_engine", fake_open_engine(ScriptedPolicy(delay=0.01, gone_after=4)))
     with pytest.raises(EngineFault, match="fake:1"):
-        asyncio.run(engine.run_config(_cfg(tmp_path)))
+        asyncio.run(run.run_config(_cfg(tmp_path)))
     first = _lines(tmp_path)
     assert 1 <= len(first) < 10
     assert all(r["status"] != "error" and r["usage"]["calls"] == 1 for r in first)  # only searches that ended
     events = [json.loads(x) for x in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert events[-1]["event"] == "stopped" and events[-1]["unfinished"] == 10 - len(first)
     # The engine is back: the re-run finishes the rest, nothing twice.
-    monkeypatch.setattr(engine, "open_engine", fake_open_engine(ScriptedPolicy()))
-    outcome = asyncio.run(engine.run_config(_cfg(tmp_path)))
+    monkeypatch.setattr(run, "open_engine", fake_open_engine(ScriptedPolicy()))
+    outcome = asyncio.run(run.run_config(_cfg(tmp_path)))
     ids = [r["id"] for r in _lines(tmp_path)]
     assert len(ids) == len(set(ids)) == 10 and outcome.skipped == len(first)
-    assert engine.summarize(outcome.rows, 1.0)["errors"] == 0
+    assert run.summarize(outcome.rows, 1.0)["errors"] == 0
 
 
 def test_error_rows_are_retried_on_resume_and_never_counted_as_answered(tmp_path, monkeypatch):
-    monkeypatch.setattr(engine, "open_engine", fake_open_engine(ScriptedPolicy(answer="1")))
-    asyncio.run(engine.run_config(_cfg(tmp_path)))
+    monkeypatch.setattr(run, "open_engine", fake_open_engine(ScriptedPolicy(answer="1")))
+    asyncio.run(run.run_config(_cfg(tmp_path)))
     rows = _lines(tmp_path)
     broken = {**rows[0], "status": "error", "correct": True, "error": "ValueError: a bug"}
     with RunDir(tmp_path) as rd:
         rd.record(broken, None)
         assert rows[0]["id"] not in rd.finished() and rd.rows()[rows[0]["id"]]["status"] == "error"
-        summary = engine.summarize(list(rd.rows().values()), 1.0)
+        summary = run.summarize(list(rd.rows().values()), 1.0)
     assert summary["errors"] == 1 and summary["problems"] == 9  # accuracy over the 9 that finished
-    outcome = asyncio.run(engine.run_config(_cfg(tmp_path)))
+    outcome = asyncio.run(run.run_config(_cfg(tmp_path)))
     assert outcome.skipped == 9 and len(outcome.rows) == 10
     assert all(r["status"] != "error" for r in outcome.rows)
 

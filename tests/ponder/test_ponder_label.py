@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import pytest
 
-import ponder.engine as engine
+from ponder import run
 from ponder.config import parse_run_config
 from ponder_fakes import fake_open_engine
 from search.labels.records import StepLabel
@@ -63,8 +63,8 @@ def test_labels_need_label_mode():
 
 def test_label_run_writes_labels_with_provenance(tmp_path, monkeypatch):
     policy = TwoStepPolicy()
-    monkeypatch.setattr(engine, "open_engine", fake_open_engine(policy))
-    outcome = asyncio.run(engine.run_config(label_cfg(tmp_path), tasks=tasks()))
+    monkeypatch.setattr(run, "open_engine", fake_open_engine(policy))
+    outcome = asyncio.run(run.run_config(label_cfg(tmp_path), tasks=tasks()))
     rows = {r["id"]: r for r in outcome.rows}
     right = read_labels(tmp_path / "labels" / "right.jsonl")
     wrong = read_labels(tmp_path / "labels" / "wrong.jsonl")
@@ -83,7 +83,7 @@ def test_label_run_writes_labels_with_provenance(tmp_path, monkeypatch):
     rollout_requests = [s for s in policy.requests if s.n == 3]
     assert len(rollout_requests) == 2  # one per problem: the identical prefix is never resampled
     assert rows["right"]["label_usage"]["calls"] == 1 and rows["right"]["usage"]["calls"] == 1
-    summary = engine.summarize(outcome.rows, 1.0)
+    summary = run.summarize(outcome.rows, 1.0)
     assert summary["labels"] == len(right) + len(wrong) and summary["label_rollout_calls"] == 2
     trace = json.loads((tmp_path / "traces" / "right.json").read_text())
     assert any(n["scores"].get("verifier") == 1.0 for n in trace["nodes"])  # end leaves verified
@@ -91,12 +91,12 @@ def test_label_run_writes_labels_with_provenance(tmp_path, monkeypatch):
 
 def test_engine_fault_while_labelling_leaves_the_problem_unfinished(tmp_path, monkeypatch):
     cfg = label_cfg(tmp_path, max_concurrent_problems=1)
-    monkeypatch.setattr(engine, "open_engine", fake_open_engine(TwoStepPolicy(gone_after=1)))
+    monkeypatch.setattr(run, "open_engine", fake_open_engine(TwoStepPolicy(gone_after=1)))
     with pytest.raises(EngineFault):
-        asyncio.run(engine.run_config(cfg, tasks=tasks()))
+        asyncio.run(run.run_config(cfg, tasks=tasks()))
     assert not (tmp_path / "results.jsonl").exists() or not (tmp_path / "results.jsonl").read_text().strip()
     assert not (tmp_path / "labels" / "right.jsonl").exists()
-    monkeypatch.setattr(engine, "open_engine", fake_open_engine(TwoStepPolicy()))
-    outcome = asyncio.run(engine.run_config(cfg, tasks=tasks()))
+    monkeypatch.setattr(run, "open_engine", fake_open_engine(TwoStepPolicy()))
+    outcome = asyncio.run(run.run_config(cfg, tasks=tasks()))
     assert {r["id"] for r in outcome.rows} == {"right", "wrong"} and outcome.skipped == 0
     assert read_labels(tmp_path / "labels" / "right.jsonl")

@@ -136,7 +136,7 @@ class CrashOn(ReferencePolicy):
 
 
 async def test_rows_and_summary_are_run_rows_with_the_provers_fields(tmp_path, env):
-    from ponder.engine import result_row, summarize
+    from ponder.run import result_row, summarize
 
     cfg = _cfg(tmp_path)
     out = await prove_all(cfg, types.SimpleNamespace(policy=ReferencePolicy(), tokenizer=Tok()), env,

@@ -22,10 +22,10 @@ TASKS = {"source": "reasoning_gym", "name": "chain_sum", "size": 2, "seed": 1}
 def test_the_cli_refuses_replicas_that_cannot_work_with_exit_2(tmp_path, monkeypatch, model, field, fix):
     from typer.testing import CliRunner
 
-    import ponder.engine
+    import ponder.run
     from ponder.cli.main import app
 
-    monkeypatch.setattr(ponder.engine, "open_engine", lambda *a, **k: pytest.fail("an engine was opened"))
+    monkeypatch.setattr(ponder.run, "open_engine", lambda *a, **k: pytest.fail("an engine was opened"))
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "out"), "tasks": TASKS, "model": model}))
     result = CliRunner().invoke(app, ["run", str(path)])

@@ -166,13 +166,14 @@ def no_server(monkeypatch):
     import models.managed
     import models.server
     import ponder.engine
+    import ponder.run
 
     def refuse(*args, **kwargs):
         raise AssertionError("a server was started for a config that cannot work")
 
     for module, name in ((models.server, "start_server"), (models.managed, "start_server"),
                          (models.managed, "ensure_server"), (ponder.engine, "ensure_server"),
-                         (ponder.engine, "open_engine")):
+                         (ponder.engine, "open_engine"), (ponder.run, "open_engine")):
         monkeypatch.setattr(module, name, refuse)
 
 

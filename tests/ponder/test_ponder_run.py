@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-import ponder.engine as engine
+from ponder import run
 from ponder.config import parse_run_config
+from ponder.engine import Engine
 from ponder.rundir import RunDir, RunDirError
 from ponder_fakes import CharTokenizer, ScriptedPolicy, fake_open_engine
 from search.protocols import Problem
@@ -119,19 +120,19 @@ def test_solve_mode_search_never_sees_the_gold(tmp_path, monkeypatch):
     problem = Problem(id="p0", question="What is 2 + 2?")
     tasks = TaskSet([problem], {"p0": SENTINEL}, MathVerifier())
     policy = ScriptedPolicy(answer="4")
-    monkeypatch.setattr(engine, "open_engine", fake_open_engine(policy))
+    monkeypatch.setattr(run, "open_engine", fake_open_engine(policy))
     seen_ctx = []
-    real_make_context = engine.make_context
+    real_make_context = run.make_context
 
     def spy(*args, **kwargs):
         ctx = real_make_context(*args, **kwargs)
         seen_ctx.append(ctx)
         return ctx
 
-    monkeypatch.setattr(engine, "make_context", spy)
+    monkeypatch.setattr(run, "make_context", spy)
     cfg = parse_run_config({"run_dir": str(tmp_path), "tasks": {"source": "reasoning_gym", "name": "chain_sum"},
                             "search": {"algorithm": "mcts", "num_simulations": 3, "value": "prior"}})
-    asyncio.run(engine.run_config(cfg, tasks=tasks))
+    asyncio.run(run.run_config(cfg, tasks=tasks))
     sentinel_ids = CharTokenizer().encode(SENTINEL)
     assert policy.prompts, "the search ran"
     for prompt in policy.prompts:
@@ -148,12 +149,12 @@ def test_label_mode_gives_the_search_an_oracle(tmp_path, monkeypatch):
     problem = Problem(id="p0", question="What is 2 + 2?")
     tasks = load_tasks({"source": "reasoning_gym", "name": "chain_sum", "size": 2})
     cfg = parse_run_config({"mode": "label", "tasks": {"source": "reasoning_gym", "name": "chain_sum"}})
-    eng = engine.Engine(client=None, tokenizer=CharTokenizer(), policy=ScriptedPolicy(), reward_model=None,
-                        system_prompt=None)
-    ctx = engine.make_context(cfg, eng, tasks.problems[0], tasks, 0)
+    eng = Engine(client=None, tokenizer=CharTokenizer(), policy=ScriptedPolicy(), reward_model=None,
+                 system_prompt=None)
+    ctx = run.make_context(cfg, eng, tasks.problems[0], tasks, 0)
     assert ctx.oracle is not None
     solve_cfg = parse_run_config({"tasks": {"source": "reasoning_gym", "name": "chain_sum"}})
-    assert engine.make_context(solve_cfg, eng, problem, tasks, 0).oracle is None
+    assert run.make_context(solve_cfg, eng, problem, tasks, 0).oracle is None
 
 
 def test_records_are_written_off_the_event_loop_and_all_land_before_the_run_returns(tmp_path, monkeypatch):
@@ -163,7 +164,7 @@ def test_records_are_written_off_the_event_loop_and_all_land_before_the_run_retu
     import threading
 
     tasks = load_tasks({"source": "reasoning_gym", "name": "chain_sum", "size": 6, "seed": 3})
-    monkeypatch.setattr(engine, "open_engine", fake_open_engine(ScriptedPolicy(answer="4")))
+    monkeypatch.setattr(run, "open_engine", fake_open_engine(ScriptedPolicy(answer="4")))
     threads: list[str] = []
     real_record = RunDir.record
 
@@ -176,7 +177,7 @@ def test_records_are_written_off_the_event_loop_and_all_land_before_the_run_retu
     cfg = parse_run_config({"run_dir": str(tmp_path), "max_concurrent_problems": 3,
                             "tasks": {"source": "reasoning_gym", "name": "chain_sum", "size": 6, "seed": 3},
                             "search": {"algorithm": "self_consistency", "num_samples": 2}})
-    outcome = asyncio.run(engine.run_config(cfg, tasks=tasks))
+    outcome = asyncio.run(run.run_config(cfg, tasks=tasks))
     assert len(threads) == 6 and all(t.startswith("ponder-record") for t in threads)
     assert threading.main_thread().name not in threads
     assert sorted(_ids(tmp_path / "results.jsonl")) == sorted(p.id for p in tasks.problems)

@@ -6,7 +6,7 @@ import pytest
 from rich.console import Console
 
 from ponder.cli.render import summary_table
-from ponder.engine import summarize
+from ponder.run import summarize
 from search.protocols import Usage
 
 

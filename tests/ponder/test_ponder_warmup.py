@@ -9,6 +9,7 @@ import types
 
 import models.client
 import ponder.engine as engine
+import ponder.run
 from ponder.config import ModelConfig
 from ponder_fakes import CharTokenizer
 
@@ -55,7 +56,7 @@ def test_open_engine_warms_up_before_the_engine_is_used(monkeypatch):
 
 def test_a_loop_stage_passes_its_servers_and_runs_progress_on(tmp_path, monkeypatch):
     import models.managed
-    from ponder.engine import RunOutcome
+    from ponder.run import RunOutcome
     from ponder.loop import runner
     from ponder.loop.config import LoopConfig
     from search.protocols import Problem
@@ -79,7 +80,7 @@ def test_a_loop_stage_passes_its_servers_and_runs_progress_on(tmp_path, monkeypa
         return RunOutcome([], 0, 1.0, 1)
 
     monkeypatch.setattr(models.managed, "ensure_server", ensure_server)
-    monkeypatch.setattr(engine, "run_config", run_config)
+    monkeypatch.setattr(ponder.run, "run_config", run_config)
     train = TaskSet([Problem("a", "q1")], {"a": "1"}, MathVerifier())
     held = TaskSet([Problem("b", "q2")], {"b": "2"}, MathVerifier())
     loop = runner.Loop(cfg, train, held, on_progress=log.append)

@@ -1,4 +1,4 @@
-"""Recorded runs for the viewer's tests: the real engine (``ponder.engine.run_config``, run dir,
+"""Recorded runs for the viewer's tests: the real engine (``ponder.run.run_config``, run dir,
 traces, labels) with a scripted policy and reward model, no server.
 
 The policy writes two thinking steps, then an answer step ending in EOS; sample i of a request
@@ -14,8 +14,9 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import ponder.engine as engine
+from ponder import run
 from ponder.config import parse_run_config
+from ponder.engine import Engine
 from ponder_fakes import CharTokenizer
 from search.protocols import Generation, Problem, Sampling, StepProposal, StepScores, Usage
 from search.scheduler import BoundedPolicy
@@ -58,8 +59,8 @@ class StepReward:
 def fake_engine():
     @contextlib.asynccontextmanager
     async def open_engine(model, reward=None, on_event=None, **options):  # on_progress, warm: no server here
-        yield engine.Engine(client=None, tokenizer=CharTokenizer(), policy=BoundedPolicy(StepPolicy(), 8),
-                            reward_model=StepReward(), system_prompt=None)
+        yield Engine(client=None, tokenizer=CharTokenizer(), policy=BoundedPolicy(StepPolicy(), 8),
+                     reward_model=StepReward(), system_prompt=None)
 
     return open_engine
 
@@ -78,7 +79,7 @@ def record_run(run_dir: Path, monkeypatch, *, mode: str = "solve", **search) -> 
     """A finished MCTS run of the scripted engine in ``run_dir`` (label mode: Math-Shepherd labels)."""
     import asyncio
 
-    monkeypatch.setattr(engine, "open_engine", fake_engine())
+    monkeypatch.setattr(run, "open_engine", fake_engine())
     tasks = write_tasks(run_dir.parent / f"{run_dir.name}-tasks.jsonl", with_crash=mode == "solve")
     cfg = {"name": f"view-{mode}", "mode": mode, "run_dir": str(run_dir),
            "tasks": {"source": "jsonl", "path": str(tasks), "id_field": "id"},
@@ -87,7 +88,7 @@ def record_run(run_dir: Path, monkeypatch, *, mode: str = "solve", **search) -> 
            "reward": {"kind": "self_eval"}, "steps": {"max_depth": 4}}
     if mode == "label":
         cfg["labels"] = [{"generator": "math_shepherd", "num_rollouts": 2}]
-    asyncio.run(engine.run_config(parse_run_config(cfg)))
+    asyncio.run(run.run_config(parse_run_config(cfg)))
     return run_dir
 
 
