@@ -18,7 +18,7 @@ from search.protocols import PonderError, ProofCheck, ProofState, TacticResult, 
 from verifiers.proof.coq.check import check_proof
 from verifiers.proof.coq.config import CoqConfig, CoqUnavailable, coq_available
 from verifiers.proof.coq.worker import SentenceFailed, Worker
-from verifiers.proof.coqide import IdeDied, IdeError, IdeTimeout
+from verifiers.proof.coq.ide import IdeDied, IdeError, IdeTimeout
 from verifiers.proof.guard import TacticRefused, check_identifier, check_text, normalize_tactic
 from verifiers.proof.theorems import SOURCE_KEY, CoqSource
 from verifiers.proof.vfile import proof_block

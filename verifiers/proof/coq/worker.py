@@ -1,7 +1,7 @@
 """One ``coqidetop`` worker and its document.
 
 Workers: each is one ``coqidetop`` process speaking Coq's XML protocol
-(:mod:`verifiers.proof.coqide`) that holds a document, context sentences, declaration,
+(:mod:`verifiers.proof.coq.ide`) that holds a document, context sentences, declaration,
 ``Proof``, tactics, each with the state id Coq gave it. Moving to another proof state is an
 ``Edit_at`` the last shared sentence and ``Add`` of the rest, so lemmas of one file share
 their common context too. A model's tactic reaches Coq only as ``Timeout N (TACTIC).`` after
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from verifiers.proof.coq.config import CoqConfig, CoqUnavailable, coq_available, coqidetop_path
-from verifiers.proof.coqide import Goals, IdeError, IdeProcess
+from verifiers.proof.coq.ide import Goals, IdeError, IdeProcess
 
 
 class SentenceFailed(Exception):
