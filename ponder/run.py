@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from models.server import ProgressFn
@@ -198,3 +199,18 @@ def summarize(rows: Sequence[dict[str, Any]], wall_seconds: float,
         "wall_seconds": wall_seconds,
         "tok_per_s": total.generated_tokens / wall_seconds if wall_seconds else 0.0,
     }
+
+
+def export_labelled(cfg: Any, tasks: Any) -> list[Path]:
+    """The datasets of a finished label run: its prm / pairs / value formats once per label
+    generator (their labels mean different things), sft once."""
+    from training.export import export_run
+
+    labelled = [f for f in cfg.export if f != "sft"]
+    written: list[Path] = []
+    for generator in dict.fromkeys(g.generator for g in cfg.label_generators):
+        if labelled:
+            written += export_run(cfg.resolved_run_dir, labelled, generator=generator).values()
+    if "sft" in cfg.export:
+        written += export_run(cfg.resolved_run_dir, ["sft"], tasks=tasks).values()
+    return written

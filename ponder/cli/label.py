@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -22,6 +22,8 @@ def label(
 
     Resumable like `ponder run`: re-run the same command after a kill.
     """
+    from ponder.run import export_labelled
+
     cfg, tasks = load_run(config, {"mode": "label", **({"run_dir": run_dir} if run_dir else {})})
     run_with_progress(cfg, tasks)
     try:
@@ -30,21 +32,6 @@ def label(
         fail(err)
     for path in written:
         console.print(f"dataset: {path}")
-
-
-def export_labelled(cfg: Any, tasks: Any) -> list[Path]:
-    """The datasets of a finished label run: its prm / pairs / value formats once per label
-    generator (their labels mean different things), sft once."""
-    from training.export import export_run
-
-    labelled = [f for f in cfg.export if f != "sft"]
-    written: list[Path] = []
-    for generator in dict.fromkeys(g.generator for g in cfg.label_generators):
-        if labelled:
-            written += export_run(cfg.resolved_run_dir, labelled, generator=generator).values()
-    if "sft" in cfg.export:
-        written += export_run(cfg.resolved_run_dir, ["sft"], tasks=tasks).values()
-    return written
 
 
 def export(
