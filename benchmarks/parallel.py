@@ -14,6 +14,19 @@ before and after), accuracy with its standard error, generated tokens per proble
 accuracy is compared at the tokens shown: MCTS does the same simulations either way; the
 adaptive beam expands more and says so), the paired accuracy difference with its standard
 error, and the parallelism the trees used (from their traces).
+
+Accuracy at equal generated tokens: adaptive parallelism changes what a search does and
+usually spends more tokens (MCTS's parallel simulations select by virtual loss and reach
+deeper; the wider beam expands more nodes), so a third run, *matched*, repeats the adaptive
+one with each problem's generated tokens capped (``budget.max_generated_tokens``) at the fixed
+run's mean per problem, and its accuracy is compared with the fixed run's, paired by problem.
+A cap is checked before each request, so a search with several requests in flight may pass it
+by those requests: the totals are printed beside the comparison, which says when they still
+differ by more than 10 %.
+
+LLM Reasoners (issue 28's peer) has no installable package here, so its MCTS is not run: the
+wall it recorded on the same workload and server settings (202.4 s, another session, another
+load) is printed beside ponder's, as a recorded figure, not a same-run ratio.
 """
 
 from __future__ import annotations
@@ -42,6 +55,15 @@ def mcts_config(num_problems: int = 32) -> RunConfig:
 def beam_config(num_problems: int = 64, workload: str = "chain_sum") -> RunConfig:
     """The throughput preset's step beam (B1 = 3, B2 = 4, prior-scored)."""
     return throughput_config(num_problems, workload)
+
+
+LLM_REASONERS_MCTS_WALL_S = 202.4
+"""LLM Reasoners 1.0.2's MCTS on the MCTS workload (32 chain_sum, 10 simulations, 3 children,
+depth 6, one request at a time), as recorded in issue 28 on the float32 embedded-model server."""
+SATURATION_TARGET = 0.85
+"""Issue 28: each run's tok/s over the whole run (drain included) as a share of saturated."""
+SPEEDUP_TARGET = 10.0
+"""Issue 28: ponder's MCTS wall against LLM Reasoners' at equal simulations."""
 
 
 def arms(cfg: RunConfig, bound: int) -> list[tuple[str, RunConfig]]:
@@ -105,13 +127,62 @@ def arm_lines(label: str, m: RunMeasure, parallel: list[dict[str, Any]], saturat
             f"{mean:.2f}; peak requests at the gate {m.peak_in_flight}"]
 
 
-def compare_lines(fixed: RunMeasure, adaptive: RunMeasure) -> list[str]:
-    """Adaptive vs fixed: wall ratio, token ratio, paired accuracy difference."""
+def per_problem_tokens(m: RunMeasure) -> float:
+    """Policy tokens generated per finished problem."""
+    finished = [r for r in m.rows if r["status"] != "error"]
+    return m.summary["generated_tokens"] / len(finished) if finished else 0.0
+
+
+def matched_arm(adaptive: RunConfig, fixed: RunMeasure) -> tuple[str, RunConfig, int]:
+    """The adaptive run with each problem's generated tokens capped at the fixed run's mean
+    per problem (or the config's own cap, if lower): (label, config, the cap)."""
+    cap = max(1, math.ceil(per_problem_tokens(fixed)))
+    own = adaptive.budget.max_generated_tokens
+    cap = min(cap, own) if own is not None else cap
+    label = f"{adaptive.search.algorithm} adaptive matched"
+    return label, override(adaptive, {"budget": {"max_generated_tokens": cap}}), cap
+
+
+def compare_lines(fixed: RunMeasure, other: RunMeasure) -> list[str]:
+    """``other`` vs the fixed run: wall ratio, tok/s ratio, token ratio, paired accuracy difference."""
     a = {r["id"]: bool(r["correct"]) for r in fixed.rows if r["status"] != "error"}
-    b = {r["id"]: bool(r["correct"]) for r in adaptive.rows if r["status"] != "error"}
+    b = {r["id"]: bool(r["correct"]) for r in other.rows if r["status"] != "error"}
     diff, se, n = paired_difference(a, b)
-    tokens = adaptive.summary["generated_tokens"] / max(fixed.summary["generated_tokens"], 1)
-    return [f"    adaptive / fixed: wall {adaptive.wall_seconds / max(fixed.wall_seconds, 1e-9):.2f}x, "
-            f"tok/s {adaptive.tok_per_s / max(fixed.tok_per_s, 1e-9):.2f}x, generated tokens {tokens:.2f}x; "
+    tokens = other.summary["generated_tokens"] / max(fixed.summary["generated_tokens"], 1)
+    return [f"    {other.label} / {fixed.label}: wall {other.wall_seconds / max(fixed.wall_seconds, 1e-9):.2f}x, "
+            f"tok/s {other.tok_per_s / max(fixed.tok_per_s, 1e-9):.2f}x, generated tokens {tokens:.2f}x; "
             f"accuracy difference {diff:+.3f} ± {se:.3f} (paired, n={n})"
             + ("" if abs(tokens - 1.0) <= 0.10 else " -- NOT at equal tokens: compare per token")]
+
+
+def within_noise(diff: float, se: float) -> bool:
+    """A paired difference within two standard errors of zero (exactly zero when se is 0)."""
+    return abs(diff) <= 2.0 * se if se > 0 else diff == 0.0
+
+
+def target_lines(measured: Sequence[tuple[str, RunMeasure]], saturated: float) -> list[str]:
+    """One workload's runs against issue 28's targets: share of saturated (>= 0.85), MCTS wall
+    against LLM Reasoners' recorded figure (>= 10x), accuracy at matched tokens within noise."""
+    runs = dict(measured)
+    fixed = next(m for label, m in measured if label.endswith(" fixed"))
+    algorithm = fixed.cfg.search.algorithm
+    out = [f"  targets, {algorithm}:"]
+    for label, m in measured:
+        share = m.tok_per_s / saturated if saturated > 0 else 0.0
+        out.append(f"    {label}: {share:.2f} of saturated ({'meets' if share >= SATURATION_TARGET else 'below'} "
+                   f"the {SATURATION_TARGET:.2f} target)")
+    if algorithm == "mcts":
+        for label, m in measured:
+            ratio = LLM_REASONERS_MCTS_WALL_S / max(m.wall_seconds, 1e-9)
+            out.append(f"    {label}: LLM Reasoners' recorded {LLM_REASONERS_MCTS_WALL_S} s / {m.wall_seconds:.1f} s "
+                       f"= {ratio:.1f}x ({'meets' if ratio >= SPEEDUP_TARGET else 'below'} the "
+                       f"{SPEEDUP_TARGET:.0f}x target; a recorded figure, not run here)")
+    matched = runs.get(f"{algorithm} adaptive matched")
+    if matched is not None:
+        a = {r["id"]: bool(r["correct"]) for r in fixed.rows if r["status"] != "error"}
+        b = {r["id"]: bool(r["correct"]) for r in matched.rows if r["status"] != "error"}
+        diff, se, n = paired_difference(a, b)
+        tokens = matched.summary["generated_tokens"] / max(fixed.summary["generated_tokens"], 1)
+        out.append(f"    accuracy at matched tokens ({tokens:.2f}x the fixed run's): {diff:+.3f} ± {se:.3f} "
+                   f"(paired, n={n}): {'within' if within_noise(diff, se) else 'outside'} 2 SE of the fixed run")
+    return out

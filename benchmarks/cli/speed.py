@@ -192,13 +192,16 @@ def parallel(
     concurrency: Annotated[list[int], typer.Option(
         help="Concurrencies of the saturation probe; the target is its saturation point.")] = [4, 8, 16, 32],
     probe_tokens: Annotated[int, typer.Option(help="Generated tokens per probe request.")] = 64,
+    matched: Annotated[bool, typer.Option(
+        help="Also run adaptive with each problem's tokens capped at the fixed run's mean (accuracy at "
+             "matched tokens).")] = True,
     max_in_flight: MaxInFlight = 256,
     endpoint: Endpoint = None,
     block_size: BlockSize = None,
 ) -> None:
     """num_parallel 1 vs adaptive in-tree parallelism (MCTS, step beam): wall, tok/s, share of saturated, accuracy."""
-    from benchmarks.parallel import (arm_lines, arms, beam_config, compare_lines, mcts_config, read_parallel,
-                                     saturation_point)
+    from benchmarks.parallel import (arm_lines, arms, beam_config, compare_lines, matched_arm, mcts_config,
+                                     read_parallel, saturation_point, target_lines)
     from benchmarks.search_runs import bench_endpoint, machine_note, measure_run, override
     from benchmarks.server import bench_server_async, format_rows
     from models.client import VLLMClient, served_model
@@ -223,20 +226,25 @@ def parallel(
                     target, first = saturation_point(before)
                     say(f"target_in_flight = {target} (the probe's saturation point); saturated {first:.1f} tok/s")
                     results = []
+
+                    async def measure(label, c):
+                        c = override(c, {"model": {"target_in_flight": target}})
+                        seen: list = []
+
+                        async def grab(run_dir):
+                            seen.extend(read_parallel(run_dir))
+
+                        m = await measure_run(c, load_tasks(c.tasks), client, label, inspect=grab, on_progress=say)
+                        for line in arm_lines(label, m, seen, first):  # now, against the first probe
+                            say(line)
+                        return label, m, seen
+
                     for pair in runs:
-                        measured = []
-                        for label, c in pair:
-                            c = override(c, {"model": {"target_in_flight": target}})
-                            tasks = load_tasks(c.tasks)
-                            seen: list = []
-
-                            async def grab(run_dir, seen=seen):
-                                seen.extend(read_parallel(run_dir))
-
-                            m = await measure_run(c, tasks, client, label, inspect=grab, on_progress=say)
-                            measured.append((label, m, seen))
-                            for line in arm_lines(label, m, seen, first):  # now, against the first probe
-                                say(line)
+                        measured = [await measure(label, c) for label, c in pair]
+                        if matched:  # the adaptive run again, its tokens per problem capped at the fixed run's
+                            label, c, cap = matched_arm(pair[1][1], measured[0][1])
+                            say(f"{label}: budget.max_generated_tokens = {cap} (the fixed run's mean per problem)")
+                            measured.append(await measure(label, c))
                         results.append(measured)
                     say("saturation probe after")
                     after = await bench_server_async(client, tuple(concurrency), probe_tokens, seed=1, **probe)
@@ -258,9 +266,13 @@ def parallel(
     for measured in results:
         for label, m, seen in measured:
             print("\n".join(arm_lines(label, m, seen, saturated)))
-        print("\n".join(compare_lines(measured[0][1], measured[1][1])))
+            if label.endswith(" matched"):
+                print(f"    (budget.max_generated_tokens = {m.cfg.budget.max_generated_tokens} per problem)")
+        for _, m, _ in measured[1:]:
+            print("\n".join(compare_lines(measured[0][1], m)))
+        print("\n".join(target_lines([(label, m) for label, m, _ in measured], saturated)))
     print(f"machine at the end: {machine_note()}")
-    print("LLM Reasoners' MCTS on the same server: not run (no peer harness here).")
+    print("LLM Reasoners' MCTS: not run here (no installable package); its recorded wall is issue 28's.")
 
 
 def view(

@@ -44,3 +44,42 @@ def test_read_parallel_takes_each_traces_record(tmp_path):
     (tmp_path / "traces" / "a.json").write_text(json.dumps({"extra": {"parallel": {"max_in_flight": 3}}}))
     (tmp_path / "traces" / "b.json").write_text(json.dumps({"extra": {}}))
     assert read_parallel(tmp_path) == [{"max_in_flight": 3}]
+
+
+def measure(label, cfg, correct, tokens, wall, generated):
+    from benchmarks.metrics import GENERATED
+    from benchmarks.search_runs import RunMeasure
+
+    rows = [{"id": f"p{i}", "status": "ok", "correct": c} for i, c in enumerate(correct)]
+    return RunMeasure(label, cfg, rows, {"generated_tokens": tokens}, wall, 8, {GENERATED: 0.0},
+                      {GENERATED: generated}, [], 0.0)
+
+
+def test_the_matched_run_caps_each_problems_tokens_at_the_fixed_runs_mean():
+    from benchmarks.parallel import matched_arm
+
+    (_, fixed_cfg), (_, adaptive_cfg) = arms(mcts_config(4), 6)
+    fixed = measure("mcts fixed", fixed_cfg, [True, False, True, False], 1001, 10.0, 1001)
+    label, cfg, cap = matched_arm(adaptive_cfg, fixed)
+    assert (label, cap) == ("mcts adaptive matched", 251)  # ceil(1001 / 4)
+    assert cfg.budget.max_generated_tokens == 251 and cfg.search.adaptive_parallel and cfg.tasks == fixed_cfg.tasks
+    (_, beam_fixed_cfg), (_, beam_adaptive_cfg) = arms(beam_config(4), 6)  # the preset's own cap 4000 stays lower
+    _, cfg, cap = matched_arm(beam_adaptive_cfg, measure("f", beam_fixed_cfg, [True], 9000, 1.0, 9000))
+    assert cap == 4000 and cfg.budget.max_generated_tokens == 4000
+
+
+def test_target_lines_judge_saturation_the_recorded_peer_and_matched_accuracy():
+    from benchmarks.parallel import target_lines, within_noise
+
+    (_, fixed_cfg), (_, adaptive_cfg) = arms(mcts_config(4), 6)
+    runs = [("mcts fixed", measure("mcts fixed", fixed_cfg, [True, False, True, False], 1000, 40.0, 1000 * 8)),
+            ("mcts adaptive", measure("mcts adaptive", adaptive_cfg, [True] * 4, 1300, 18.0, 3888.0)),
+            ("mcts adaptive matched", measure("mcts adaptive matched", adaptive_cfg, [True, False, True, True],
+                                              990, 16.0, 990 * 9))]
+    text = "\n".join(target_lines(runs, saturated=240.0))
+    assert "mcts fixed: 0.83 of saturated (below the 0.85 target)" in text  # 8000 tok / 40 s = 200 tok/s
+    assert "mcts adaptive: 0.90 of saturated (meets the 0.85 target)" in text  # 3888 / 18 = 216 tok/s
+    assert "202.4 s / 18.0 s = 11.2x (meets the 10x target" in text
+    assert "202.4 s / 40.0 s = 5.1x (below" in text
+    assert "accuracy at matched tokens (0.99x the fixed run's): +0.250 ± 0.250 (paired, n=4): within 2 SE" in text
+    assert within_noise(0.0, 0.0) and not within_noise(0.1, 0.0) and not within_noise(0.5, 0.2)
