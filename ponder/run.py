@@ -2,7 +2,8 @@
 
 The search receives a ``SearchContext`` built here. In solve mode its ``oracle`` is None and
 nothing else in it refers to a gold answer; answers are verified only after the search ends.
-The engine it searches with is opened by ``ponder.engine.open_engine``.
+The engine it searches with is opened by ``ponder.engine.open_engine``. A label run's
+datasets are written by ``export_labelled`` (``training.export``).
 """
 
 from __future__ import annotations
@@ -201,9 +202,10 @@ def summarize(rows: Sequence[dict[str, Any]], wall_seconds: float,
     }
 
 
-def export_labelled(cfg: Any, tasks: Any) -> list[Path]:
-    """The datasets of a finished label run: its prm / pairs / value formats once per label
-    generator (their labels mean different things), sft once."""
+def export_labelled(cfg: RunConfig, tasks: TaskSet | None = None) -> list[Path]:
+    """The datasets of a finished label run, under ``RUN_DIR/datasets``: its ``cfg.export``
+    formats, prm / pairs / value once per label generator (their labels mean different things,
+    ``prm_GENERATOR``), sft once (``tasks`` check solutions that carry no verifier score)."""
     from training.export import export_run
 
     labelled = [f for f in cfg.export if f != "sft"]

@@ -100,3 +100,12 @@ def test_engine_fault_while_labelling_leaves_the_problem_unfinished(tmp_path, mo
     outcome = asyncio.run(run.run_config(cfg, tasks=tasks()))
     assert {r["id"] for r in outcome.rows} == {"right", "wrong"} and outcome.skipped == 0
     assert read_labels(tmp_path / "labels" / "right.jsonl")
+
+
+def test_a_label_runs_datasets_are_written_once_per_generator_and_sft_once(tmp_path, monkeypatch):
+    cfg = label_cfg(tmp_path, export=["prm", "sft"])
+    monkeypatch.setattr(run, "open_engine", fake_open_engine(TwoStepPolicy()))
+    asyncio.run(run.run_config(cfg, tasks=tasks()))
+    written = run.export_labelled(cfg, tasks())
+    assert sorted(p.name for p in written) == ["prm_math_shepherd", "prm_rest_value", "sft"]
+    assert all(p.parent == tmp_path / "datasets" and (p / "README.md").exists() for p in written)
