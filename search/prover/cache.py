@@ -9,7 +9,7 @@ entry is reset when that fails.
 
 :class:`CacheCore` is the logic (blocking; it owns an environment). Agents talk to it through
 the async :class:`ProofCache` interface: :class:`LocalProofCache` here (in-process, default)
-and ``ponder.prover.ray_cache.RayProofCache`` (the same core in a Ray actor).
+and ``ponder.ray_cache.RayProofCache`` (the same core in a Ray actor).
 """
 
 from __future__ import annotations

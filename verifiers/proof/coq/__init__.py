@@ -2,8 +2,9 @@
 
 Modules: :mod:`~verifiers.proof.coq.env` (``CoqEnv``: the ProofEnv, its pool of workers and
 where a theorem lives), :mod:`~verifiers.proof.coq.worker` (one ``coqidetop`` session and its
-document), :mod:`~verifiers.proof.coq.check` (the final check: ``coqc`` + ``Print Assumptions``)
-and :mod:`~verifiers.proof.coq.config` (``CoqConfig``, whether Coq is installed).
+document), :mod:`~verifiers.proof.coq.ide` (the client of Coq's XML protocol that a worker speaks),
+:mod:`~verifiers.proof.coq.check` (the final check: ``coqc`` + ``Print Assumptions``) and
+:mod:`~verifiers.proof.coq.config` (``CoqConfig``, whether Coq is installed).
 """
 
 from verifiers.proof.coq.check import CLOSED, check_proof, read_assumptions, run_bounded
