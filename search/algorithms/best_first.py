@@ -13,6 +13,7 @@ from search.algorithms.common import ConfigBase, Need
 from search.context import SearchContext
 from search.evaluators import PrmAggregation, make_value_fn
 from search.frontier import Frontier
+from search.occupancy import Lease
 from search.selection import bfs_priority
 from search.trace import SearchResult
 
@@ -31,6 +32,14 @@ class BestFirstConfig(ConfigBase):
     depth_alpha: float = Field(0.0, ge=0.0, description="α of the logprob priority (V2 code 0.0, run script 2.0).")
     aggregation: PrmAggregation = Field("last", description="Per-step reward scores -> priority (reward_model only).")
     num_parallel: int = Field(1, ge=1, description="Nodes popped and expanded at once.")
+    adaptive_parallel: bool = Field(
+        False, description="While the engine is under-filled (few live trees: the server's sequences in flight below "
+        "model.target_in_flight), pop and expand the next-best open nodes too, up to max_parallel at once; they spend "
+        "the expansion budget in another order, so results differ: off by default; the trace records the setting "
+        "and the parallelism each tree used (extra.parallel).")
+    max_parallel: int = Field(
+        8, ge=1, description="Nodes expanded at once with adaptive_parallel (>= num_parallel; num_parallel is the "
+        "floor).")
     max_terminals: int = Field(1, ge=1, description="Stop once this many answered terminal paths were found.")
     answer_by: Literal["priority", "vote"] = Field(
         "priority", description="Among found answers: the highest-priority one, or a majority vote."
@@ -42,6 +51,9 @@ class BestFirstConfig(ConfigBase):
     def _parallel_within_budget(self) -> BestFirstConfig:
         if self.num_parallel > self.max_expansions:
             raise ValueError(f"num_parallel={self.num_parallel} exceeds max_expansions={self.max_expansions}")
+        if self.max_parallel < self.num_parallel:
+            raise ValueError(f"max_parallel={self.max_parallel} is below num_parallel={self.num_parallel}: set "
+                             f"max_parallel >= num_parallel (it bounds adaptive_parallel; num_parallel is its floor)")
         return self
 
     def needs(self) -> tuple[Need, ...]:
@@ -51,8 +63,30 @@ class BestFirstConfig(ConfigBase):
 
 
 async def best_first_search(ctx: SearchContext, config: BestFirstConfig) -> SearchResult:
-    """Runs best-first search; ``extra["expansion_order"]`` lists expanded ids in pop order."""
+    """Runs best-first search; ``extra["expansion_order"]`` lists expanded ids in pop order,
+    ``extra["parallel"]`` the nodes expanded at once (``floor`` num_parallel, ``bound``,
+    ``max_in_flight`` and ``mean_in_flight`` over rounds, ``extra`` nodes popped on a grant).
+
+    With ``adaptive_parallel``, a round pops the floor, reserves their sequences in
+    ``ctx.occupancy`` (so that grants see them), then pops one more node per grant of
+    ``expansion_width`` sequences while the engine is under-filled, up to ``max_parallel``.
+    """
     tree = ctx.tree
+    width = config.expansion_width
+    occupancy = ctx.occupancy if config.adaptive_parallel and config.max_parallel > config.num_parallel else None
+    bound = config.max_parallel if occupancy is not None else config.num_parallel
+    rounds: list[int] = []
+    granted = 0
+
+    async def expand(node_id: int, lease: Lease | None) -> list[int]:
+        if lease is not None:
+            lease.bind()
+        try:
+            return await ctx.expand(node_id, width, temperature=config.temperature, dedupe=config.dedupe)
+        finally:
+            if lease is not None:
+                lease.settle()
+
     value_fn = make_value_fn(ctx, "reward_model", aggregation=config.aggregation) if config.priority == "reward_model" else None
     step_logprobs: dict[int, list[float]] = {0: []}
     priority: dict[int, float] = {0: 0.0}
@@ -61,9 +95,15 @@ async def best_first_search(ctx: SearchContext, config: BestFirstConfig) -> Sear
     while frontier.can_pop() and len(found) < config.max_terminals and not ctx.exhausted():
         with ctx.bookkeeping():
             batch = frontier.pop(config.num_parallel)
-        groups = await asyncio.gather(
-            *(ctx.expand(i, config.expansion_width, temperature=config.temperature, dedupe=config.dedupe) for i in batch)
-        )
+            leases: list[Lease | None] = [None] * len(batch)
+            if occupancy is not None:
+                leases = [occupancy.reserve(width) for _ in batch]
+                while len(batch) < bound and frontier.can_pop() and (lease := occupancy.grant(width)) is not None:
+                    batch += frontier.pop(1)
+                    leases.append(lease)
+                    granted += 1
+            rounds.append(len(batch))
+        groups = await asyncio.gather(*(expand(i, lease) for i, lease in zip(batch, leases, strict=True)))
         children = [c for group in groups for c in group]
         values = await value_fn(children) if value_fn is not None and children else None
         with ctx.bookkeeping():
@@ -84,4 +124,8 @@ async def best_first_search(ctx: SearchContext, config: BestFirstConfig) -> Sear
             chosen = best_node(found, priority.__getitem__)
         if chosen is None:
             chosen = best_node(list(priority)[1:], priority.__getitem__)
-    return ctx.result(config.algorithm, chosen, expansion_order=frontier.expansion_order, found=found)
+    parallel = {"adaptive": occupancy is not None, "floor": config.num_parallel, "bound": bound,
+                "max_in_flight": max(rounds, default=0),
+                "mean_in_flight": round(sum(rounds) / len(rounds), 3) if rounds else 0.0, "extra": granted}
+    return ctx.result(config.algorithm, chosen, expansion_order=frontier.expansion_order, found=found,
+                      parallel=parallel)

@@ -335,3 +335,38 @@ async def test_dvts_adaptive_off_records_its_parallelism_and_a_fault_settles_its
         await run_search(make_ctx(wide, policy=pipe), DvtsConfig(**DVTS, adaptive_parallel=True))
     await asyncio.sleep(0.05)
     assert pipe.occupancy.load == 0 and engine.in_flight == 0
+
+
+# --- best-first: more open nodes popped at once ------------------------------------------------
+
+
+async def test_best_first_pops_more_only_when_under_filled_and_within_max_parallel():
+    from search.algorithms import BestFirstConfig
+
+    config = dict(expansion_width=3, max_expansions=12, max_terminals=3)
+    engine = ScriptedPolicy(wide, None, latency=0.005)
+    ctx = make_ctx(wide, policy=BoundedPolicy(engine, 64, target_in_flight=64))
+    result = await run_search(ctx, BestFirstConfig(**config, adaptive_parallel=True, max_parallel=3))
+    par = result.extra["parallel"]
+    assert par["adaptive"] and par["floor"] == 1 and par["bound"] == 3
+    assert par["extra"] > 0 and par["max_in_flight"] == 3 and engine.peak_in_flight <= 3
+    assert len(result.extra["expansion_order"]) <= 12 and ctx.occupancy.load == 0
+    assert result.config["adaptive_parallel"] is True and result.config["max_parallel"] == 3
+
+    trees = []
+    for c in (BestFirstConfig(**config), BestFirstConfig(**config, adaptive_parallel=True, max_parallel=3)):
+        ctx = make_ctx(wide, policy=BoundedPolicy(ScriptedPolicy(wide, None), 64, target_in_flight=3))
+        result = await run_search(ctx, c)  # the floor's one request of 3 fills the engine
+        assert result.extra["parallel"]["extra"] == 0 and result.extra["parallel"]["max_in_flight"] == 1
+        trees.append([(n.parent, n.text) for n in ctx.tree.nodes])
+    assert trees[0] == trees[1]
+
+    engine = ScriptedPolicy(wide, None, latency=0.005, fail_on=lambda steps: len(steps) == 2,
+                            fault=EngineFault("http://fake", "gone"))
+    pipe = BoundedPolicy(engine, 64, target_in_flight=64)
+    with pytest.raises(EngineFault):
+        await run_search(make_ctx(wide, policy=pipe), BestFirstConfig(**config, adaptive_parallel=True))
+    await asyncio.sleep(0.05)
+    assert pipe.occupancy.load == 0 and engine.in_flight == 0
+    with pytest.raises(ConfigError, match="max_parallel"):
+        parse_algorithm_config({"algorithm": "best_first", "num_parallel": 4, "max_parallel": 2})
