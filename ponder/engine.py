@@ -212,8 +212,9 @@ async def open_engine(model: ModelConfig, reward: RewardConfig | None = None,
             checker = SymbolicChecker(reward.checker if reward is not None else None)
             rm = await _reward_model(reward, reward_served, client, tokenizer, model.system_prompt, make_client,
                                      checker)
-            if rm is not None:
-                rm = BoundedRewardModel(rm, model.max_in_flight)
+            if rm is not None:  # a judge on the policy's server takes places in its batch: counted in its fill
+                shares = reward is not None and reward.kind != "symbolic" and reward_served is None
+                rm = BoundedRewardModel(rm, model.max_in_flight, occupancy=policy.occupancy if shares else None)
             yield Engine(client, tokenizer, policy, rm, model.system_prompt, tuple(clients), checker)
         finally:
             for c in clients:

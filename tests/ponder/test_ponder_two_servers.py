@@ -72,6 +72,7 @@ def test_a_prm_checkpoint_gets_its_own_managed_server(monkeypatch, kind, runner)
             assert [list(c.endpoints) for c in eng.clients] == [["http://127.0.0.1:9000"], ["http://127.0.0.1:9001"]]
             prm = eng.reward_model.reward_model
             assert prm.client is eng.clients[1] and prm.client.model == "model-9001"
+            assert eng.reward_model.occupancy is None  # its own server: not in the policy server's fill
             assert [s.restart_fn is not None for s in eng.clients[1].breaker.states.values()] == [True]  # restartable
             assert not any(s.stopped for s in started)
         return eng
@@ -90,3 +91,37 @@ def test_self_eval_takes_no_checkpoint():
         from ponder.config import parse_run_config
 
         parse_run_config({"reward": {"kind": "self_eval", "checkpoint": "/x"}})
+
+
+def test_a_judge_on_the_policys_server_counts_in_its_fill(monkeypatch):
+    started: list[FakeServer] = []
+
+    @contextlib.contextmanager
+    def ensure_server(checkpoint=None, settings=None, *, on_progress=None):
+        started.append(FakeServer(checkpoint, 9000 + len(started)))
+        yield started[-1]
+
+    class Tok(CharTokenizer):
+        def __init__(self, path):
+            pass
+
+        def decode_with_offsets(self, ids):
+            return "", ()
+
+    async def warm_up(client, prompt, *, on_progress=None):
+        pass
+
+    monkeypatch.setattr(engine, "ensure_server", ensure_server)
+    monkeypatch.setattr(engine, "HFTokenizer", Tok)
+    monkeypatch.setattr(engine, "warm_up", warm_up)
+
+    async def go(reward):
+        async with engine.open_engine(ModelConfig(), reward) as eng:
+            return eng.reward_model, eng.policy.occupancy
+
+    for kind in ("self_eval", "generative_prm"):  # no endpoints / checkpoint of its own: the policy's server
+        rm, occupancy = asyncio.run(go(RewardConfig(kind=kind)))
+        assert rm.occupancy is occupancy
+    rm, _ = asyncio.run(go(RewardConfig(kind="symbolic")))  # no server at all
+    assert rm.occupancy is None
+    assert len(started) == 3  # one policy server per engine, none for a judge
