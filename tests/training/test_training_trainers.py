@@ -44,7 +44,8 @@ from search.protocols import ConfigError, Problem
 from training.train import make_config, run_stage
 from training.train.data import question_and_prefix
 from training.train.policy import dpo_examples, sft_examples
-from training.train.prm import judge_examples
+from training.train.prm import JudgeTrainer, balance_weights, judge_examples
+from training.train.scoring import PadCollator
 from training.train.value import value_examples
 
 torch.set_num_threads(1)
@@ -175,6 +176,76 @@ def test_prm_soft_labels_train_as_target_probabilities(base: Path, tmp_path: Pat
     before, after = result.metrics["eval_before"], result.metrics["eval_after"]
     assert after["eval_mae"] < before["eval_mae"]  # |P / (P + N) - q| shrinks towards 0.8 / 0.2
     assert_servable(result.model_dir)
+
+
+def test_balance_weights_give_both_classes_half_the_weight() -> None:
+    examples = [{"target": t} for t in (1.0, 0.0, 0.0, 0.2, 0.5)]  # soft: >= 0.5 counts as right
+    counts = balance_weights(examples)
+    assert (counts["positive"], counts["negative"]) == (2, 3)
+    assert [e["weight"] for e in examples] == pytest.approx([5 / 4, 5 / 6, 5 / 6, 5 / 6, 5 / 4])
+    assert sum(e["weight"] for e in examples) == pytest.approx(len(examples))  # mean weight 1
+    one_class = [{"target": 0.0}, {"target": 0.0}]
+    balance_weights(one_class)
+    assert [e["weight"] for e in one_class] == [1.0, 1.0]
+
+
+def test_the_judge_loss_weighs_each_example() -> None:
+    """loss = mean_i w_i * -(q_i log P_i + (1 - q_i) log N_i), P and N read at the last position."""
+    logits = torch.tensor([[[2.0, 0.0, 1.0]], [[0.0, 1.0, 3.0]]])  # vocab: 0 = '+', 1 = '-', 2 = other
+
+    class Fixed:
+        def __call__(self, **kwargs):
+            return type("Out", (), {"logits": logits})()
+
+    judge = type("J", (), {"positive_ids": [0], "negative_ids": [1]})()
+    batch = PadCollator(0, "left")([{"input_ids": [5], "target": 1.0, "weight": 3.0},
+                                    {"input_ids": [6], "target": 0.0, "weight": 0.5}])
+    loss, scores = JudgeTrainer.score_loss(judge, Fixed(), batch)
+    logp = logits[:, -1].log_softmax(-1)
+    expected = (3.0 * -logp[0, 0] + 0.5 * -logp[1, 1]) / 2
+    assert float(loss) == pytest.approx(float(expected))
+    assert scores.tolist() == pytest.approx([float(torch.sigmoid(logp[0, 0] - logp[0, 1])),
+                                             float(torch.sigmoid(logp[1, 0] - logp[1, 1]))])
+    unweighted = PadCollator(0, "left")([{"input_ids": [5], "target": 1.0, "weight": 3.0},
+                                         {"input_ids": [6], "target": 0.0}])  # not every example has one
+    assert "weight" not in unweighted
+    loss, _ = JudgeTrainer.score_loss(judge, Fixed(), unweighted)
+    assert float(loss) == pytest.approx(float((-logp[0, 0] - logp[1, 1]) / 2))
+
+
+def imbalanced_rows() -> list[dict]:
+    """One right step per problem and four wrong ones (20 % True, as Math-Shepherd labels of a weak policy)."""
+    rows = []
+    for i in range(12):
+        p = question(i) + "\n\n"
+        rows.append({"prompt": p, "completions": [f"{i}+1 ok"], "labels": [True], "problem_id": f"p{i}"})
+        rows += [{"prompt": p, "completions": [f"{i}+{j} no"], "labels": [False], "problem_id": f"p{i}"}
+                 for j in range(2, 6)]
+    return rows
+
+
+def test_prm_balance_lifts_the_minority_class(base: Path, tmp_path: Path) -> None:
+    """On 20 % True labels, the unbalanced judge learns to say '-' (its right steps score
+    low); the balanced one scores right steps higher than the unbalanced one does."""
+    data = save(tmp_path, "imbalanced", imbalanced_rows())
+    scores = {}
+    for balance in (False, True):
+        config = make_config("prm", dataset=data, base=base, out=tmp_path / f"out-{balance}", template=SHORT_TEMPLATE,
+                             balance=balance, **{**JUDGE, "max_steps": 60, "eval_fraction": 0.0})
+        result = run_stage("prm", config)
+        counts = result.metrics["counts"]
+        assert counts["train_positive"] == 12 and counts["train_examples"] == 60
+        assert ("weight_positive" in counts) is balance
+        model = AutoModelForCausalLM.from_pretrained(str(result.model_dir), local_files_only=True)
+        reader = HFTokenizer(result.model_dir)
+        built = judge_examples(imbalanced_rows(), reader, JudgeFormat(template=SHORT_TEMPLATE))
+        pos, neg = JudgeFormat().label_ids(reader)
+        with torch.no_grad():
+            right = [e for e in built.examples if e["target"] == 1.0]
+            out = [model(torch.tensor([e["input_ids"]])).logits[0, -1].log_softmax(-1) for e in right]
+        scores[balance] = sum(float(torch.sigmoid(o[pos[0]] - o[neg[0]])) for o in out) / len(out)
+    assert counts["weight_positive"] == pytest.approx(60 / 24) and counts["weight_negative"] == pytest.approx(60 / 96)
+    assert scores[False] < 0.5 < scores[True], scores
 
 
 def test_prm_resumes_from_its_checkpoint_and_then_is_done(base: Path, tmp_path: Path) -> None:

@@ -16,6 +16,14 @@ probabilities. For a hard label it is the token cross-entropy of SFT on the one 
 (prompt = judge prompt, completion = ``+`` or ``-``), and mass on other tokens is pushed to
 zero either way, so the top-k fallback of older vLLMs still finds the labels.
 
+Balance (``balance``, on by default): a label run's share of True labels is often far from
+one half (Math-Shepherd labels of a weak policy: 13-25 % True), and a judge trained on them
+learns to say ``-`` to everything. With ``balance`` every training example of the minority
+class (target >= 0.5 counts as positive) weighs more: example ``i`` of class ``c`` gets
+``w_i = n / (2 n_c)`` (mean weight 1 over the training examples), and the batch loss is the
+mean of ``w_i * loss_i``, so both classes carry half of the objective. Evaluation stays
+unweighted.
+
 Why not TRL's SFTTrainer: soft targets need this two-group loss, which TRL does not have
 (its PRM trainer was removed), and reading the verdict at one position (``logits_to_keep=1``)
 spares the vocabulary-sized logits of every prompt token. :class:`JudgeTrainer` is therefore
@@ -57,6 +65,8 @@ class PRMTrainConfig(TrainConfig):
     positive: str = Field(POSITIVE_LABEL, description="Text of the 'correct' verdict token.")
     negative: str = Field(NEGATIVE_LABEL, description="Text of the 'wrong' verdict token.")
     step_delimiter: str = Field("\n\n", description="Splits a prefix folded into a prompt into steps.")
+    balance: bool = Field(True, description="Weigh the training examples so that right (target >= 0.5) and wrong "
+                          "steps carry equal total weight (see the module docstring); False: every example weighs 1.")
 
     def judge_format(self) -> JudgeFormat:
         """The :class:`JudgeFormat` these settings describe."""
@@ -115,6 +125,23 @@ def judge_examples(rows: Sequence[dict[str, Any]], tokenizer: Tokenizer, judge: 
     return out
 
 
+def balance_weights(examples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Adds ``weight`` to each example so that both classes (``target >= 0.5`` and below)
+    carry equal total weight, ``n / (2 n_c)`` each (the mean weight is 1); with one class
+    only, every weight is 1.
+
+    Returns:
+        ``{"positive": n_pos, "negative": n_neg, "weight_positive", "weight_negative"}``.
+    """
+    n_pos = sum(1 for e in examples if e["target"] >= 0.5)
+    n_neg = len(examples) - n_pos
+    w_pos = len(examples) / (2 * n_pos) if n_pos and n_neg else 1.0
+    w_neg = len(examples) / (2 * n_neg) if n_pos and n_neg else 1.0
+    for e in examples:
+        e["weight"] = w_pos if e["target"] >= 0.5 else w_neg
+    return {"positive": n_pos, "negative": n_neg, "weight_positive": w_pos, "weight_negative": w_neg}
+
+
 class JudgeTrainer(ScoreTrainer):
     """Trains the verdict after the judge prompt (the loss of the module docstring).
 
@@ -136,7 +163,9 @@ class JudgeTrainer(ScoreTrainer):
         pos = logp[:, self.positive_ids].logsumexp(-1)
         neg = logp[:, self.negative_ids].logsumexp(-1)
         q = inputs["target"].to(logp.dtype)
-        loss = -(q * pos + (1.0 - q) * neg).mean()
+        losses = -(q * pos + (1.0 - q) * neg)
+        weight = inputs.get("weight")
+        loss = (losses * weight.to(losses.dtype)).mean() if weight is not None else losses.mean()
         return loss, torch.sigmoid(pos - neg)  # P / (P + N), GenerativePRM's score
 
 
@@ -168,9 +197,13 @@ def train_prm(config: PRMTrainConfig, *, callbacks: Sequence[TrainerCallback] = 
     held = judge_examples(eval_rows, reader, judge, **options)
     if not train.examples:
         raise ConfigError("dataset", str(config.dataset), f"gives no judge prompt within max_length={config.max_length}")
+    balance = balance_weights(train.examples) if config.balance else None
     model = load_model(AutoModelForCausalLM, config, peft_config)
     trainer = score_trainer(JudgeTrainer, config, run, model, train.examples, held.examples, padding_side="left",
                             callbacks=callbacks, positive_ids=positive_ids, negative_ids=negative_ids)
     counts = {"rows": len(rows), "train_examples": len(train.examples), "eval_examples": len(held.examples),
-              "too_long": train.too_long + held.too_long, "duplicates": train.duplicates + held.duplicates}
+              "too_long": train.too_long + held.too_long, "duplicates": train.duplicates + held.duplicates,
+              "train_positive": sum(1 for e in train.examples if e["target"] >= 0.5)}
+    if balance is not None:
+        counts.update({"weight_positive": balance["weight_positive"], "weight_negative": balance["weight_negative"]})
     return finish_run(run, trainer, counts)

@@ -25,7 +25,8 @@ from training.train.data import trainer_datasets
 
 @dataclasses.dataclass(frozen=True)
 class PadCollator:
-    """Pads ``input_ids`` to the longest in the batch; ``target`` becomes a float tensor.
+    """Pads ``input_ids`` to the longest in the batch; ``target`` (and ``weight``, when every
+    example of the batch has one) becomes a float tensor.
 
     Left padding (the generative PRM: the verdict is read after the last prompt token of
     every row) also returns ``position_ids`` counted from each row's first real token.
@@ -45,6 +46,8 @@ class PadCollator:
             mask[i, cols] = 1
         batch = {"input_ids": ids, "attention_mask": mask,
                  "target": torch.tensor([float(e["target"]) for e in examples], dtype=torch.float32)}
+        if all("weight" in e for e in examples):  # per-example loss weights (class balance)
+            batch["weight"] = torch.tensor([float(e["weight"]) for e in examples], dtype=torch.float32)
         if self.padding_side == "left":
             batch["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
         return batch
