@@ -12,12 +12,14 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from ponder.config import DEFAULT_SYSTEM_PROMPT, read_yaml, validated
+from ponder.loop.judge import JudgeBenchConfig
 from ponder.requirements import check_labels, check_search
 from search.algorithms import AlgorithmConfig
 from search.context import Budget
 from search.labels import LabelConfig, MathShepherdConfig
 from search.protocols import ConfigError
 from search.steps import StepFormat
+from training.export.planted import PlantedRowsConfig
 from verifiers.tasks import TaskConfig
 
 
@@ -31,15 +33,34 @@ class LabelStageConfig(BaseModel):
     labels: list[LabelConfig] = Field(
         default_factory=lambda: [MathShepherdConfig(num_rollouts=4, max_rollout_tokens=256)],
         description="Label generators run on each tree.")
-    prm_generator: str = Field("math_shepherd", description="Whose labels train the PRM (one of labels' generators).")
+    prm_generator: str | list[str] = Field(
+        "math_shepherd", description="Whose labels train the PRM: one of labels' generators, or several, mixed into "
+        "one dataset (the first listed wins where two label the same step: e.g. [symbolic, math_shepherd]).")
+    planted: PlantedRowsConfig | None = Field(
+        None, description="Add planted-error solutions of the training split (never the held-out split that the "
+        "judge stage and `ponder bench prm` use) to the PRM's data; None: none.")
     soft_labels: bool = Field(False, description="Train the PRM on soft labels (values) instead of hard ones.")
     uses_reward: bool = Field(False, description="The label search scores steps with the round's PRM.")
 
     @pydantic.model_validator(mode="after")
     def _generator_is_labelled(self) -> LabelStageConfig:
-        if self.prm_generator not in {g.generator for g in self.labels}:
-            raise ValueError(f"prm_generator {self.prm_generator!r} is not among the labels' generators")
+        present = {g.generator for g in self.labels}
+        for name in self.prm_generators:
+            if name not in present:
+                raise ValueError(f"prm_generator {name!r} is not among the labels' generators")
+        if not self.prm_generators:
+            raise ValueError("prm_generator: name at least one generator")
         return self
+
+    @property
+    def prm_generators(self) -> list[str]:
+        """The generators whose labels train the PRM, in priority order."""
+        return [self.prm_generator] if isinstance(self.prm_generator, str) else list(self.prm_generator)
+
+    @property
+    def mixed(self) -> bool:
+        """Whether the PRM trains on a mix (several generators, or planted rows)."""
+        return len(self.prm_generators) > 1 or self.planted is not None
 
 
 class EvalConfig(BaseModel):
@@ -84,6 +105,9 @@ class LoopConfig(BaseModel):
         default_factory=dict, description="Fields of the recipe's config (SFTTrainConfig, DPOTrainConfig or "
         "training.rl.RLTrainConfig), not dataset/base/out/recipe/tasks.")
     eval: EvalConfig = Field(description="The held-out evaluation.")
+    judge: JudgeBenchConfig | None = Field(
+        default_factory=JudgeBenchConfig, description="Each round's PRM on a small held-out planted set (step AUROC, "
+        "first-error accuracy: `ponder bench prm`'s numbers) in the report; None: no judge stage.")
 
     @pydantic.model_validator(mode="after")
     def _stages_have_what_they_need(self) -> LoopConfig:

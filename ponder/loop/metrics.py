@@ -1,4 +1,5 @@
-"""The arithmetic of the loop report: pass@k, diversity, PRM discrimination, label balance.
+"""The arithmetic of the loop report: pass@k, diversity, PRM discrimination, label balance,
+steps per solution.
 
 Pure functions of traces, labels and numbers (no files, no models), each checkable by hand.
 
@@ -255,3 +256,39 @@ def label_balance(labels: Iterable[StepLabel]) -> dict[str, LabelBalance]:
             hard_labels=len(hard), share_true=sum(hard) / len(hard) if hard else None,
             mean_value=sum(soft) / len(soft) if soft else None)
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class StepCounts:
+    """How many steps the sampled solutions of a run have (are labels about steps at all?).
+
+    Attributes:
+        solutions: End leaves counted (every problem's samples pooled).
+        mean_steps: Mean number of steps per solution; None without solutions.
+        one_step_share: Share of solutions that are a single step, in [0, 1]; None without any.
+        histogram: Number of steps -> solutions with that many.
+    """
+
+    solutions: int
+    mean_steps: float | None
+    one_step_share: float | None
+    histogram: dict[int, int]
+
+
+def solution_steps(trace: SearchTrace) -> list[int]:
+    """Per end leaf of the search (``search.aggregate.end_leaves``), the number of its steps:
+    the non-blank texts of its content path (a step that is only whitespace is not a step)."""
+    tree = trace.to_tree()
+    return [sum(1 for t in tree.path_texts(leaf) if t.strip()) for leaf in end_leaves(tree)]
+
+
+def step_counts(traces: Iterable[SearchTrace]) -> StepCounts:
+    """Steps per solution over every end leaf of ``traces`` (see :func:`solution_steps`)."""
+    counts = [n for trace in traces for n in solution_steps(trace)]
+    if not counts:
+        return StepCounts(0, None, None, {})
+    histogram: dict[int, int] = defaultdict(int)
+    for n in counts:
+        histogram[n] += 1
+    return StepCounts(len(counts), sum(counts) / len(counts), sum(1 for n in counts if n == 1) / len(counts),
+                      dict(sorted(histogram.items())))

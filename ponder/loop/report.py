@@ -5,6 +5,7 @@ finished or not::
 
     LOOP_DIR/round-<r>/label/            a label run dir (rounds >= 1)
     LOOP_DIR/round-<r>/eval/<method>/    one solve-mode run dir per evaluation method
+    LOOP_DIR/round-<r>/judge/judge.json  the round's PRM on held-out planted first errors
     LOOP_DIR/round-<r>/<stage>/DONE      JSON done marker (ponder.loop.stages)
 
 ``write_report`` writes ``LOOP_DIR/report.md`` and ``LOOP_DIR/plots/{accuracy,prm,cost}.png``
@@ -30,12 +31,14 @@ from ponder.loop.metrics import (
     reward_auroc,
     samples_of,
     selection_accuracy,
+    step_counts,
 )
+from ponder.loop.judge import JUDGE_FILE
 from search.protocols import PonderError, VerdictStatus
 from training.export.sources import RunData, read_run
 from verifiers.tasks import TaskSet, load_tasks
 
-STAGES = ("label", "train_prm", "train_policy", "eval")
+STAGES = ("label", "train_prm", "judge", "train_policy", "eval")
 """Stages of a round, in order; other stage folders with a DONE marker are listed after them."""
 REPORT_FILE = "report.md"
 PLOTS_DIR = "plots"
@@ -157,6 +160,9 @@ def round_summary(round_dir: str | Path, tasks: TaskSet | None = None) -> dict[s
     Returns:
         ``round``, ``path``, ``methods`` (method name -> ``method_summary``), ``labels``
         (generator -> label balance, None without a label run), ``label_problems``,
+        ``label_steps`` (steps per solution of the label search: ``StepCounts`` fields, None
+        without a label run), ``judge`` (the judge stage's ``judge.json``: the round's PRM on
+        the held-out planted set; None without one),
         ``stages`` (stage -> ``stage_cost``) and ``notes`` (what could not be read).
     """
     round_dir = Path(round_dir)
@@ -170,7 +176,7 @@ def round_summary(round_dir: str | Path, tasks: TaskSet | None = None) -> dict[s
             methods[folder.name] = method_summary(read_run(folder), tasks, notes)
         except (PonderError, OSError) as err:
             notes.append(f"{folder}: not read: {err}")
-    labels, label_problems = None, None
+    labels, label_problems, label_steps = None, None, None
     # the label run dir: the runner's round-<r>/label/run, or round-<r>/label itself
     label_dir = next((d for d in (round_dir / "label" / "run", round_dir / "label") if (d / "config.yaml").is_file()),
                      None)
@@ -182,10 +188,19 @@ def round_summary(round_dir: str | Path, tasks: TaskSet | None = None) -> dict[s
         else:
             labels = {g: vars(b) for g, b in label_balance(label_run.labels).items()}
             label_problems = len(label_run.finished)
+            label_steps = vars(step_counts(label_run.traces.values()))
+    judge = None
+    judge_file = round_dir / "judge" / JUDGE_FILE
+    if judge_file.is_file():
+        try:
+            judge = json.loads(judge_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
+            notes.append(f"{judge_file}: not read: {err}")
     extra = sorted(p.name for p in round_dir.glob("*") if (p / "DONE").is_file() and p.name not in STAGES)
     stages = {s: stage_cost(round_dir, s) for s in (*STAGES, *extra)}
     return {"round": round_index(round_dir), "path": str(round_dir), "methods": methods, "labels": labels,
-            "label_problems": label_problems, "stages": stages, "notes": notes}
+            "label_problems": label_problems, "label_steps": label_steps, "judge": judge, "stages": stages,
+            "notes": notes}
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -257,6 +272,38 @@ def render_report(summaries: list[dict[str, Any]], title: str) -> str:
             rows.append([_fmt(s["round"]), g, _fmt(b["labels"]), _fmt(b["problems"]), _fmt(b["hard_labels"]),
                          _fmt(b["share_true"]), _fmt(b["mean_value"])])
     out += _table(["round", "generator", "labels", "problems", "hard labels", "share True", "mean value"], rows)
+    out += ["", "Steps per solution of the label search (labels are about steps only when solutions have several):",
+            ""]
+    rows = []
+    for s in summaries:
+        c = s.get("label_steps")
+        if c is None:
+            continue
+        hist = ", ".join(f"{k}: {v}" for k, v in c["histogram"].items()) or DASH
+        rows.append([_fmt(s["round"]), _fmt(c["solutions"]), _fmt(c["mean_steps"], 2), _fmt(c["one_step_share"]), hist])
+    out += _table(["round", "solutions", "mean steps", "one-step share", "steps: solutions"], rows) if rows else [DASH]
+    out += ["", "## Step judgement (the round's PRM on held-out planted first errors)", "",
+            "As `ponder bench prm` scores it: step AUROC over the steps up to the first error (*all*: every step "
+            "from it on wrong), first-error accuracy (the first step below the threshold is the planted one; "
+            "none for a correct solution), solution AUROC (minimum step score), ECE (10 bins).", ""]
+    rows = []
+    for s in summaries:
+        j = s.get("judge")
+        if not j:
+            continue
+        m = j.get("overall") or {}
+        settings = j.get("settings") or {}
+        tasks = "+".join(settings.get("tasks") or [])
+        where = f"{tasks} x {settings.get('num_problems', DASH)}, seed {settings.get('seed', DASH)}"
+        rows.append([_fmt(s["round"]), _inline(where), _fmt(m.get("solutions")), _fmt(m.get("step_auroc")),
+                     _fmt(m.get("step_auroc_all")), _fmt(m.get("first_error_accuracy")),
+                     _fmt(m.get("first_error_accuracy_erroneous")), _fmt(m.get("first_error_accuracy_correct")),
+                     _fmt(m.get("solution_auroc")), _fmt((m.get("calibration") or {}).get("ece")),
+                     f"{_fmt(m.get('mean_score_right'))} / {_fmt(m.get('mean_score_wrong'))}",
+                     _fmt(j.get("wall_seconds"), 1)])
+    out += _table(["round", "planted set", "solutions", "step AUROC", "step AUROC (all)", "first-error acc",
+                   "on erroneous", "on correct", "solution AUROC", "ECE", "mean score right / wrong", "wall (s)"],
+                  rows) if rows else [DASH]
     out += ["", "## Cost per stage", ""]
     rows = []
     for s in summaries:

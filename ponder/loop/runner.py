@@ -1,10 +1,12 @@
 """`ponder loop`: rounds of label -> train PRM -> train policy -> evaluate, resumable per stage.
 
-Round 0 evaluates the base models. Round r >= 1:
+Round 0 judges and evaluates the base models. Round r >= 1:
 
 1. ``label``: label-mode search of the training problems with round r-1's policy (and PRM, if
-   the label search scores steps), the configured generators, then the PRM and SFT datasets;
-2. ``train_prm``: the generative PRM, from round r-1's PRM, on the labels of ``prm_generator``;
+   the label search scores steps), the configured generators, then the PRM and SFT datasets
+   (the PRM's: one generator's labels, or a mix of several and planted-error rows);
+2. ``train_prm``: the generative PRM, from round r-1's PRM, on that dataset;
+   ``judge``: round r's PRM on a small held-out planted set (``judge``; off with ``judge: null``);
 3. ``train_policy``: round r-1's policy trained by ``policy_recipe``: SFT on the correct
    solutions (default), DPO on the label run's step pairs, or on-policy (grpo / treepo /
    rover, :mod:`ponder.rl`) on the training problems, each round's checkpoint served;
@@ -30,6 +32,7 @@ import yaml
 from ponder.config import ModelConfig, RewardConfig, RunConfig, validated
 from ponder.interrupts import in_thread
 from ponder.loop.config import LoopConfig
+from ponder.loop.judge import JUDGE_FILE
 from ponder.loop.stages import Stage, StageResult, done_marker, run_rounds, stage_dir
 from ponder.rundir import config_changes
 from search.protocols import ConfigError, PonderError
@@ -134,7 +137,17 @@ class Loop:
             cfg = self.run_config(r - 1, directory / "run", model, mode="label", tasks=self.cfg.train_tasks,
                                   search=lab.search, budget=lab.budget, labels=lab.labels, reward=reward)
             outcome = await run_config(cfg, tasks=self.train, on_progress=self.on_progress)
-        prm = export_run(cfg.resolved_run_dir, ["prm"], directory / "datasets", lab.prm_generator, lab.soft_labels)
+        prm_paths = [export_run(cfg.resolved_run_dir, ["prm"], directory / "datasets", g, lab.soft_labels)["prm"]
+                     for g in lab.prm_generators]
+        prm = {"prm": prm_paths[0]}
+        mix = None
+        if lab.mixed:
+            from training.export.planted import mix_prm_datasets
+
+            task = getattr(self.cfg.train_tasks, "name", None)
+            mix = mix_prm_datasets(prm_paths, directory / "datasets" / "prm_mix", soft=lab.soft_labels,
+                                   planted=lab.planted.rows() if lab.planted is not None else None, heldout_task=task)
+            prm = {"prm": Path(mix["path"])}
         sft = export_run(cfg.resolved_run_dir, ["sft"], directory / "datasets", tasks=self.train)
         if self.cfg.policy_recipe == "dpo":
             sft.update(export_run(cfg.resolved_run_dir, ["pairs"], directory / "datasets", lab.prm_generator))
@@ -146,15 +159,38 @@ class Loop:
                    "sft_dataset": str(sft["sft"]), "labels": labels}
         if "pairs" in sft:
             outputs["dpo_dataset"] = str(sft["pairs"])
+        if mix is not None:
+            outputs["prm_mix"] = {k: v for k, v in mix.items() if k != "path"}
         return StageResult(outputs, tokens, calls)
 
     async def train_prm(self, r: int, directory: Path) -> StageResult:
         from training.train.prm import PRMTrainConfig, train_prm
 
-        data = stage_dir(self.dir, r, "label") / "datasets" / f"prm_{self.cfg.label.prm_generator}"
+        marker = done_marker(self.dir, r, "label") or {}
+        data = Path(marker.get("outputs", {}).get("prm_dataset") or
+                    stage_dir(self.dir, r, "label") / "datasets" / f"prm_{self.cfg.label.prm_generators[0]}")
         config = PRMTrainConfig(dataset=data, base=self.prm(r - 1), out=directory / "run", **self.cfg.train_prm)
         result = await in_thread(train_prm, config)
         return StageResult({"model_dir": str(result.model_dir), "metrics": result.metrics})
+
+    async def judge(self, r: int, directory: Path) -> StageResult:
+        """Round r's PRM on the held-out planted set of ``judge`` (``ponder.loop.judge``):
+        the PRM's checkpoint served alone, scored as the evaluation's searches score steps;
+        ``judge.json`` holds the numbers the report shows."""
+        from ponder.engine import open_engine
+        from ponder.loop.judge import judge_planted
+
+        assert self.cfg.judge is not None
+        model = ModelConfig(checkpoint=str(self.prm(r)), system_prompt=self.cfg.system_prompt,
+                            max_in_flight=self.cfg.max_in_flight)
+        async with open_engine(model, RewardConfig(kind="generative_prm"), on_progress=self.on_progress,
+                               warm=False) as engine:
+            result = await judge_planted(engine.reward_model, self.cfg.judge)
+        result["prm"] = str(self.prm(r))
+        (directory / JUDGE_FILE).write_text(json.dumps(result, indent=1, default=str) + "\n")
+        overall = result["overall"]
+        return StageResult({"judge": str(directory / JUDGE_FILE), "step_auroc": overall["step_auroc"],
+                            "first_error_accuracy": overall["first_error_accuracy"]})
 
     async def train_policy(self, r: int, directory: Path) -> StageResult:
         """Round r's policy from round r-1's by ``policy_recipe`` (prompted as it is served)."""
@@ -203,9 +239,10 @@ class Loop:
         def bind(fn: Callable[[int, Path], Any]) -> Callable[[Path], Any]:
             return lambda directory: fn(r, directory)
 
+        judge = [Stage("judge", bind(self.judge))] if self.cfg.judge is not None else []
         if r == 0:
-            return [Stage("eval", bind(self.evaluate))]
-        return [Stage("label", bind(self.label)), Stage("train_prm", bind(self.train_prm)),
+            return [*judge, Stage("eval", bind(self.evaluate))]
+        return [Stage("label", bind(self.label)), Stage("train_prm", bind(self.train_prm)), *judge,
                 Stage("train_policy", bind(self.train_policy)), Stage("eval", bind(self.evaluate))]
 
 

@@ -27,6 +27,8 @@ from ponder.loop.metrics import (
     reward_auroc,
     samples_of,
     selection_accuracy,
+    solution_steps,
+    step_counts,
 )
 from ponder.loop.report import DASH, PLOT_FILES, round_summary, stage_cost, write_report
 from search.labels.records import StepLabel
@@ -117,6 +119,15 @@ R0_BON = {"p1": ([("5", 1.0, 0.8), ("6", 0.0, 0.3)], "correct", 50),
 R0_COT = {"p1": ([("5", 1.0, None)], "correct", 10)}
 
 
+# Round 1's judge stage (ponder.loop.judge.judge_planted's layout; numbers made up, shown as written).
+JUDGE = {"settings": {"tasks": ["chain_sum", "basic_arithmetic"], "num_problems": 10, "seed": 0}, "solutions": 40,
+         "overall": {"solutions": 40, "steps": 100, "step_auroc": 0.75, "step_auroc_all": 0.7,
+                     "first_error_accuracy": 0.625, "first_error_accuracy_erroneous": 0.5,
+                     "first_error_accuracy_correct": 0.75, "solution_auroc": 0.8, "calibration": {"ece": 0.125},
+                     "mean_score_right": 0.6, "mean_score_wrong": 0.25},
+         "by_task": {}, "wall_seconds": 12.34}
+
+
 @pytest.fixture
 def loop_dir(tmp_path: Path) -> Path:
     loop = tmp_path / "loop"
@@ -138,6 +149,8 @@ def loop_dir(tmp_path: Path) -> Path:
         (label / "labels" / f"{pid}.jsonl").write_text("".join(x.model_dump_json() + "\n" for x in labels))
     done(label, round=1, wall_seconds=40.25, generated_tokens=3000, calls=30)
     done(loop / "round-1" / "train_prm", round=1, wall_seconds=100.0)  # no tokens, no calls
+    done(loop / "round-1" / "judge", round=1, wall_seconds=30.0)
+    (loop / "round-1" / "judge" / "judge.json").write_text(json.dumps(JUDGE))
     (loop / "round-1" / "train_policy").mkdir()  # still running: no marker
     return loop
 
@@ -223,6 +236,24 @@ def test_diversity_selection_and_reward_auroc() -> None:
     assert reward_auroc(pooled) == (1.0, 1, 1)
 
 
+def test_step_counts_by_hand() -> None:
+    """Steps per end leaf: blank steps do not count; unfinished leaves are not solutions."""
+    tree = Tree(root_prefix=(1,))
+    add(tree, 0, "3 + 4 = 7. The answer is 7.", terminal=True, answer="7")  # one step
+    a = add(tree, 0, "3 + 4 = 7\n\n")
+    b = add(tree, a, "7 + 2 = 9\n\n")
+    add(tree, b, "The answer is 9.", terminal=True, answer="9")  # three steps
+    c = add(tree, a, "  \n\n")  # a blank step
+    add(tree, c, "The answer is 7.", terminal=True, answer="7")  # two steps (the blank one is not a step)
+    add(tree, b, "7 + 2 =")  # cut off, not terminal: not a solution
+    trace = SearchTrace.model_validate(trace_json(tree, "p", "mcts"))
+    assert sorted(solution_steps(trace)) == [1, 2, 3]
+    counts = step_counts([trace, trace])
+    assert counts.solutions == 6 and counts.mean_steps == pytest.approx(2.0)
+    assert counts.one_step_share == pytest.approx(1 / 3) and counts.histogram == {1: 2, 2: 2, 3: 2}
+    assert step_counts([]).mean_steps is None
+
+
 def test_label_balance() -> None:
     labels = [step_label("a", "rest_prm", 0.9, True), step_label("b", "rest_prm", 0.1, False),
               step_label("b", "rest_prm", None, True), step_label("a", "math_shepherd", 0.25, None)]
@@ -269,13 +300,17 @@ def test_round_summary_of_round_1(loop_dir: Path) -> None:
     assert summary["stages"]["train_prm"]["status"] == "done"
     assert summary["stages"]["train_prm"]["generated_tokens"] is None
     assert summary["stages"]["train_policy"]["status"] == "unfinished"
+    assert summary["stages"]["judge"]["status"] == "done" and summary["judge"] == JUDGE
+    # the label run's traces: t1 and t2, one two-step chain each (t9 errored: no trace)
+    assert summary["label_steps"] == {"solutions": 2, "mean_steps": 2.0, "one_step_share": 0.0, "histogram": {2: 2}}
 
 
 def test_round_0_has_no_label_or_training_stage(loop_dir: Path) -> None:
     summary = round_summary(loop_dir / "round-0")
     assert summary["labels"] is None
     assert {s: c["status"] for s, c in summary["stages"].items()} == {
-        "label": "absent", "train_prm": "absent", "train_policy": "absent", "eval": "done"}
+        "label": "absent", "train_prm": "absent", "judge": "absent", "train_policy": "absent", "eval": "done"}
+    assert summary["label_steps"] is None and summary["judge"] is None
     bon = summary["methods"]["best_of_n"]
     assert bon["problems"] == 2 and bon["errors"] == 1 and bon["accuracy"] == 0.5
     # right .8 .2, wrong .3 .9: only .8 > .3 -> 1 / 4; min: right .65 .2, wrong .3 .65 -> 1.5 / 4
@@ -311,6 +346,12 @@ def test_write_report_tables_and_plots(loop_dir: Path) -> None:
     assert row_of(report, "1", "label") == "| 1 | label | done | 3000 | 30 | 40.2 |"
     assert row_of(report, "1", "train_prm") == "| 1 | train_prm | done | — | — | 100.0 |"
     assert row_of(report, "1", "train_policy") == "| 1 | train_policy | unfinished | — | — | — |"
+    # steps per label-search solution and step judgement: rows only for rounds that have them
+    assert row_of(report, "1", "2", "2.00") == "| 1 | 2 | 2.00 | 0.000 | 2: 2 |"
+    assert row_of(report, "1", "chain_sum+basic_arithmetic x 10, seed 0") == (
+        "| 1 | chain_sum+basic_arithmetic x 10, seed 0 | 40 | 0.750 | 0.700 | 0.625 | 0.500 | 0.750 | 0.800 | "
+        "0.125 | 0.600 / 0.250 | 12.3 |")
+    assert row_of(report, "1", "judge") == "| 1 | judge | done | — | — | 30.0 |"
     # settings from the eval configs, one row per method (same in both rounds)
     assert row_of(report, "best_of_n", "0, 1", "best_of_n", "max_generated_tokens=4000")
     for name in PLOT_FILES:

@@ -107,8 +107,11 @@ def test_round_checkpoints_and_stage_order(tmp_path):
     assert loop.policy(0) == tmp_path / "base" and loop.prm(0) == tmp_path / "base"
     assert loop.policy(2) == tmp_path / "round-2" / "train_policy" / "run" / "model"
     assert loop.prm(1) == tmp_path / "round-1" / "train_prm" / "run" / "model"
-    assert [s.name for s in loop.stages(0)] == ["eval"]
-    assert [s.name for s in loop.stages(1)] == ["label", "train_prm", "train_policy", "eval"]
+    assert [s.name for s in loop.stages(0)] == ["judge", "eval"]
+    assert [s.name for s in loop.stages(1)] == ["label", "train_prm", "judge", "train_policy", "eval"]
+    unjudged = runner.Loop(loop_cfg(tmp_path, base_policy=str(tmp_path / "base"), judge=None), train, held)
+    assert [s.name for s in unjudged.stages(0)] == ["eval"]
+    assert [s.name for s in unjudged.stages(1)] == ["label", "train_prm", "train_policy", "eval"]
     assert loop._reward(0).checkpoint is None  # the base judge is the policy: one server
     assert loop._reward(1).checkpoint == str(loop.prm(1))
 
@@ -176,3 +179,69 @@ def test_an_rl_recipe_with_a_bad_field_fails_at_load(tmp_path):
 
     with pytest.raises(pydantic.ValidationError, match="train_policy.rho=0"):
         loop_cfg(tmp_path, policy_recipe="rover", train_policy={"rho": 0})
+
+
+def test_the_judge_stage_scores_the_rounds_prm_on_held_out_planted_solutions(tmp_path, monkeypatch):
+    """A fake engine whose judge scores every step 0.9 except steps whose arithmetic is wrong
+    (read by hand from 'a + b = c' text): the stage serves round r's PRM, scores the fixed
+    planted set of the held-out split and writes judge.json and the marker's headline numbers."""
+    import contextlib
+    from fractions import Fraction
+
+    import ponder.engine
+    from ponder.loop.judge import JudgeBenchConfig, planted_set
+    from search.protocols import StepScores, Usage
+    from verifiers.planted import is_heldout
+
+    def right(step: str) -> bool:
+        claim = step.split(".")[0] if ". The answer" in step else step
+        left, _, value = claim.strip().rpartition(" = ")
+        a, op, b = left.split(" ", 2)
+        ops = {"+": lambda x, y: x + y, "-": lambda x, y: x - y, "*": lambda x, y: x * y}
+        return ops[op](Fraction(a), Fraction(b)) == Fraction(value)
+
+    class ArithmeticJudge:
+        async def score(self, problem, paths, first=None):
+            return StepScores(tuple(tuple(0.9 if right(t) else 0.1 for t in p) for p in paths), Usage())
+
+    seen = {}
+
+    @contextlib.asynccontextmanager
+    async def fake_engine(model, reward=None, **kwargs):
+        seen.update(model=model, reward=reward)
+        yield type("E", (), {"reward_model": ArithmeticJudge()})()
+
+    monkeypatch.setattr(ponder.engine, "open_engine", fake_engine)
+    train = TaskSet([Problem("a", "q1")], {"a": "1"}, MathVerifier())
+    held = TaskSet([Problem("b", "q2")], {"b": "2"}, MathVerifier())
+    judge = {"tasks": ["chain_sum"], "num_problems": 6}
+    loop = runner.Loop(loop_cfg(tmp_path, base_policy=str(tmp_path / "base"), judge=judge), train, held)
+    directory = stage_dir(tmp_path, 1, "judge")
+    directory.mkdir(parents=True)
+    result = asyncio.run(loop.judge(1, directory))
+    assert seen["model"].checkpoint == str(loop.prm(1)) and seen["reward"].kind == "generative_prm"
+    saved = json.loads((directory / "judge.json").read_text())
+    solutions = planted_set(["chain_sum"], 6, 0)
+    assert saved["solutions"] == len(solutions) == 12 and all(is_heldout("chain_sum", s.question) for s in solutions)
+    # chain_sum's corruptions in turn: wrong arithmetic, sign error, dropped term make the step's
+    # arithmetic false (found); a copied wrong number computes right from a wrong operand (missed)
+    missed = sum(1 for s in solutions if s.corruption == "copied_wrong_number")
+    assert saved["overall"]["first_error_accuracy"] == pytest.approx(1 - missed / 12)
+    assert saved["overall"]["first_error_accuracy_correct"] == 1.0
+    assert result.outputs["first_error_accuracy"] == saved["overall"]["first_error_accuracy"]
+    assert result.outputs["step_auroc"] == saved["overall"]["step_auroc"] > 0.5
+    assert saved["settings"] == JudgeBenchConfig(**judge).model_dump(mode="json")
+
+
+def test_a_mixed_prm_dataset_and_the_judge_are_validated(tmp_path):
+    cfg = loop_cfg(tmp_path, label={"search": {"algorithm": "self_consistency", "num_samples": 2},
+                                    "labels": [{"generator": "symbolic"}, {"generator": "math_shepherd"}],
+                                    "prm_generator": ["symbolic", "math_shepherd"],
+                                    "planted": {"tasks": ["chain_sum"], "num_problems": 5}})
+    assert cfg.label.prm_generators == ["symbolic", "math_shepherd"] and cfg.label.mixed
+    assert not loop_cfg(tmp_path).label.mixed
+    with pytest.raises(ValueError, match="'omega_prm' is not among"):
+        loop_cfg(tmp_path, label={"search": {"algorithm": "self_consistency", "num_samples": 2},
+                                  "prm_generator": ["math_shepherd", "omega_prm"]})
+    with pytest.raises(ValueError, match="planted tasks"):
+        loop_cfg(tmp_path, judge={"tasks": ["leg_counting"]})
