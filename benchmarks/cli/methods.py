@@ -1,10 +1,12 @@
-"""`ponder bench accuracy | treepo | label | prove | prm`: methods side by side at equal budgets.
+"""`ponder bench accuracy | treepo | label | prove | prm | guided`: methods side by side at equal budgets.
 
 ``accuracy`` sets the search algorithms beside each other (:mod:`benchmarks.suite`);
 ``treepo`` TreePO's segment trees beside independent sampling (:mod:`benchmarks.treepo`);
 ``label`` Math-Shepherd beside OmegaPRM on the same trees (:mod:`benchmarks.label`);
 ``prove`` prover agents, cache sharing and the planner (:mod:`benchmarks.prove`);
-``prm`` step judges on solutions with planted first errors (:mod:`benchmarks.prm`).
+``prm`` step judges on solutions with planted first errors (:mod:`benchmarks.prm`);
+``guided`` searches guided by a step judge beside self-consistency at equal generated tokens
+(:mod:`benchmarks.guided`).
 """
 
 from __future__ import annotations
@@ -294,3 +296,84 @@ def prm(
                                 "split": split, "threshold": threshold,
                                 "runs": [dataclasses.asdict(r) for r in runs]}, indent=2, default=str) + "\n")
     print(f"results: {path.resolve()}")
+
+
+def guided(
+    config: ConfigArg = None,
+    arm: Annotated[list[str], typer.Option(
+        help="Arms, each sc:N (self-consistency), bon:N (N chains, judge-weighted vote), vote:N (the judge's vote "
+             "over sc:N's own chains: runs nothing) or beam:B1xB2 (step beam guided by the config's reward judge).")
+    ] = ["sc:8", "vote:8", "beam:2x4"],
+    num_problems: Annotated[int, typer.Option(help="Held-out problems of the config's tasks (the first N).")] = 200,
+    limit: Annotated[Optional[int], typer.Option(
+        help="Run only the first K of them this time (a piece); the table covers what every arm finished.")] = None,
+    report_only: Annotated[bool, typer.Option(help="Run nothing: the table from the arms' directories.")] = False,
+    table_arm: Annotated[Optional[list[str]], typer.Option(
+        help="Arms in the table (default: the --arm list); e.g. run one arm, report all.")] = None,
+    out: Annotated[Path, typer.Option(help="Parent of the arms' run directories (resumable).")] = Path(
+        "runs/bench-guided"),
+    max_in_flight: MaxInFlight = 64,
+    endpoint: Endpoint = None,
+    kv_cache_gib: KvCacheGib = None,
+) -> None:
+    """Step-judge-guided search (step beam, best-of-N vote) vs self-consistency at equal generated tokens, on
+    held-out problems: accuracy ± SE, paired differences, pass@N, tokens, calls, wall."""
+    import time
+
+    from benchmarks.guided import (arm_config, heldout_tasks, parse_arm, read_arm, read_vote_arm, record_wall,
+                                   table_lines)
+    from benchmarks.search_runs import bench_endpoint, machine_note
+    from ponder.config import load_run_config
+    from ponder.run import run_config
+    from verifiers.step_reward import SymbolicChecker, SymbolicReward
+
+    try:
+        path = config or Path(__file__).resolve().parents[2] / "configs" / "guided_chain_sum.yaml"
+        base = load_run_config(path)
+        arms = [parse_arm(a) for a in arm]
+        shown = [parse_arm(a) for a in table_arm] if table_arm else arms
+        if any(a.source for a in shown) and (base.reward is None or base.reward.kind != "symbolic"):
+            raise ValueError("vote:N arms re-score chains with the symbolic checker: the config's reward must be "
+                             "{kind: symbolic}")
+        tasks = heldout_tasks(base, num_problems)
+        piece = tasks.without([p.id for p in tasks.problems[limit:]]) if limit is not None else tasks
+        print("== ponder bench guided")
+        print(f"machine: {machine_note()}")
+        print(f"base config: {path}; tasks {json.dumps(base.tasks.model_dump(mode='json'))}; held-out problems "
+              f"{len(tasks)} (this run: the first {len(piece)}); steps {json.dumps(base.steps.model_dump())}; "
+              f"reward {json.dumps(base.reward.model_dump(mode='json') if base.reward else None)}; "
+              f"max_concurrent_problems {base.max_concurrent_problems}; temperature {base.temperature}")
+        runnable = [a for a in arms if a.source is None]
+        if not report_only and runnable:
+            with bench_endpoint(endpoint, server_settings(base.model.checkpoint, None, kv_cache_gib)) as (url, desc):
+                print(f"server: {desc}")
+
+                async def go():
+                    for a in runnable:
+                        cfg = arm_config(base, a, out / a.dirname, url, max_in_flight)
+                        print(f"  running {a.label}: {json.dumps(cfg.search.model_dump(mode='json'))}", flush=True)
+                        started = time.perf_counter()
+                        outcome = await run_config(cfg, tasks=piece, warm_up_server=False)
+                        ran = len(piece) - outcome.skipped
+                        if ran:
+                            record_wall(out / a.dirname, ran, outcome.wall_seconds, machine_note())
+                        print(f"  {a.label}: {ran} problems in {outcome.wall_seconds:.1f} s (search) / "
+                              f"{time.perf_counter() - started:.1f} s (call); {outcome.skipped} already done",
+                              flush=True)
+
+                asyncio.run(go())
+
+        async def read():
+            judge = SymbolicReward(SymbolicChecker(base.reward.checker)) if base.reward else None
+            return [await (read_vote_arm(out / parse_arm(a.source).dirname, a, tasks, judge) if a.source
+                           else read_arm(out / a.dirname, a, tasks)) for a in shown]
+
+        results = asyncio.run(read())
+    except (PonderError, ValueError) as err:
+        fail(err)
+    lines = table_lines(results)
+    print("\n".join(lines))
+    table = out / "table.md"
+    table.parent.mkdir(parents=True, exist_ok=True)
+    table.write_text("\n".join(lines) + "\n")
+    print(f"table: {table.resolve()}")
