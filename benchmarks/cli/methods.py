@@ -324,7 +324,10 @@ def guided(
                                    table_lines)
     from benchmarks.search_runs import bench_endpoint, machine_note
     from ponder.config import load_run_config
+    from ponder.interrupts import stop_on_signals
     from ponder.run import run_config
+    from ponder.rundir import RunDir
+    from search.protocols import Interrupted
     from verifiers.step_reward import SymbolicChecker, SymbolicReward
 
     try:
@@ -349,17 +352,29 @@ def guided(
                 print(f"server: {desc}")
 
                 async def go():
-                    for a in runnable:
-                        cfg = arm_config(base, a, out / a.dirname, url, max_in_flight)
-                        print(f"  running {a.label}: {json.dumps(cfg.search.model_dump(mode='json'))}", flush=True)
-                        started = time.perf_counter()
-                        outcome = await run_config(cfg, tasks=piece, warm_up_server=False)
-                        ran = len(piece) - outcome.skipped
-                        if ran:
-                            record_wall(out / a.dirname, ran, outcome.wall_seconds, machine_note())
-                        print(f"  {a.label}: {ran} problems in {outcome.wall_seconds:.1f} s (search) / "
-                              f"{time.perf_counter() - started:.1f} s (call); {outcome.skipped} already done",
-                              flush=True)
+                    # SIGTERM (e.g. `timeout`) or SIGINT stop the run cleanly: the problems finished so far
+                    # are recorded with their wall time, the server this command started is stopped.
+                    async with stop_on_signals():
+                        for a in runnable:
+                            cfg = arm_config(base, a, out / a.dirname, url, max_in_flight)
+                            print(f"  running {a.label}: {json.dumps(cfg.search.model_dump(mode='json'))}",
+                                  flush=True)
+                            done = len(RunDir(cfg.resolved_run_dir).finished()) if cfg.resolved_run_dir.exists() else 0
+                            started = time.perf_counter()
+                            try:
+                                outcome = await run_config(cfg, tasks=piece, warm_up_server=False)
+                            except Interrupted:
+                                ran = len(RunDir(cfg.resolved_run_dir).finished()) - done
+                                record_wall(out / a.dirname, ran, time.perf_counter() - started,
+                                            machine_note() + "; interrupted")
+                                print(f"  {a.label}: interrupted after {ran} problems", flush=True)
+                                raise
+                            ran = len(piece) - outcome.skipped
+                            if ran:
+                                record_wall(out / a.dirname, ran, outcome.wall_seconds, machine_note())
+                            print(f"  {a.label}: {ran} problems in {outcome.wall_seconds:.1f} s (search) / "
+                                  f"{time.perf_counter() - started:.1f} s (call); {outcome.skipped} already done",
+                                  flush=True)
 
                 asyncio.run(go())
 
