@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from models.processes import pid_running
@@ -35,13 +35,32 @@ _OWN: list[ManagedServer] = []
 """Servers this process started and still runs (``ensure_server`` blocks that are open)."""
 
 
+_HANDED: dict[str, Callable[[], Awaitable[str]]] = {}
+"""Restart functions of replicas this process runs other than through ``ensure_server``
+(Ray replica actors, :func:`restartable` blocks that are open)."""
+
+
+@contextlib.contextmanager
+def restartable(restart_fns: Mapping[str, Callable[[], Awaitable[str]]]) -> Iterator[None]:
+    """While the block runs, :func:`own_restart_fns` finds ``restart_fns`` too: replicas this
+    command runs other than through :func:`ensure_server` (Ray replica actors)."""
+    _HANDED.update(restart_fns)
+    try:
+        yield
+    finally:
+        for endpoint in restart_fns:
+            _HANDED.pop(endpoint, None)
+
+
 def own_restart_fns(endpoints: Iterable[str]) -> dict[str, Callable[[], Awaitable[str]]]:
     """Restart functions for those of ``endpoints`` that a server this process started
     serves: such a server is restarted when it dies even where its endpoint was handed on as a
     plain endpoint (a loop stage gives its servers to each of its runs that way). Other
     endpoints are external (waited for) and get none."""
     wanted = set(endpoints)
-    return {s.endpoint: s.restart for s in _OWN if s.endpoint in wanted}
+    out = {e: fn for e, fn in _HANDED.items() if e in wanted}
+    out.update({s.endpoint: s.restart for s in _OWN if s.endpoint in wanted})
+    return out
 
 
 class ManagedServer:

@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from models.managed import restartable
 from models.records import ServerRecord
 from models.server import ProgressFn, ServerSettings, is_healthy, start_server, terminate
 from search.protocols import ConfigError, EngineFault
@@ -113,26 +114,38 @@ class RayReplicas:
 
     def recover(self, i: int) -> str:
         """Replica ``i``'s endpoint once it serves again: its actor restarts the server, or Ray
-        restarts the actor (this call waits for it). Raises EngineFault when Ray gives up."""
+        restarts the actor (this call waits for it, up to ``call_timeout_s``: a restarting actor
+        starts a new vLLM server before it answers). Raises EngineFault when Ray gives up."""
         import ray
-        from ray.exceptions import GetTimeoutError, RayActorError
+        from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 
+        deadline = time.monotonic() + self.call_timeout_s
+        died = 0
         last: Exception | None = None
-        for attempt in range(self.attempts):
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise EngineFault(self.names[i], f"replica actor did not serve again in {self.call_timeout_s:g} s "
+                                  f"({type(last).__name__ if last else 'no answer'})")
             try:
-                url = ray.get(self.actors[i].ensure.remote(), timeout=self.call_timeout_s)
-            except RayActorError as e:  # died under the call, restarting, or dead for good
+                url = ray.get(self.actors[i].ensure.remote(), timeout=left)
+            except ActorUnavailableError as e:  # restarting (its new server starting): wait for it
                 last = e
-                time.sleep(min(1.0 * 2 ** attempt, 8.0))
+                time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+                continue
+            except RayActorError as e:  # died under the call; dead for good after `attempts` of these
+                last, died = e, died + 1
+                if died >= self.attempts:
+                    raise EngineFault(self.names[i], f"Ray could not restart the replica's actor ({type(e).__name__}: "
+                                      f"{str(e).splitlines()[0]}); raise model.cluster.max_restarts or "
+                                      "free resources for it") from e
+                time.sleep(min(1.0 * 2 ** (died - 1), 8.0))
                 continue
             except GetTimeoutError as e:
                 raise EngineFault(self.names[i], f"replica actor did not answer in {self.call_timeout_s:g} s") from e
             if self.on_event is not None:
                 self.on_event({"event": "replica_rejoined", "endpoint": self.names[i], "url": url, "time": time.time()})
             return url
-        raise EngineFault(self.names[i], f"Ray could not restart the replica's actor ({type(last).__name__}: "
-                          f"{str(last).splitlines()[0] if last else ''}); raise model.cluster.max_restarts or "
-                          "free resources for it")
 
     def info(self) -> list[dict[str, Any]]:
         import ray
@@ -177,6 +190,8 @@ def ray_replicas(cluster: Any, settings: ServerSettings, *, on_progress: Progres
         settings: The servers' settings (the host is set to all interfaces, the tensor
             parallel size to ``gpus_per_replica``).
         start: Starts a server in the actor (default: vLLM; tests pass a fake's).
+        on_event: Receives a ``replica_rejoined`` event (endpoint, new url) each time a
+            replica serves again after Ray restarted it or its server.
         call_timeout_s: How long a replica may take to (re)start (default: the settings').
     """
     try:
@@ -199,7 +214,8 @@ def ray_replicas(cluster: Any, settings: ServerSettings, *, on_progress: Progres
         replicas = RayReplicas(actors, infos, call_timeout_s=timeout, on_event=on_event)
         if on_progress is not None:
             on_progress("replicas ready on " + ", ".join(replicas.names))
-        yield replicas
+        with restartable(replicas.restart_fns()):  # restarted by Ray where their endpoints are handed on
+            yield replicas
     finally:
         if replicas is not None:
             replicas.close()

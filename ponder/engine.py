@@ -90,7 +90,8 @@ WARM_UP_QUESTION = "What is 2 + 3?"
 
 
 @contextlib.contextmanager
-def model_endpoints(model: ModelConfig, on_progress: ProgressFn | None = None) -> Iterator[Served]:
+def model_endpoints(model: ModelConfig, on_progress: ProgressFn | None = None,
+                    on_event: Callable[[dict[str, Any]], None] | None = None) -> Iterator[Served]:
     """Configured endpoints (external: waited for when down, unless this process started the
     server behind one: restarted), else a local server that ponder manages (restarted when it
     dies).
@@ -99,7 +100,8 @@ def model_endpoints(model: ModelConfig, on_progress: ProgressFn | None = None) -
     of `ponder serve --replicas N`'s), or ``model.replicas`` are started (the embedded model by
     default; each on its share of the machine, ``models.replicas``) and stopped when the block
     ends; with ``model.cluster`` the replicas are Ray actors (``models.ray_replicas``).
-    ``on_progress`` is told what the start-up is doing.
+    ``on_progress`` is told what the start-up is doing; ``on_event`` receives a Ray replica's
+    ``replica_rejoined`` event (its new endpoint, after Ray restarted it).
     """
     if model.endpoints:
         yield Served(list(model.endpoints), Path(model.checkpoint) if model.checkpoint else None, model.model,
@@ -108,7 +110,8 @@ def model_endpoints(model: ModelConfig, on_progress: ProgressFn | None = None) -
     if model.cluster is not None:  # one replica per Ray actor (Ray imported only here)
         from models.ray_replicas import ray_replicas
 
-        with ray_replicas(model.cluster, model.server_settings(), on_progress=on_progress) as cluster:
+        with ray_replicas(model.cluster, model.server_settings(), on_progress=on_progress,
+                          on_event=on_event) as cluster:
             yield Served(cluster.endpoints(), cluster.checkpoint, model.model or cluster.model, cluster.restart_fns())
         return
     if model.replicas > 1 or len(recorded_servers()) > 1:  # this command's replicas, or `ponder serve --replicas`'
@@ -178,7 +181,8 @@ async def open_engine(model: ModelConfig, reward: RewardConfig | None = None,
     :class:`Engine`. Both get the same fault handling: a server ponder started is restarted
     when it dies, an external one is waited for.
 
-    ``on_event`` receives the servers' outage / restart / recovered / failed events;
+    ``on_event`` receives the servers' outage / restart / recovered / failed events (and a Ray
+    replica's ``replica_rejoined``);
     ``on_progress`` what the start-up is doing (a server's start phases, the warm-up). The
     policy's servers are warmed up (a few short requests, ``models.warmup``) before the
     engine is yielded, so a run's clock, which starts after, does not pay for cold servers;
@@ -197,7 +201,8 @@ async def open_engine(model: ModelConfig, reward: RewardConfig | None = None,
     # The tokenizer (transformers: seconds of imports) loads on a thread while the server starts.
     checkpoint = Path(model.checkpoint) if model.checkpoint else None
     loading = _TOKENIZERS.submit(lambda: HFTokenizer(checkpoint or embedded_checkpoint()))
-    with model_endpoints(model, on_progress) as served, reward_endpoints(reward, on_progress) as reward_served:
+    with model_endpoints(model, on_progress, on_event) as served, \
+            reward_endpoints(reward, on_progress) as reward_served:
         if not loading.done() and on_progress is not None:
             on_progress("loading the tokenizer")
         tokenizer = await asyncio.wrap_future(loading)

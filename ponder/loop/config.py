@@ -11,7 +11,7 @@ from typing import Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from ponder.config import DEFAULT_SYSTEM_PROMPT, read_yaml, validated
+from ponder.config import DEFAULT_SYSTEM_PROMPT, ModelConfig, read_yaml, validated
 from ponder.loop.judge import JudgeBenchConfig
 from ponder.requirements import check_labels, check_search
 from search.algorithms import AlgorithmConfig
@@ -94,6 +94,12 @@ class LoopConfig(BaseModel):
     system_prompt: str | None = Field(DEFAULT_SYSTEM_PROMPT, description="System turn of every policy prompt.")
     max_concurrent_problems: int = Field(16, ge=1, description="Problems searched at once.")
     max_in_flight: int = Field(64, ge=1, description="Requests in flight to each server.")
+    model: ModelConfig = Field(
+        default_factory=ModelConfig,
+        description="How the label and eval stages serve each round's policy, as a run's model block: replicas, "
+        "cluster (Ray replica actors), routing and the server knobs. The checkpoint is the round's and the system "
+        "prompt and max_in_flight are the loop's own fields: leave checkpoint, endpoints, model, system_prompt and "
+        "max_in_flight unset here.")
     temperature: float = Field(0.7, ge=0.0, description="Sampling temperature of steps.")
     label: LabelStageConfig = Field(description="The label stage.")
     train_prm: dict[str, Any] = Field(
@@ -108,6 +114,17 @@ class LoopConfig(BaseModel):
     judge: JudgeBenchConfig | None = Field(
         default_factory=JudgeBenchConfig, description="Each round's PRM on a small held-out planted set (step AUROC, "
         "first-error accuracy: `ponder bench prm`'s numbers) in the report; None: no judge stage.")
+
+    @pydantic.model_validator(mode="after")
+    def _model_block_serves_the_rounds(self) -> LoopConfig:
+        """The model block says how to serve; what is served and how it is prompted are the loop's."""
+        defaults = ModelConfig()
+        for name in ("checkpoint", "endpoints", "model", "system_prompt", "max_in_flight"):
+            if getattr(self.model, name) != getattr(defaults, name):  # a dumped loop.yaml holds the defaults
+                fix = f"set the loop's {name} instead" if name in ("system_prompt", "max_in_flight") else (
+                    "each round serves its own checkpoint (base_policy for round 0)")
+                raise ConfigError(f"model.{name}", getattr(self.model, name), f"the loop sets it: {fix}")
+        return self
 
     @pydantic.model_validator(mode="after")
     def _stages_have_what_they_need(self) -> LoopConfig:

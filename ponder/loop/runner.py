@@ -34,7 +34,7 @@ from ponder.interrupts import in_thread
 from ponder.loop.config import LoopConfig
 from ponder.loop.judge import JUDGE_FILE
 from ponder.loop.stages import Stage, StageResult, done_marker, run_rounds, stage_dir
-from ponder.rundir import config_changes
+from ponder.rundir import SERVING_FIELDS, config_changes
 from search.protocols import ConfigError, PonderError
 from verifiers.tasks import TaskSet, load_tasks
 
@@ -104,19 +104,28 @@ class Loop:
         same = prm.resolve() == self.policy(r).resolve()  # judge = policy: share its server
         return RewardConfig(kind="generative_prm", checkpoint=None if same else str(prm))
 
+    def policy_model(self, r: int) -> ModelConfig:
+        """The loop's model block for round r's policy: its checkpoint, the loop's system prompt
+        and requests in flight."""
+        return self.cfg.model.model_copy(update={"checkpoint": str(self.policy(r)),
+                                                 "system_prompt": self.cfg.system_prompt,
+                                                 "max_in_flight": self.cfg.max_in_flight})
+
     @contextlib.contextmanager
     def serving(self, r: int, with_prm: bool) -> Iterator[tuple[ModelConfig, RewardConfig | None]]:
-        """Servers of round r's policy (and PRM) for one stage: every run of the stage uses
-        them (as endpoints; this process started them, so a dead one is restarted by the run that
-        finds it, models.managed.own_restart_fns), stopped when the stage ends."""
+        """Servers of round r's policy (and PRM) for one stage: the policy's as the loop's model
+        block says (one server, ``replicas`` on this machine, or a Ray ``cluster``). Every run of
+        the stage uses them as endpoints (this process started them, so a dead one is restarted
+        by the run that finds it, models.managed.own_restart_fns); stopped when the stage ends."""
         from models.managed import ensure_server
+        from ponder.engine import model_endpoints
 
         reward = self._reward(r) if with_prm else None
         with contextlib.ExitStack() as stack:
-            policy = stack.enter_context(ensure_server(self.policy(r), on_progress=self.on_progress))
-            model = ModelConfig(endpoints=[policy.endpoint], model=policy.record.model,
-                                checkpoint=str(self.policy(r)), system_prompt=self.cfg.system_prompt,
-                                max_in_flight=self.cfg.max_in_flight)
+            block = self.policy_model(r)
+            served = stack.enter_context(model_endpoints(block, self.on_progress))
+            model = block.model_copy(update={"endpoints": served.endpoints, "model": served.name, "replicas": 1,
+                                             "cluster": None})
             if reward is not None and reward.checkpoint is not None:
                 judge = stack.enter_context(ensure_server(Path(reward.checkpoint), on_progress=self.on_progress))
                 reward = reward.model_copy(update={"endpoints": [judge.endpoint], "model": judge.record.model})
@@ -265,7 +274,7 @@ def loop_dir_lock(cfg: LoopConfig) -> Iterator[Path]:
         saved = directory / "loop.yaml"
         data = cfg.model_dump(mode="json", exclude={"rounds"})
         if saved.exists():
-            changed = config_changes(yaml.safe_load(saved.read_text()), data, resolve=_resolved_loop)
+            changed = config_changes(yaml.safe_load(saved.read_text()), data, SERVING_FIELDS, resolve=_resolved_loop)
             if changed:
                 raise LoopDirError(f"{directory} holds a loop with a different config ({', '.join(changed[:5])}); "
                                    "use another loop_dir")
