@@ -44,7 +44,7 @@ from search.protocols import ConfigError, Problem
 from training.train import make_config, run_stage
 from training.train.data import question_and_prefix
 from training.train.policy import dpo_examples, sft_examples
-from training.train.prm import JudgeTrainer, balance_weights, judge_examples
+from training.train.prm import JudgeTrainer, balance_weights, freeze_below, judge_examples
 from training.train.scoring import PadCollator
 from training.train.value import value_examples
 
@@ -246,6 +246,23 @@ def test_prm_balance_lifts_the_minority_class(base: Path, tmp_path: Path) -> Non
         scores[balance] = sum(float(torch.sigmoid(o[pos[0]] - o[neg[0]])) for o in out) / len(out)
     assert counts["weight_positive"] == pytest.approx(60 / 24) and counts["weight_negative"] == pytest.approx(60 / 96)
     assert scores[False] < 0.5 < scores[True], scores
+
+
+def test_prm_train_layers_trains_only_the_top_layers(base: Path, tmp_path: Path) -> None:
+    config = make_config("prm", dataset=save(tmp_path, "prm", prm_rows()), base=base, out=tmp_path / "out",
+                         template=SHORT_TEMPLATE, train_layers=1, **{**JUDGE, "max_steps": 20})
+    result = run_stage("prm", config)
+    before = AutoModelForCausalLM.from_pretrained(str(base), local_files_only=True).state_dict()
+    after = AutoModelForCausalLM.from_pretrained(str(result.model_dir), local_files_only=True).state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith(("model.layers.1.", "model.norm.")) for k in changed), changed
+    assert not any(k.startswith("model.layers.1.") for k in set(before) - changed)  # every top-layer weight moved
+    model = AutoModelForCausalLM.from_pretrained(str(base), local_files_only=True)
+    with pytest.raises(ConfigError, match="has 2 decoder layers"):
+        freeze_below(model, 3)
+    with pytest.raises(ConfigError, match="lora"):
+        run_stage("prm", make_config("prm", dataset=tmp_path / "prm", base=base, out=tmp_path / "lora",
+                                     train_layers=1, lora=True))
 
 
 def test_prm_resumes_from_its_checkpoint_and_then_is_done(base: Path, tmp_path: Path) -> None:

@@ -65,6 +65,10 @@ class PRMTrainConfig(TrainConfig):
     positive: str = Field(POSITIVE_LABEL, description="Text of the 'correct' verdict token.")
     negative: str = Field(NEGATIVE_LABEL, description="Text of the 'wrong' verdict token.")
     step_delimiter: str = Field("\n\n", description="Splits a prefix folded into a prompt into steps.")
+    train_layers: int | None = Field(
+        None, ge=1, description="Train only the last N decoder layers and the final norm (embeddings, the tied "
+        "output layer and the lower layers frozen): the backward pass stops at the lowest trained layer, ~2x faster "
+        "on a CPU with N a quarter of the layers; None: every weight trains.")
     balance: bool = Field(True, description="Weigh the training examples so that right (target >= 0.5) and wrong "
                           "steps carry equal total weight (see the module docstring); False: every example weighs 1.")
 
@@ -123,6 +127,33 @@ def judge_examples(rows: Sequence[dict[str, Any]], tokenizer: Tokenizer, judge: 
             seen.add(tuple(ids))
             out.examples.append({"input_ids": ids, "target": float(label)})
     return out
+
+
+def freeze_below(model: Any, train_layers: int) -> int:
+    """Leaves only the last ``train_layers`` decoder layers and the final norm trainable.
+
+    Returns:
+        The number of trainable parameters left.
+
+    Raises:
+        ConfigError: The model has no ``model.layers`` list (not a decoder-only transformer), or
+            fewer layers than ``train_layers``.
+    """
+    decoder = getattr(model, "model", None)
+    layers = getattr(decoder, "layers", None)
+    if layers is None:
+        raise ConfigError("train_layers", train_layers,
+                          f"needs a decoder with model.layers; {type(model).__name__} has none")
+    if train_layers > len(layers):
+        raise ConfigError("train_layers", train_layers, f"the model has {len(layers)} decoder layers")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    keep = [*layers[len(layers) - train_layers:], getattr(decoder, "norm", None)]
+    for module in keep:
+        if module is not None:
+            for p in module.parameters():
+                p.requires_grad_(True)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def balance_weights(examples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -199,6 +230,10 @@ def train_prm(config: PRMTrainConfig, *, callbacks: Sequence[TrainerCallback] = 
         raise ConfigError("dataset", str(config.dataset), f"gives no judge prompt within max_length={config.max_length}")
     balance = balance_weights(train.examples) if config.balance else None
     model = load_model(AutoModelForCausalLM, config, peft_config)
+    if config.train_layers is not None:
+        if peft_config is not None:
+            raise ConfigError("train_layers", config.train_layers, "is for full fine-tuning; with lora, leave it unset")
+        freeze_below(model, config.train_layers)
     trainer = score_trainer(JudgeTrainer, config, run, model, train.examples, held.examples, padding_side="left",
                             callbacks=callbacks, positive_ids=positive_ids, negative_ids=negative_ids)
     counts = {"rows": len(rows), "train_examples": len(train.examples), "eval_examples": len(held.examples),
