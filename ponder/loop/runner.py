@@ -190,8 +190,7 @@ class Loop:
         from ponder.loop.judge import judge_planted
 
         assert self.cfg.judge is not None
-        model = ModelConfig(checkpoint=str(self.prm(r)), system_prompt=self.cfg.system_prompt,
-                            max_in_flight=self.cfg.max_in_flight)
+        model = self.policy_model(r).model_copy(update={"checkpoint": str(self.prm(r)), "replicas": 1, "cluster": None})
         async with open_engine(model, RewardConfig(kind="generative_prm"), on_progress=self.on_progress,
                                warm=False) as engine:
             result = await judge_planted(engine.reward_model, self.cfg.judge)
