@@ -1,4 +1,5 @@
-"""`ponder bench replicas`: N replicas on this machine, tree-affine vs per-request routing."""
+"""`ponder bench replicas`: N replicas on this machine, tree-affine vs per-request routing; `ponder bench scale`:
+the single driver's ceiling against N fake replicas."""
 
 from __future__ import annotations
 
@@ -61,3 +62,76 @@ def replicas(
         fail(err)
     print("\n".join(lines(runs)))
     print(f"machine at the end: {machine_note()}")
+
+
+def scale(
+    replicas: Annotated[str, typer.Option(help="Fake replica counts, one measured run each, comma-separated.")]
+    = "1,4,16,64",
+    problems_per_replica: Annotated[int, typer.Option(help="chain_sum problems per replica of a run.")] = 64,
+    concurrent_per_replica: Annotated[int, typer.Option(help="Problems searched at once per replica.")] = 32,
+    max_problems: Annotated[int, typer.Option(help="At most this many problems in one run.")] = 8192,
+    tokens_per_s: Annotated[float, typer.Option(help="A fake replica's decode speed per sequence.")] = 100.0,
+    latency_s: Annotated[float, typer.Option(help="A fake replica's fixed seconds per request.")] = 0.02,
+    max_num_seqs: Annotated[int, typer.Option(help="Sequences a fake replica decodes at once.")] = 64,
+    prefill_tokens_per_s: Annotated[float, typer.Option(help="Uncached prompt tokens a fake computes per "
+                                                        "second (0: free).")] = 20000.0,
+    simulations: Annotated[int, typer.Option(help="MCTS simulations per problem (one request each).")] = 8,
+    children: Annotated[int, typer.Option(help="Samples per request (MCTS num_children).")] = 3,
+    profile_at: Annotated[int | None, typer.Option(help="cProfile the driver in the run with this many "
+                                                   "replicas; the top functions are printed.")] = None,
+    drivers: Annotated[str, typer.Option(help="Then: driver counts (Ray actors, one writer) to shard the same "
+                                         "problems over, comma-separated; empty: none.")] = "",
+    shard_replicas: Annotated[int, typer.Option(help="Fake replicas of the sharded runs.")] = 16,
+    shard_problems: Annotated[int, typer.Option(help="Problems of each sharded run.")] = 2048,
+) -> None:
+    """The single driver's ceiling: 1..64 fake replicas (one process each), thousands of MCTS problems through
+    the real scheduler, client and answer checker; step requests/s, driver CPU, share of the replicas' capacity."""
+    from benchmarks.driver import (HEADER, SHARD_HEADER, machine, point_line, profile_lines, run_scale,
+                                   run_shard_points, saturation_line, shard_line, step_pool)
+    from benchmarks.fake_server import Replica
+    from models.embedded import embedded_checkpoint
+    from models.tokenizer import HFTokenizer
+
+    try:
+        counts = [int(x) for x in replicas.split(",") if x.strip()]
+        driver_counts = [int(x) for x in drivers.split(",") if x.strip()]
+    except ValueError:
+        counts = driver_counts = []
+    if not (counts or driver_counts) or min(counts + driver_counts) < 1:
+        fail(typer.BadParameter(f"--replicas {replicas!r} / --drivers {drivers!r}: comma-separated counts >= 1"))
+    say = stage_printer()
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="ponder-bench-scale-steps-") as tmp:
+        pool = step_pool(HFTokenizer(embedded_checkpoint()), Path(tmp) / "steps.json")
+        replica = Replica(tokens_per_s=tokens_per_s, latency_s=latency_s, max_num_seqs=max_num_seqs,
+                          prefill_tokens_per_s=prefill_tokens_per_s, steps_file=str(pool))
+        print(f"== scale: fake replicas {counts}; each: {max_num_seqs} sequences at once, {tokens_per_s:g} tok/s "
+              f"per sequence, {latency_s:g} s per request, prefill {prefill_tokens_per_s:g} tok/s, block prefix "
+              f"cache; workload: MCTS (prior values) {simulations} simulations x {children} children, depth 6, "
+              f"{problems_per_replica} chain_sum problems and {concurrent_per_replica} at once per replica "
+              f"(at most {max_problems}); tree routing; machine: {machine()}")
+        points, prof, shards = [], None, []
+        try:
+            if counts:
+                print(HEADER, flush=True)
+                points, prof = run_scale(counts, replica, problems_per_replica=problems_per_replica,
+                                         concurrent_per_replica=concurrent_per_replica, simulations=simulations,
+                                         children=children, max_problems=max_problems, profile_at=profile_at,
+                                         on_progress=say, on_point=lambda p: print(point_line(p), flush=True))
+                print(saturation_line(points))
+            if driver_counts:
+                shards = run_shard_points(shard_replicas, driver_counts, replica, problems=shard_problems,
+                                          concurrent_per_driver=concurrent_per_replica * shard_replicas,
+                                          simulations=simulations, children=children, on_progress=say)
+                print(f"-- sharded: {shard_problems} problems on {shard_replicas} fake replicas, Ray driver actors, "
+                      "one writer (rows: result rows it wrote; twice: problems recorded twice) --")
+                print(SHARD_HEADER)
+                print("\n".join(shard_line(r) for r in shards))
+        except PonderError as err:
+            fail(err)
+    print(f"machine at the end: {machine()}")
+    if prof is not None:
+        print(f"-- cProfile of the driver at {profile_at} replicas (the event loop's thread) --")
+        print("\n".join(profile_lines(prof)))
