@@ -16,13 +16,15 @@ adaptive beam expands more and says so), the paired accuracy difference with its
 error, and the parallelism the trees used (from their traces).
 
 Accuracy at equal generated tokens: adaptive parallelism changes what a search does and
-usually spends more tokens (MCTS's parallel simulations select by virtual loss and reach
-deeper; the wider beam expands more nodes), so a third run, *matched*, repeats the adaptive
-one with each problem's generated tokens capped (``budget.max_generated_tokens``) at the fixed
-run's mean per problem, and its accuracy is compared with the fixed run's, paired by problem.
-A cap is checked before each request, so a search with several requests in flight may pass it
-by those requests: the totals are printed beside the comparison, which says when they still
-differ by more than 10 %.
+may spend more tokens (MCTS's parallel simulations select by virtual loss and reach deeper;
+the wider beam expands more nodes). When the adaptive run generated more than 10 % more (or
+less) than the fixed run, a third run, *matched*, repeats it with each problem's generated
+tokens capped (``budget.max_generated_tokens``) at the cap under which the adaptive run's own
+per-problem tokens, each cut there, sum to the fixed run's total (``matching_cap``); its
+accuracy is compared with the fixed run's, paired by problem. A cap is checked before each
+request, so a search with several requests in flight may pass it by those requests, and a cut
+search is not the uncut one stopped early: the totals are printed beside the comparison, which
+says when they still differ by more than 10 %.
 
 LLM Reasoners (issue 28's peer) has no installable package here, so its MCTS is not run: the
 wall it recorded on the same workload and server settings (202.4 s, another session, another
@@ -133,14 +135,39 @@ def per_problem_tokens(m: RunMeasure) -> float:
     return m.summary["generated_tokens"] / len(finished) if finished else 0.0
 
 
-def matched_arm(adaptive: RunConfig, fixed: RunMeasure) -> tuple[str, RunConfig, int]:
-    """The adaptive run with each problem's generated tokens capped at the fixed run's mean
-    per problem (or the config's own cap, if lower): (label, config, the cap)."""
-    cap = max(1, math.ceil(per_problem_tokens(fixed)))
-    own = adaptive.budget.max_generated_tokens
+def row_tokens(m: RunMeasure) -> list[int]:
+    """Policy tokens each finished problem generated."""
+    return [int(r["usage"]["generated_tokens"]) for r in m.rows if r["status"] != "error"]
+
+
+def matching_cap(adaptive: Sequence[int], total: int) -> int:
+    """The per-problem cap ``c`` at which the adaptive run's problems, each cut at ``c``, sum to
+    ``total`` (the fixed run's tokens): the smallest ``c`` with sum(min(a, c)) >= total."""
+    if sum(adaptive) <= total:
+        return max(adaptive, default=1)
+    lo, hi = 1, max(adaptive)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if sum(min(a, mid) for a in adaptive) >= total:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def matched_arm(adaptive_cfg: RunConfig, fixed: RunMeasure, adaptive: RunMeasure) -> tuple[str, RunConfig, int] | None:
+    """The adaptive run again with each problem's generated tokens capped so that, cut as the
+    adaptive run's own problems would be, they sum to the fixed run's tokens (``matching_cap``;
+    the config's own cap, if lower, stays): (label, config, the cap). None when the adaptive run
+    already generated within 10 % of the fixed run's tokens (its comparison is at equal tokens)."""
+    total = int(fixed.summary["generated_tokens"])
+    if abs(adaptive.summary["generated_tokens"] / max(total, 1) - 1.0) <= 0.10:
+        return None
+    cap = matching_cap(row_tokens(adaptive), total)
+    own = adaptive_cfg.budget.max_generated_tokens
     cap = min(cap, own) if own is not None else cap
-    label = f"{adaptive.search.algorithm} adaptive matched"
-    return label, override(adaptive, {"budget": {"max_generated_tokens": cap}}), cap
+    label = f"{adaptive_cfg.search.algorithm} adaptive matched"
+    return label, override(adaptive_cfg, {"budget": {"max_generated_tokens": cap}}), cap
 
 
 def compare_lines(fixed: RunMeasure, other: RunMeasure) -> list[str]:
@@ -177,7 +204,7 @@ def target_lines(measured: Sequence[tuple[str, RunMeasure]], saturated: float) -
             out.append(f"    {label}: LLM Reasoners' recorded {LLM_REASONERS_MCTS_WALL_S} s / {m.wall_seconds:.1f} s "
                        f"= {ratio:.1f}x ({'meets' if ratio >= SPEEDUP_TARGET else 'below'} the "
                        f"{SPEEDUP_TARGET:.0f}x target; a recorded figure, not run here)")
-    matched = runs.get(f"{algorithm} adaptive matched")
+    matched = runs.get(f"{algorithm} adaptive matched") or runs.get(f"{algorithm} adaptive")
     if matched is not None:
         a = {r["id"]: bool(r["correct"]) for r in fixed.rows if r["status"] != "error"}
         b = {r["id"]: bool(r["correct"]) for r in matched.rows if r["status"] != "error"}

@@ -193,8 +193,11 @@ def parallel(
         help="Concurrencies of the saturation probe; the target is its saturation point.")] = [4, 8, 16, 32],
     probe_tokens: Annotated[int, typer.Option(help="Generated tokens per probe request.")] = 64,
     matched: Annotated[bool, typer.Option(
-        help="Also run adaptive with each problem's tokens capped at the fixed run's mean (accuracy at "
-             "matched tokens).")] = True,
+        help="When adaptive spent > 10 % more or fewer tokens, run it again with each problem's tokens capped so "
+             "that the total matches the fixed run's (accuracy at matched tokens).")] = True,
+    target_within: Annotated[float, typer.Option(
+        help="target_in_flight = the smallest probed concurrency within this share of the best tok/s (0: the "
+             "best's own, filling the server as far as it still gains; 0.1: the knee).")] = 0.0,
     max_in_flight: MaxInFlight = 256,
     endpoint: Endpoint = None,
     block_size: BlockSize = None,
@@ -223,7 +226,7 @@ def parallel(
                     probe = dict(rounds=2, num_shared=2, shared_prefix_tokens=64, shared_concurrency=2)
                     say(f"saturation probe before (concurrency {', '.join(map(str, concurrency))})")
                     before = await bench_server_async(client, tuple(concurrency), probe_tokens, **probe)
-                    target, first = saturation_point(before)
+                    target, first = saturation_point(before, target_within)
                     say(f"target_in_flight = {target} (the probe's saturation point); saturated {first:.1f} tok/s")
                     results = []
 
@@ -241,10 +244,14 @@ def parallel(
 
                     for pair in runs:
                         measured = [await measure(label, c) for label, c in pair]
-                        if matched:  # the adaptive run again, its tokens per problem capped at the fixed run's
-                            label, c, cap = matched_arm(pair[1][1], measured[0][1])
-                            say(f"{label}: budget.max_generated_tokens = {cap} (the fixed run's mean per problem)")
+                        arm = matched_arm(pair[1][1], measured[0][1], measured[1][1]) if matched else None
+                        if arm is not None:  # the adaptive run again, its tokens capped to the fixed run's total
+                            label, c, cap = arm
+                            say(f"{label}: budget.max_generated_tokens = {cap} per problem (the adaptive run's "
+                                "problems cut there sum to the fixed run's tokens)")
                             measured.append(await measure(label, c))
+                        elif matched:
+                            say("adaptive generated within 10 % of the fixed run's tokens: no matched run")
                         results.append(measured)
                     say("saturation probe after")
                     after = await bench_server_async(client, tuple(concurrency), probe_tokens, seed=1, **probe)
@@ -259,7 +266,8 @@ def parallel(
           f"{probe_tokens} generated, ignore_eos)")
     print(format_rows([r for r in before + after if r.load == "throughput"]))
     print(f"saturated generated tok/s: {saturated:.1f} (before {peaks[0]:.1f}, after {peaks[1]:.1f}); "
-          f"target_in_flight of the adaptive runs: {target} sequences")
+          f"target_in_flight of the adaptive runs: {target} sequences (the smallest probed concurrency within "
+          f"{target_within:.0%} of the first probe's best)")
     if abs(peaks[0] - peaks[1]) / max(peaks) > 0.15:
         print(f"WARNING: the saturated figure moved {abs(peaks[0] - peaks[1]) / max(peaks):.0%} during the bench "
               "(other load on the machine?): shares of it, the target and run-to-run ratios are unreliable")

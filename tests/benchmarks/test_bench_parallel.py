@@ -46,25 +46,40 @@ def test_read_parallel_takes_each_traces_record(tmp_path):
     assert read_parallel(tmp_path) == [{"max_in_flight": 3}]
 
 
-def measure(label, cfg, correct, tokens, wall, generated):
+def measure(label, cfg, correct, tokens, wall, generated, per_row=None):
     from benchmarks.metrics import GENERATED
     from benchmarks.search_runs import RunMeasure
 
-    rows = [{"id": f"p{i}", "status": "ok", "correct": c} for i, c in enumerate(correct)]
+    per_row = per_row or [tokens // len(correct)] * len(correct)
+    rows = [{"id": f"p{i}", "status": "ok", "correct": c, "usage": {"generated_tokens": t}}
+            for i, (c, t) in enumerate(zip(correct, per_row))]
     return RunMeasure(label, cfg, rows, {"generated_tokens": tokens}, wall, 8, {GENERATED: 0.0},
                       {GENERATED: generated}, [], 0.0)
 
 
-def test_the_matched_run_caps_each_problems_tokens_at_the_fixed_runs_mean():
+def test_matching_cap_cuts_the_adaptive_problems_to_the_fixed_total():
+    from benchmarks.parallel import matching_cap
+
+    assert matching_cap([100, 200, 900], 600) == 300  # 100 + 200 + 300
+    assert matching_cap([100, 200, 900], 599) == 299  # the smallest cap reaching the total
+    assert matching_cap([100, 200, 900], 301) == 101
+    assert matching_cap([100, 200], 500) == 200  # nothing to cut
+
+
+def test_the_matched_run_caps_tokens_only_when_adaptive_spent_more_than_ten_percent_more():
     from benchmarks.parallel import matched_arm
 
     (_, fixed_cfg), (_, adaptive_cfg) = arms(mcts_config(4), 6)
-    fixed = measure("mcts fixed", fixed_cfg, [True, False, True, False], 1001, 10.0, 1001)
-    label, cfg, cap = matched_arm(adaptive_cfg, fixed)
-    assert (label, cap) == ("mcts adaptive matched", 251)  # ceil(1001 / 4)
-    assert cfg.budget.max_generated_tokens == 251 and cfg.search.adaptive_parallel and cfg.tasks == fixed_cfg.tasks
+    fixed = measure("mcts fixed", fixed_cfg, [True, False, True, False], 1000, 10.0, 1000)
+    near = measure("mcts adaptive", adaptive_cfg, [True] * 4, 1080, 10.0, 1080)
+    assert matched_arm(adaptive_cfg, fixed, near) is None  # 1.08x: already at equal tokens
+    more = measure("mcts adaptive", adaptive_cfg, [True] * 4, 1500, 10.0, 1500, per_row=[100, 200, 400, 800])
+    label, cfg, cap = matched_arm(adaptive_cfg, fixed, more)
+    assert (label, cap) == ("mcts adaptive matched", 350)  # 100 + 200 + 350 + 350 = 1000
+    assert cfg.budget.max_generated_tokens == 350 and cfg.search.adaptive_parallel and cfg.tasks == fixed_cfg.tasks
     (_, beam_fixed_cfg), (_, beam_adaptive_cfg) = arms(beam_config(4), 6)  # the preset's own cap 4000 stays lower
-    _, cfg, cap = matched_arm(beam_adaptive_cfg, measure("f", beam_fixed_cfg, [True], 9000, 1.0, 9000))
+    _, cfg, cap = matched_arm(beam_adaptive_cfg, measure("f", beam_fixed_cfg, [True], 9000, 1.0, 9000),
+                              measure("a", beam_adaptive_cfg, [True, True], 20000, 1.0, 20000, [10000, 10000]))
     assert cap == 4000 and cfg.budget.max_generated_tokens == 4000
 
 
