@@ -11,10 +11,12 @@ search over the same problems:
 - ``beam:B1xB2`` step beam search (B1 kept, B2 children per node), candidates ranked by the
                  judge's score of their last step (false carries on), answer by judge-weighted vote
                  over the finished paths;
-- ``vote:N``     no run of its own: ``sc:N``'s chains, read back from its traces, each scored by the
-                 symbolic judge (``min`` over its steps), answer by judge-weighted vote -- best-of-N
-                 over the very chains self-consistency voted on, so the generated tokens are equal
-                 by construction and the paired difference is the judge's alone.
+- ``vote:N``     no run of its own: ``sc:N``'s chains, read back from its traces, each weighed by the
+                 symbolic checker's verdict on the whole chain (:func:`chain_weight`: a false claim
+                 anywhere -> ``false_score``, else some true claim -> ``true_score``, else
+                 ``unchecked_score``), answer by weighted vote -- best-of-N over the very chains
+                 self-consistency voted on, so the generated tokens are equal by construction and
+                 the paired difference is the judge's alone.
 
 Every arm runs in its own run directory under ``--out`` (``out/<arm>/``), so a run stopped, or
 split into pieces (``--limit``: only the first K problems; ``--arm``: only some arms), resumes
@@ -219,16 +221,27 @@ async def read_arm(run_dir: Path, arm: Arm, tasks) -> ArmResult:  # tasks: TaskS
     return out
 
 
-async def read_vote_arm(source_dir: Path, arm: Arm, tasks, judge, aggregation: str = "min") -> ArmResult:
-    """A ``vote:N`` arm: every answered chain of ``sc:N``'s traces scored by ``judge`` (a
-    :class:`~search.protocols.RewardModel` that needs no server: the symbolic checker), the
-    answer by judge-weighted vote (:func:`search.aggregate.vote_path`, as ``best_of_n`` with
-    ``answer_by: vote`` picks it), verified after. Tokens and calls are ``sc:N``'s; its wall is
-    ``sc:N``'s plus the judge's scoring time. A problem with no answered chain keeps ``sc:N``'s
-    verdict (both fall back to the same unfinished chain)."""
+def chain_weight(statuses: Sequence[str], config) -> float:  # config: SymbolicCheckerConfig
+    """The symbolic checker's verdict on a whole chain as a vote weight: ``false_score`` when a
+    step is ``checked_false``, else ``true_score`` when a step is ``checked_true``, else
+    ``unchecked_score``. Unlike ``min`` over step scores, a closing step with nothing to check
+    ('The answer is 9.') does not pull a checked chain down to a bare guess's weight."""
+    if "checked_false" in statuses:
+        return config.false_score
+    if "checked_true" in statuses:
+        return config.true_score
+    return config.unchecked_score
+
+
+async def read_vote_arm(source_dir: Path, arm: Arm, tasks, checker) -> ArmResult:
+    """A ``vote:N`` arm: every answered chain of ``sc:N``'s traces checked by ``checker`` (a
+    :class:`~verifiers.step_reward.SymbolicChecker`), weighed by :func:`chain_weight`, the answer
+    by weighted vote (:func:`search.aggregate.vote_path`, as ``best_of_n`` with ``answer_by:
+    vote`` picks it), verified after. Tokens and calls are ``sc:N``'s; its wall is ``sc:N``'s plus
+    the checking time. A problem with no answered chain keeps ``sc:N``'s verdict (both fall back
+    to the same unfinished chain)."""
     from ponder.rundir import RunDir
     from search.aggregate import vote_path
-    from search.evaluators import aggregate_step_scores
     from search.protocols import Problem
     from search.trace import SearchTrace
 
@@ -244,8 +257,9 @@ async def read_vote_arm(source_dir: Path, arm: Arm, tasks, judge, aggregation: s
         ends = [i for i in tree.terminals() if tree.nodes[i].answer is not None and tree.nodes[i].error is None]
         if not ends:
             continue
-        scored = await judge.score(Problem(pid, trace.question), [tree.path_texts(i) for i in ends])
-        weights = [aggregate_step_scores(row, aggregation) for row in scored.scores]  # type: ignore[arg-type]
+        problem = Problem(pid, trace.question)
+        checks = await asyncio.gather(*(checker.check(problem, tree.path_texts(i)) for i in ends))
+        weights = [chain_weight([c.status for c in found], checker.config) for found in checks]
         node = vote_path(tree, ends, weights)
         answer = tree.nodes[node].answer if node is not None else None
         out.correct[pid] = bool(answer is not None and (await tasks.averify(pid, answer)).correct)

@@ -328,7 +328,7 @@ def guided(
     from ponder.run import run_config
     from ponder.rundir import RunDir
     from search.protocols import Interrupted
-    from verifiers.step_reward import SymbolicChecker, SymbolicReward
+    from verifiers.step_reward import SymbolicChecker
 
     try:
         path = config or Path(__file__).resolve().parents[2] / "configs" / "guided_chain_sum.yaml"
@@ -379,8 +379,8 @@ def guided(
                 asyncio.run(go())
 
         async def read():
-            judge = SymbolicReward(SymbolicChecker(base.reward.checker)) if base.reward else None
-            return [await (read_vote_arm(out / parse_arm(a.source).dirname, a, tasks, judge) if a.source
+            checker = SymbolicChecker(base.reward.checker) if base.reward else None
+            return [await (read_vote_arm(out / parse_arm(a.source).dirname, a, tasks, checker) if a.source
                            else read_arm(out / a.dirname, a, tasks)) for a in shown]
 
         results = asyncio.run(read())

@@ -8,13 +8,14 @@ import json
 
 import pytest
 
-from benchmarks.guided import (ArmResult, arm_config, common_ids, heldout_tasks, nearest_reference, parse_arm,
+from benchmarks.guided import (ArmResult, arm_config, chain_weight, common_ids, heldout_tasks, nearest_reference, parse_arm,
                                read_arm, read_vote_arm, record_wall, table_lines)
 from ponder.config import parse_run_config
-from search.protocols import ConfigError, Problem, StepProposal, Usage, Verdict, VerdictStatus
+from search.protocols import ConfigError, Problem, StepCheck, StepProposal, Usage, Verdict, VerdictStatus
 from search.trace import SearchResult
 from search.tree import Tree
 from verifiers.planted import is_heldout
+from verifiers.step_reward import SymbolicCheckerConfig
 
 BASE = {"name": "g", "tasks": {"source": "reasoning_gym", "name": "chain_sum", "size": 40, "seed": 5,
                                "config": {"min_terms": 3, "max_terms": 3}},
@@ -127,17 +128,26 @@ def test_read_arm_reads_rows_verifies_every_answered_leaf_and_sums_walls(tmp_pat
     assert empty.n == 0 and empty.wall_seconds == 0.0
 
 
-class _Judge:
-    """Scores a step 0 when it claims '= 4', else 1 (a stand-in for the symbolic checker)."""
+class _Checker:
+    """Claims ending '= 4' are false, other '=' claims true, the rest unchecked (a stand-in for the
+    symbolic checker)."""
+
+    config = SymbolicCheckerConfig(false_score=0.01)
 
     def __init__(self):
         self.paths = []
 
-    async def score(self, problem, paths, first=None):
-        from search.protocols import StepScores
+    async def check(self, problem, steps):
+        self.paths.append(list(steps))
+        return tuple(StepCheck("checked_false" if s.endswith("= 4") else "checked_true" if "=" in s else "unchecked",
+                               ()) for s in steps)
 
-        self.paths += [list(p) for p in paths]
-        return StepScores(tuple(tuple(0.0 if "= 4" in s else 1.0 for s in p) for p in paths), Usage())
+
+def test_chain_weight_is_the_checkers_verdict_on_the_whole_chain():
+    cfg = SymbolicCheckerConfig(false_score=0.01, unchecked_score=0.5, true_score=1.0)
+    assert chain_weight(["checked_true", "unchecked"], cfg) == 1.0  # a closing 'The answer is N.' costs nothing
+    assert chain_weight(["checked_true", "checked_false", "unchecked"], cfg) == 0.01
+    assert chain_weight(["unchecked"], cfg) == 0.5 and chain_weight([], cfg) == 0.5
 
 
 def test_vote_arm_rescores_the_sc_arms_own_chains_with_the_judge(tmp_path):
@@ -145,15 +155,17 @@ def test_vote_arm_rescores_the_sc_arms_own_chains_with_the_judge(tmp_path):
     usage = {"prompt_tokens": 50, "generated_tokens": 90, "cached_prompt_tokens": 0, "reward_tokens": 0, "calls": 1}
     (tmp_path / "results.jsonl").write_text(json.dumps(
         {"id": "p0", "status": "incorrect", "correct": False, "usage": usage}) + "\n")
-    # majority says 4 (two chains), the judge rules both out: the vote goes to 3; the unanswered chain is not voted
-    chains = [["1 + 1 = 2\n", "2 + 2 = 4"], ["1 + 3 = 4"], ["1 + 2 = 3"], ["1 +"]]
-    (tmp_path / "traces" / "p0.json").write_text(_trace(chains, ["4", "4", "3", None]))
+    # majority says 4 (three chains), the checker rules two out and the third is a bare guess (0.5): the
+    # checked chain for 3 (1.0) wins; the unanswered chain is not voted
+    chains = [["1 + 1 = 2\n", "2 + 2 = 4"], ["1 + 3 = 4"], ["The answer is 4."], ["1 + 2 = 3\n", "The answer is 3."],
+              ["1 +"]]
+    (tmp_path / "traces" / "p0.json").write_text(_trace(chains, ["4", "4", "4", "3", None]))
     record_wall(tmp_path, 1, 2.0, "")
-    judge = _Judge()
+    checker = _Checker()
     sc = asyncio.run(read_arm(tmp_path, parse_arm("sc:4"), _Tasks()))
-    vote = asyncio.run(read_vote_arm(tmp_path, parse_arm("vote:4"), _Tasks(), judge))
+    vote = asyncio.run(read_vote_arm(tmp_path, parse_arm("vote:4"), _Tasks(), checker))
     assert sc.correct == {"p0": False} and vote.correct == {"p0": True}
-    assert judge.paths == chains[:3]
+    assert checker.paths == chains[:4]
     assert vote.judged and vote.label == "vote:4" and vote.generated == sc.generated and vote.calls == sc.calls
     assert vote.any_leaf == sc.any_leaf and vote.wall_seconds >= 2.0
     with pytest.raises(ValueError, match="runs nothing"):
