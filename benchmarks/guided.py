@@ -161,6 +161,9 @@ class ArmResult:
     wall_seconds: float = 0.0
     """Summed wall time of the invocations that ran its problems (see ``walls``)."""
     walls: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    verdicts: dict[str, list[tuple[str, bool]]] = dataclasses.field(default_factory=dict)
+    """``vote:N`` arms, per problem: each answered chain's verdict from the checker (``false``,
+    ``true``, ``unchecked``) and whether its answer is correct -- the judge's precision."""
 
     def restricted(self, ids: set[str]) -> ArmResult:
         """The same arm over ``ids`` only (the problems every arm finished)."""
@@ -168,7 +171,8 @@ class ArmResult:
             return {k: v for k, v in d.items() if k in ids}
         return dataclasses.replace(self, correct=pick(self.correct), generated=pick(self.generated),
                                    calls=pick(self.calls), judge_tokens=pick(self.judge_tokens),
-                                   any_leaf=pick(self.any_leaf), leaves=pick(self.leaves))
+                                   any_leaf=pick(self.any_leaf), leaves=pick(self.leaves),
+                                   verdicts=pick(self.verdicts))
 
     @property
     def n(self) -> int:
@@ -233,6 +237,25 @@ def chain_weight(statuses: Sequence[str], config) -> float:  # config: SymbolicC
     return config.unchecked_score
 
 
+def _verdict(weight: float, config) -> str:
+    return ("false" if weight == config.false_score else "true" if weight == config.true_score else "unchecked")
+
+
+def verdict_lines(arm: ArmResult) -> list[str]:
+    """How the checker judged a ``vote:N`` arm's chains, and how many of each kind were right."""
+    counts: dict[str, list[int]] = {"true": [0, 0], "false": [0, 0], "unchecked": [0, 0]}
+    for chains in arm.verdicts.values():
+        for verdict, right in chains:
+            counts[verdict][0] += 1
+            counts[verdict][1] += int(right)
+    total = sum(c[0] for c in counts.values())
+    if not total:
+        return []
+    parts = [f"{k} {n} ({n / total:.0%} of chains, {r / n if n else 0.0:.0%} with the right answer)"
+             for k, (n, r) in counts.items()]
+    return [f"{arm.label}: the checker's verdicts on {total} answered chains: " + "; ".join(parts)]
+
+
 async def read_vote_arm(source_dir: Path, arm: Arm, tasks, checker) -> ArmResult:
     """A ``vote:N`` arm: every answered chain of ``sc:N``'s traces checked by ``checker`` (a
     :class:`~verifiers.step_reward.SymbolicChecker`), weighed by :func:`chain_weight`, the answer
@@ -260,6 +283,8 @@ async def read_vote_arm(source_dir: Path, arm: Arm, tasks, checker) -> ArmResult
         problem = Problem(pid, trace.question)
         checks = await asyncio.gather(*(checker.check(problem, tree.path_texts(i)) for i in ends))
         weights = [chain_weight([c.status for c in found], checker.config) for found in checks]
+        right = await asyncio.gather(*(tasks.averify(pid, tree.nodes[i].answer) for i in ends))
+        out.verdicts[pid] = [(_verdict(w, checker.config), v.correct) for w, v in zip(weights, right, strict=True)]
         node = vote_path(tree, ends, weights)
         answer = tree.nodes[node].answer if node is not None else None
         out.correct[pid] = bool(answer is not None and (await tasks.averify(pid, answer)).correct)
@@ -306,7 +331,8 @@ def table_lines(results: Sequence[ArmResult]) -> list[str]:
             diff, se, n = paired_difference(ref.correct, a.correct)
             note = "" if abs(ratio - 1.0) <= TOKEN_MATCH else "NOT at equal tokens (> 10 % apart)"
             out.append(f"| {a.label} | {ref.label} | {ratio:.2f} | {diff:+.3f} ± {se:.3f} | {n} | {note} |")
-    return out
+    notes = [line for a in arms for line in verdict_lines(a)]
+    return out + ([""] + notes if notes else [])
 
 
 def record_wall(run_dir: Path, problems: int, wall_seconds: float, note: str) -> None:

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from benchmarks.guided import (ArmResult, arm_config, chain_weight, common_ids, heldout_tasks, nearest_reference, parse_arm,
-                               read_arm, read_vote_arm, record_wall, table_lines)
+                               read_arm, read_vote_arm, record_wall, table_lines, verdict_lines)
 from ponder.config import parse_run_config
 from search.protocols import ConfigError, Problem, StepCheck, StepProposal, Usage, Verdict, VerdictStatus
 from search.trace import SearchResult
@@ -166,6 +166,9 @@ def test_vote_arm_rescores_the_sc_arms_own_chains_with_the_judge(tmp_path):
     vote = asyncio.run(read_vote_arm(tmp_path, parse_arm("vote:4"), _Tasks(), checker))
     assert sc.correct == {"p0": False} and vote.correct == {"p0": True}
     assert checker.paths == chains[:4]
+    assert vote.verdicts == {"p0": [("false", False), ("false", False), ("unchecked", False), ("true", True)]}
+    (line,) = verdict_lines(vote)
+    assert "true 1 (25% of chains, 100% with the right answer)" in line and "false 2 (50% of chains, 0%" in line
     assert vote.judged and vote.label == "vote:4" and vote.generated == sc.generated and vote.calls == sc.calls
     assert vote.any_leaf == sc.any_leaf and vote.wall_seconds >= 2.0
     with pytest.raises(ValueError, match="runs nothing"):
