@@ -12,7 +12,7 @@ from search.protocols import ConfigError, EngineFault, Interrupted
 
 COMMANDS = ["model", "serve", "solve", "run", "view", "prove", "label", "export", "train", "loop", "bench"]
 BENCHES = ["server", "engine", "throughput", "compare", "accuracy", "flat", "treepo", "prove", "label", "parallel",
-           "view", "prm", "replicas", "scale"]
+           "view", "prm", "replicas", "guided", "scale"]
 
 
 def test_every_command_and_bench_answers_help():
