@@ -280,12 +280,21 @@ def start_fakes(settings: Any, count: int, replica: Replica | None = None, *, ti
 
     replica = replica or Replica()
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
+    taken: set[int] = set()
+
+    def new_port() -> int:  # a port not given to another of these (free_port may hand one out twice)
+        while (port := free_port(settings.host)) in taken:
+            pass
+        taken.add(port)
+        return port
+
     started = []
     for _ in range(count):
-        port = settings.port if (settings.port and count == 1) else free_port(settings.host)
+        port = settings.port if (settings.port and count == 1) else new_port()
         started.append((port, *_spawn(settings, replica, port)))
     deadline = time.monotonic() + timeout_s
     pending = list(started)
+    rebinds = 0
     try:
         while pending:
             if time.monotonic() > deadline:
@@ -294,6 +303,13 @@ def start_fakes(settings: Any, count: int, replica: Replica | None = None, *, ti
             for item in list(pending):
                 port, proc, log_path = item
                 if proc.poll() is not None:
+                    if "address already in use" in log_tail(log_path, 3) and rebinds < count:  # taken meanwhile
+                        rebinds += 1
+                        port = new_port()
+                        fresh = (port, *_spawn(settings, replica, port))
+                        started[started.index(item)] = fresh
+                        pending[pending.index(item)] = fresh
+                        continue
                     raise RuntimeError(f"fake server exited with {proc.returncode}: {log_tail(log_path)}")
                 try:
                     if httpx.get(f"http://{host}:{port}/health", timeout=1.0).status_code == 200:
