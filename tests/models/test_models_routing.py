@@ -159,3 +159,13 @@ def test_requests_without_a_problem_go_to_the_least_loaded():
 def test_bad_settings_are_refused_naming_the_field(kw):
     with pytest.raises(ConfigError):
         Router(**kw)
+
+
+def test_finished_problems_bindings_are_dropped_as_they_pile_up():
+    router, live = Router("tree"), [Rep("a"), Rep("b")]
+    for i in range(1000):  # one problem at a time: each finishes before the next starts
+        affinity = Affinity(f"p{i}")
+        router.pick(live, {"a": 0, "b": 0}, affinity)
+        affinity.open = False
+    assert len(router.bindings) <= 64  # pruned whenever they reach twice what was open, at least 64
+    assert router.trees() == {}  # none of them is open
