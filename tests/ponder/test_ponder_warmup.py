@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import types
+from pathlib import Path
 
 import models.client
 import ponder.engine as engine
@@ -72,14 +73,16 @@ def test_a_loop_stage_passes_its_servers_and_runs_progress_on(tmp_path, monkeypa
 
     @contextlib.contextmanager
     def ensure_server(checkpoint, settings=None, *, on_progress=None):
-        on_progress(f"starting a vLLM server for {checkpoint.name}")
-        yield types.SimpleNamespace(endpoint="http://fake:1", record=types.SimpleNamespace(model="base"))
+        on_progress(f"starting a vLLM server for {Path(checkpoint).name}")
+        yield types.SimpleNamespace(endpoint="http://fake:1", restart=None,
+                                    record=types.SimpleNamespace(model="base", checkpoint=str(checkpoint)))
 
     async def run_config(cfg, on_row=None, tasks=None, on_event=None, on_progress=None, warm_up_server=True):
         on_progress("warmed up in 0.1 s")
         return RunOutcome([], 0, 1.0, 1)
 
     monkeypatch.setattr(models.managed, "ensure_server", ensure_server)
+    monkeypatch.setattr(engine, "ensure_server", ensure_server)  # the stage's servers: engine.model_endpoints
     monkeypatch.setattr(ponder.run, "run_config", run_config)
     train = TaskSet([Problem("a", "q1")], {"a": "1"}, MathVerifier())
     held = TaskSet([Problem("b", "q2")], {"b": "2"}, MathVerifier())
