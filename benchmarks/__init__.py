@@ -3,7 +3,7 @@
 - :mod:`benchmarks.cli` — the typer sub-app :data:`bench_app` that ``ponder bench`` mounts:
   :mod:`~benchmarks.cli.speed` (``server``, ``engine``, ``throughput``, ``compare``, ``flat``,
   ``parallel``, ``view``), :mod:`~benchmarks.cli.methods` (``accuracy``, ``treepo``, ``label``,
-  ``prove``, ``prm``) and :mod:`~benchmarks.cli.scale` (``replicas``).
+  ``prove``, ``prm``) and :mod:`~benchmarks.cli.scale` (``replicas``, ``scale``).
 - :mod:`benchmarks.server` — server tok/s by concurrency, prefix-cache hit rate,
   search-shaped saturation load; Prometheus counter parsing.
 - :mod:`benchmarks.engine` — select + backup operations/s of the search core (no model).
@@ -13,8 +13,11 @@
 - :mod:`benchmarks.flat` and :mod:`benchmarks.plain_client` — ponder's flat sampling vs
   a plain client sending the same requests.
 - :mod:`benchmarks.parallel` — fixed vs adaptive in-tree parallelism;
-  :mod:`benchmarks.replicas` — tree-affine vs per-request routing over N replicas
-  (:mod:`benchmarks.fake_server`: an OpenAI-compatible fake for orchestration tests).
+  :mod:`benchmarks.replicas` — tree-affine vs per-request routing over N replicas;
+  :mod:`benchmarks.driver` — the single driver's ceiling against many fake replicas
+  (:mod:`benchmarks.fake_server`: an OpenAI-compatible fake, one process per replica, also
+  the orchestration tests'), and :mod:`benchmarks.shards` — problems sharded over Ray driver
+  actors writing through one writer.
 - :mod:`benchmarks.treepo`, :mod:`benchmarks.label`, :mod:`benchmarks.prove`,
   :mod:`benchmarks.prm` — TreePO sampling, the label generators' cost, prover configs, step
   judges on planted first errors.
