@@ -321,8 +321,8 @@ def table_lines(results: Sequence[ArmResult]) -> list[str]:
     refs = [a for a in arms if not a.judged]
     judged = [a for a in arms if a.judged]
     if refs and judged:
-        out += ["", "| judged arm | vs SC arm | token ratio | accuracy difference ± SE (paired) | n | note |",
-                "|---|---|---|---|---|---|"]
+        out += ["", "| judged arm | vs SC arm | token ratio | accuracy difference ± SE (paired) | n | wins / losses | note |",
+                "|---|---|---|---|---|---|---|"]
         for a in judged:
             ref = nearest_reference(a, refs)
             if ref is None:
@@ -330,7 +330,10 @@ def table_lines(results: Sequence[ArmResult]) -> list[str]:
             ratio = a.tokens_per_problem / ref.tokens_per_problem
             diff, se, n = paired_difference(ref.correct, a.correct)
             note = "" if abs(ratio - 1.0) <= TOKEN_MATCH else "NOT at equal tokens (> 10 % apart)"
-            out.append(f"| {a.label} | {ref.label} | {ratio:.2f} | {diff:+.3f} ± {se:.3f} | {n} | {note} |")
+            wins = sum(a.correct[i] and not ref.correct[i] for i in a.correct)
+            losses = sum(ref.correct[i] and not a.correct[i] for i in a.correct)
+            out.append(f"| {a.label} | {ref.label} | {ratio:.2f} | {diff:+.3f} ± {se:.3f} | {n} | {wins} / {losses} "
+                       f"| {note} |")
     notes = [line for a in arms for line in verdict_lines(a)]
     return out + ([""] + notes if notes else [])
 

@@ -84,7 +84,7 @@ def test_table_pairs_each_judged_arm_with_the_nearest_sc_arm_over_common_problem
     assert "| 3 | 0.333 ± 0.272 |" in sc_row
     bon_vs = next(line for line in lines if line.startswith("| bon:8 | sc:8 |"))
     # paired differences (0, 1, 0): mean 1/3, sample sd 0.577, SE 0.333
-    assert "| 1.05 | +0.333 ± 0.333 | 3 |  |" in bon_vs
+    assert "| 1.05 | +0.333 ± 0.333 | 3 | 1 / 0 |  |" in bon_vs
     beam_vs = next(line for line in lines if line.startswith("| beam:2x4 | sc:8 |"))
     assert "| 1.50 |" in beam_vs and "NOT at equal tokens" in beam_vs
 
