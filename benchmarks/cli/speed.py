@@ -190,7 +190,9 @@ def parallel(
     workload: Annotated[str, typer.Option(help="Step-beam tasks: chain_sum or gsm_symbolic.")] = "chain_sum",
     bound: Annotated[int, typer.Option(help="max_parallel (MCTS) / max_width (beam) of the adaptive runs.")] = 8,
     concurrency: Annotated[list[int], typer.Option(
-        help="Concurrencies of the saturation probe; the target is its saturation point.")] = [4, 8, 16, 32],
+        help="Concurrencies of the saturation probe; the target is its saturation point. Up to 128: the searches "
+             "put hundreds of sequences in flight (64 beams x 3 x 4), and a probe that stops at 32 under-states "
+             "the server's ceiling (the step beam ran at 1.7x a 32-deep probe).")] = [8, 16, 32, 64, 128],
     probe_tokens: Annotated[int, typer.Option(help="Generated tokens per probe request.")] = 64,
     matched: Annotated[bool, typer.Option(
         help="When adaptive spent > 10 % more or fewer tokens, run it again with each problem's tokens capped so "
