@@ -1,8 +1,8 @@
 """``ponder bench guided``: searches guided by a step judge beside self-consistency at equal
 generated tokens, on held-out problems (issue 27 §4).
 
-One base run config (``configs/guided_chain_sum.yaml``: the task, a one-operation-per-step
-prompt, the step format, the symbolic checker as ``reward``) and a list of *arms*, each a
+One base run config (``configs/guided_chain_sum.yaml``: the task, the prompt, the step format,
+the symbolic checker as ``reward``) and a list of *arms*, each a
 search over the same problems:
 
 - ``sc:N``       self-consistency, N sampled chains, majority vote (no judge);
@@ -76,7 +76,8 @@ class Arm:
 
 
 def parse_arm(text: str) -> Arm:
-    """``sc:N``, ``bon:N`` or ``beam:B1xB2`` -> an :class:`Arm`; ValueError naming the form otherwise."""
+    """``sc:N``, ``bon:N``, ``vote:N`` or ``beam:B1xB2`` -> an :class:`Arm`; ValueError naming the
+    forms otherwise."""
     m = ARM_RE.match(text.strip())
     if m is None:
         raise ValueError(f"arm {text!r}: expected sc:N (self-consistency), bon:N (best-of-N, judge-weighted "
@@ -84,8 +85,8 @@ def parse_arm(text: str) -> Arm:
                          "the judge), e.g. sc:8, bon:8, vote:8, beam:2x4")
     kind, n, b1, b2 = m.groups()
     if kind == "vote":
-        return Arm(text, {"algorithm": "best_of_n", "num_samples": int(n), "aggregation": "min",
-                          "answer_by": "vote"}, judged=True, source=f"sc:{n}")
+        return Arm(text, {"algorithm": "best_of_n", "num_samples": int(n), "answer_by": "vote"}, judged=True,
+                   source=f"sc:{n}")
     if kind == "sc":
         return Arm(text, {"algorithm": "self_consistency", "num_samples": int(n)}, judged=False)
     if kind == "bon":
@@ -225,20 +226,20 @@ async def read_arm(run_dir: Path, arm: Arm, tasks) -> ArmResult:  # tasks: TaskS
     return out
 
 
-def chain_weight(statuses: Sequence[str], config) -> float:  # config: SymbolicCheckerConfig
-    """The symbolic checker's verdict on a whole chain as a vote weight: ``false_score`` when a
-    step is ``checked_false``, else ``true_score`` when a step is ``checked_true``, else
-    ``unchecked_score``. Unlike ``min`` over step scores, a closing step with nothing to check
-    ('The answer is 9.') does not pull a checked chain down to a bare guess's weight."""
+def chain_verdict(statuses: Sequence[str]) -> str:
+    """The symbolic checker's verdict on a whole chain from its steps' statuses: ``false`` when a
+    step is ``checked_false``, else ``true`` when a step is ``checked_true``, else ``unchecked``."""
     if "checked_false" in statuses:
-        return config.false_score
-    if "checked_true" in statuses:
-        return config.true_score
-    return config.unchecked_score
+        return "false"
+    return "true" if "checked_true" in statuses else "unchecked"
 
 
-def _verdict(weight: float, config) -> str:
-    return ("false" if weight == config.false_score else "true" if weight == config.true_score else "unchecked")
+def chain_weight(statuses: Sequence[str], config) -> float:  # config: SymbolicCheckerConfig
+    """:func:`chain_verdict` as a vote weight: ``false_score``, ``true_score`` or ``unchecked_score``.
+    Unlike ``min`` over step scores, a closing step with nothing to check ('The answer is 9.')
+    does not pull a checked chain down to a bare guess's weight."""
+    return {"false": config.false_score, "true": config.true_score,
+            "unchecked": config.unchecked_score}[chain_verdict(statuses)]
 
 
 def verdict_lines(arm: ArmResult) -> list[str]:
@@ -282,9 +283,10 @@ async def read_vote_arm(source_dir: Path, arm: Arm, tasks, checker) -> ArmResult
             continue
         problem = Problem(pid, trace.question)
         checks = await asyncio.gather(*(checker.check(problem, tree.path_texts(i)) for i in ends))
-        weights = [chain_weight([c.status for c in found], checker.config) for found in checks]
+        statuses = [[c.status for c in found] for found in checks]
+        weights = [chain_weight(st, checker.config) for st in statuses]
         right = await asyncio.gather(*(tasks.averify(pid, tree.nodes[i].answer) for i in ends))
-        out.verdicts[pid] = [(_verdict(w, checker.config), v.correct) for w, v in zip(weights, right, strict=True)]
+        out.verdicts[pid] = [(chain_verdict(st), v.correct) for st, v in zip(statuses, right, strict=True)]
         node = vote_path(tree, ends, weights)
         answer = tree.nodes[node].answer if node is not None else None
         out.correct[pid] = bool(answer is not None and (await tasks.averify(pid, answer)).correct)

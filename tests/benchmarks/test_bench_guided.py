@@ -30,7 +30,7 @@ def test_arms_parse_to_their_searches_and_bad_forms_say_the_forms():
     assert (beam.search["beam_width"], beam.search["num_children"], beam.search["score"]) == (2, 4, "reward_model")
     assert beam.dirname == "beam-2x4"
     vote = parse_arm("vote:8")
-    assert vote.source == "sc:8" and vote.judged and vote.search["aggregation"] == "min"
+    assert vote.source == "sc:8" and vote.judged and vote.search["num_samples"] == 8
     for bad in ("sc", "sc:x", "mcts:8", "beam:2", "beam:2x"):
         with pytest.raises(ValueError, match="sc:N"):
             parse_arm(bad)
