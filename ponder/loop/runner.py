@@ -159,7 +159,7 @@ class Loop:
             prm = {"prm": Path(mix["path"])}
         sft = export_run(cfg.resolved_run_dir, ["sft"], directory / "datasets", tasks=self.train)
         if self.cfg.policy_recipe == "dpo":
-            sft.update(export_run(cfg.resolved_run_dir, ["pairs"], directory / "datasets", lab.prm_generator))
+            sft.update(export_run(cfg.resolved_run_dir, ["pairs"], directory / "datasets", lab.prm_generators[0]))
         tokens = sum(row["usage"]["generated_tokens"] + row.get("label_usage", {}).get("generated_tokens", 0)
                      for row in outcome.rows)
         calls = sum(row["usage"]["calls"] + row.get("label_usage", {}).get("calls", 0) for row in outcome.rows)

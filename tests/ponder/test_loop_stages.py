@@ -245,3 +245,64 @@ def test_a_mixed_prm_dataset_and_the_judge_are_validated(tmp_path):
                                   "prm_generator": ["math_shepherd", "omega_prm"]})
     with pytest.raises(ValueError, match="planted tasks"):
         loop_cfg(tmp_path, judge={"tasks": ["leg_counting"]})
+
+
+def test_the_label_stage_mixes_generators_and_planted_rows_for_the_prm(tmp_path, monkeypatch):
+    """Label stage with prm_generator [symbolic, math_shepherd] and planted rows: each generator's
+    dataset is exported, the mix (held-out chain_sum questions left out) is the PRM's dataset, and
+    train_prm trains on what the label stage's marker names."""
+    import contextlib
+
+    import datasets
+
+    import ponder.run
+    import training.export
+    import training.train.prm
+    from ponder.config import ModelConfig
+    from verifiers.planted import is_heldout
+
+    questions = [f"What is {i} + 1?" for i in range(40)]
+    train_q = next(q for q in questions if not is_heldout("chain_sum", q))
+    held_q = next(q for q in questions if is_heldout("chain_sum", q))
+
+    async def fake_run(cfg, **kwargs):
+        return type("O", (), {"rows": [{"usage": {"generated_tokens": 7, "calls": 1}, "labels": 2}]})()
+
+    def fake_export(run_dir, formats, out_dir, generator=None, soft=False, **kwargs):
+        target = Path(out_dir) / (f"prm_{generator}" if formats == ["prm"] else formats[0])
+        rows = [{"prompt": q + "\n\n", "completions": [f"{generator} step"], "labels": [True], "problem_id": q}
+                for q in (train_q, held_q)]
+        datasets.Dataset.from_list(rows).save_to_disk(str(target))
+        return {formats[0]: target}
+
+    @contextlib.contextmanager
+    def no_servers(self, r, with_prm):
+        yield ModelConfig(), None
+
+    seen = {}
+
+    def fake_train(config):
+        seen["dataset"] = config.dataset
+        return type("R", (), {"model_dir": config.out / "model", "metrics": {}})()
+
+    monkeypatch.setattr(ponder.run, "run_config", fake_run)
+    monkeypatch.setattr(training.export, "export_run", fake_export)
+    monkeypatch.setattr(runner.Loop, "serving", no_servers)
+    monkeypatch.setattr(training.train.prm, "train_prm", fake_train)
+    train = TaskSet([Problem("a", "q1")], {"a": "1"}, MathVerifier())
+    held = TaskSet([Problem("b", "q2")], {"b": "2"}, MathVerifier())
+    label = {"search": {"algorithm": "self_consistency", "num_samples": 2},
+             "labels": [{"generator": "symbolic"}, {"generator": "math_shepherd"}],
+             "prm_generator": ["symbolic", "math_shepherd"], "planted": {"tasks": ["chain_sum"], "num_problems": 2}}
+    loop = runner.Loop(loop_cfg(tmp_path, base_policy=str(tmp_path / "base"), label=label), train, held)
+    directory = stage_dir(tmp_path, 1, "label")
+    directory.mkdir(parents=True)
+    result = asyncio.run(loop.label(1, directory))
+    mix = result.outputs["prm_mix"]
+    assert result.outputs["prm_dataset"] == str(directory / "datasets" / "prm_mix")
+    assert mix["by_source"] == {"prm_symbolic": 1, "prm_math_shepherd": 1, "planted": 4} and mix["heldout_dropped"] == 2
+    rows = datasets.load_from_disk(result.outputs["prm_dataset"]).to_list()
+    assert [r["completions"] for r in rows[:2]] == [["symbolic step"], ["math_shepherd step"]]
+    (directory / DONE).write_text(json.dumps({"outputs": result.outputs}))
+    asyncio.run(loop.train_prm(1, stage_dir(tmp_path, 1, "train_prm")))
+    assert seen["dataset"] == directory / "datasets" / "prm_mix"
