@@ -17,8 +17,8 @@ error, and the parallelism the trees used (from their traces).
 
 Accuracy at equal generated tokens: adaptive parallelism changes what a search does and
 may spend more tokens (MCTS's parallel simulations select by virtual loss and reach deeper;
-the wider beam expands more nodes). When the adaptive run generated more than 10 % more (or
-less) than the fixed run, a third run, *matched*, repeats it with each problem's generated
+the wider beam expands more nodes). When the adaptive run generated more than 10 % more than
+the fixed run, a third run, *matched*, repeats it with each problem's generated
 tokens capped (``budget.max_generated_tokens``) at the cap under which the adaptive run's own
 per-problem tokens, each cut there, sum to the fixed run's total (``matching_cap``); its
 accuracy is compared with the fixed run's, paired by problem. A cap is checked before each
@@ -159,9 +159,10 @@ def matched_arm(adaptive_cfg: RunConfig, fixed: RunMeasure, adaptive: RunMeasure
     """The adaptive run again with each problem's generated tokens capped so that, cut as the
     adaptive run's own problems would be, they sum to the fixed run's tokens (``matching_cap``;
     the config's own cap, if lower, stays): (label, config, the cap). None when the adaptive run
-    already generated within 10 % of the fixed run's tokens (its comparison is at equal tokens)."""
+    generated at most 10 % more than the fixed run (at equal tokens, or fewer: a cap cannot add
+    tokens, and an accuracy at fewer tokens is the harder comparison for it)."""
     total = int(fixed.summary["generated_tokens"])
-    if abs(adaptive.summary["generated_tokens"] / max(total, 1) - 1.0) <= 0.10:
+    if adaptive.summary["generated_tokens"] <= 1.10 * total:
         return None
     cap = matching_cap(row_tokens(adaptive), total)
     own = adaptive_cfg.budget.max_generated_tokens

@@ -195,7 +195,7 @@ def parallel(
              "the server's ceiling (the step beam ran at 1.7x a 32-deep probe).")] = [8, 16, 32, 64, 128],
     probe_tokens: Annotated[int, typer.Option(help="Generated tokens per probe request.")] = 64,
     matched: Annotated[bool, typer.Option(
-        help="When adaptive spent > 10 % more or fewer tokens, run it again with each problem's tokens capped so "
+        help="When adaptive spent > 10 % more tokens, run it again with each problem's tokens capped so "
              "that the total matches the fixed run's (accuracy at matched tokens).")] = True,
     target_within: Annotated[float, typer.Option(
         help="target_in_flight = the smallest probed concurrency within this share of the best tok/s (0: the "
@@ -253,7 +253,7 @@ def parallel(
                                 "problems cut there sum to the fixed run's tokens)")
                             measured.append(await measure(label, c))
                         elif matched:
-                            say("adaptive generated within 10 % of the fixed run's tokens: no matched run")
+                            say("adaptive generated at most 10 % more tokens than the fixed run: no matched run")
                         results.append(measured)
                     say("saturation probe after")
                     after = await bench_server_async(client, tuple(concurrency), probe_tokens, seed=1, **probe)

@@ -73,6 +73,8 @@ def test_the_matched_run_caps_tokens_only_when_adaptive_spent_more_than_ten_perc
     fixed = measure("mcts fixed", fixed_cfg, [True, False, True, False], 1000, 10.0, 1000)
     near = measure("mcts adaptive", adaptive_cfg, [True] * 4, 1080, 10.0, 1080)
     assert matched_arm(adaptive_cfg, fixed, near) is None  # 1.08x: already at equal tokens
+    fewer = measure("mcts adaptive", adaptive_cfg, [True] * 4, 800, 10.0, 800)
+    assert matched_arm(adaptive_cfg, fixed, fewer) is None  # a cap cannot add tokens
     more = measure("mcts adaptive", adaptive_cfg, [True] * 4, 1500, 10.0, 1500, per_row=[100, 200, 400, 800])
     label, cfg, cap = matched_arm(adaptive_cfg, fixed, more)
     assert (label, cap) == ("mcts adaptive matched", 350)  # 100 + 200 + 350 + 350 = 1000
