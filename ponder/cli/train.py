@@ -34,6 +34,8 @@ def train(
     lora_rank: Annotated[Optional[int], typer.Option(help="LoRA rank.")] = None,
     beta: Annotated[Optional[float], typer.Option(help="dpo: strength of the tie to the reference.")] = None,
     system_prompt: Annotated[Optional[str], typer.Option(help="sft / dpo: system turn of prompts built from plain-text rows.")] = None,
+    train_layers: Annotated[Optional[int], typer.Option(help="prm: train only the last N decoder layers and the final norm (minutes on CPU).")] = None,
+    balance: Annotated[Optional[bool], typer.Option("--balance/--no-balance", help="prm: right and wrong steps weigh the same in the loss (default on).")] = None,
     resume: Annotated[bool, typer.Option(help="Resume from OUT's last checkpoint; --no-resume starts afresh.")] = True,
     rounds: Annotated[Optional[int], typer.Option(help="grpo / treepo / rover: sample -> update rounds.")] = None,
 ) -> None:
@@ -51,7 +53,7 @@ def train(
     given = {"num_epochs": epochs, "max_steps": max_steps, "learning_rate": lr, "batch_size": batch_size,
              "gradient_accumulation_steps": grad_accum, "max_length": max_length, "eval_fraction": eval_fraction,
              "save_steps": save_steps, "logging_steps": logging_steps, "seed": seed, "lora_rank": lora_rank,
-             "beta": beta, "system_prompt": system_prompt}
+             "beta": beta, "system_prompt": system_prompt, "train_layers": train_layers, "balance": balance}
     try:
         config = make_config(stage, dataset=dataset, base=base or _embedded(), out=out, lora=lora, resume=resume,
                              **{k: v for k, v in given.items() if v is not None})

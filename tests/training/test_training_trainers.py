@@ -409,3 +409,24 @@ def test_cli_trains_a_stage_and_reruns_as_done(base: Path, tmp_path: Path) -> No
     assert again.exit_code == 0 and "already trained" in again.output
     bad = CliRunner().invoke(app, ["train", "ppo", str(data), "--base", str(base), "--out", str(out)])
     assert bad.exit_code == 2 and "stage" in bad.output
+
+
+def test_cli_passes_prm_options_and_refuses_them_for_other_stages(base: Path, tmp_path: Path, monkeypatch) -> None:
+    """`--train-layers` / `--no-balance` reach the PRM stage's config; on sft they are refused
+    at the door (exit 2, the field named), before any training."""
+    import training.train as train_pkg
+
+    seen = {}
+
+    def fake_run(stage, config):
+        seen[stage] = config
+        raise ConfigError("stop", None, "seen")
+
+    monkeypatch.setattr(train_pkg, "run_stage", fake_run)
+    data = save(tmp_path, "sft", sft_rows())
+    out = CliRunner().invoke(app, ["train", "prm", str(data), "--base", str(base), "--out", str(tmp_path / "p"),
+                                   "--train-layers", "2", "--no-balance"])
+    assert out.exit_code == 2 and seen["prm"].train_layers == 2 and seen["prm"].balance is False, out.output
+    bad = CliRunner().invoke(app, ["train", "sft", str(data), "--base", str(base), "--out", str(tmp_path / "s"),
+                                   "--train-layers", "2"])
+    assert bad.exit_code == 2 and "train_layers" in bad.output and "sft" not in seen, bad.output
