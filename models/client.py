@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import ssl
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -40,6 +39,7 @@ from models.completion import (  # re-exported: the parsed reply types belong wi
     parse_completion,
     parse_usage,  # noqa: F401
 )
+from models.pools import Pools
 from models.routing import Router, RoutingMode
 from search.protocols import (
     ConfigError,
@@ -67,7 +67,7 @@ class VLLMClient:
     """Async client for one or more vLLM OpenAI-compatible servers serving the same model.
 
     Requests to an endpoint go through up to ``max_connections`` keep-alive connections, each
-    one request at a time (``_lease``; created on first use, in the running event loop);
+    one request at a time (:mod:`models.pools`; created on first use, in the running event loop);
     call :meth:`aclose` (or use ``async with``) when done.
 
     Args:
@@ -127,12 +127,7 @@ class VLLMClient:
         self.backoff_s = backoff_s
         self.backoff_max_s = backoff_max_s
         self.max_connections = max_connections
-        self._transport = transport
-        self._http: httpx.AsyncClient | None = None
-        self._lanes: dict[str, list[list[Any]]] = {}
-        self._free: dict[str, list[list[Any]]] = {}
-        self._tls: ssl.SSLContext | None = None
-        self._http_loop: asyncio.AbstractEventLoop | None = None
+        self.pools = Pools(timeout, max_connections, transport)
         self._in_flight = dict.fromkeys(self.endpoints, 0)
         self.router = Router(routing, rebind_factor=rebind_factor)
         self.on_event = on_event
@@ -149,72 +144,16 @@ class VLLMClient:
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def _new_pool(self, max_connections: int) -> httpx.AsyncClient:
-        if self._tls is None:  # made once: building one costs ~50 ms of CPU (the CA bundle)
-            self._tls = ssl.create_default_context()
-        return httpx.AsyncClient(
-            timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            transport=self._transport,
-            verify=self._tls,
-        )
-
-    def _check_loop(self) -> None:
-        """Connections belong to the loop that opened them, so a client used from a new loop
-        (e.g. successive ``asyncio.run`` calls) gets fresh pools there."""
-        loop = asyncio.get_running_loop()
-        if self._http_loop is not loop:
-            self._http, self._lanes, self._free, self._http_loop = None, {}, {}, loop
-
     @property
     def http(self) -> httpx.AsyncClient:
         """The pooled HTTP client of the running event loop for probes and metrics (created on
-        first use); completions go through :meth:`_lease`'s lanes."""
-        self._check_loop()
-        if self._http is None or self._http.is_closed:
-            self._http = self._new_pool(self.max_connections)
-        return self._http
-
-    def _lease(self, endpoint: str) -> list[Any]:
-        """A lane to ``endpoint``: ``[a one-connection pool, requests in it]``, free if one is.
-
-        httpcore's pool walks all its connections (and polls each idle socket) whenever a request
-        enters or leaves it, so one pool of hundreds of connections costs milliseconds of CPU per
-        request (measured on a 2-core VM: 5.4 ms at 64 in flight, 12.9 ms at 256; 1.2 ms with
-        lanes, issue 26 §4). Here each connection is a pool of its own, handed to one request at
-        a time from a free list; past ``max_connections`` lanes to the endpoint a request queues
-        in the least-busy lane.
-        """
-        self._check_loop()
-        free = self._free.setdefault(endpoint, [])
-        if free:
-            lane = free.pop()  # the most recently used: its connection is the warmest
-        else:
-            lanes = self._lanes.setdefault(endpoint, [])
-            if len(lanes) < self.max_connections:
-                lane = [self._new_pool(1), 0]
-                lanes.append(lane)
-            else:
-                lane = min(lanes, key=lambda x: x[1])
-        lane[1] += 1
-        return lane
-
-    def _release(self, endpoint: str, lane: list[Any]) -> None:
-        lane[1] -= 1
-        if lane[1] == 0 and endpoint in self._free:
-            self._free[endpoint].append(lane)
+        first use); completions go through lanes (:mod:`models.pools`)."""
+        return self.pools.http
 
     async def aclose(self) -> None:
-        """Stops recoveries in progress and closes the connection pools (those made in another,
-        now gone, loop are just dropped)."""
+        """Stops recoveries in progress and closes the connection pools."""
         self.breaker.close()
-        pools = [self._http] + [lane[0] for lanes in self._lanes.values() for lane in lanes]
-        self._http, self._lanes, self._free = None, {}, {}
-        if self._http_loop is asyncio.get_running_loop():
-            for pool in pools:
-                if pool is not None:
-                    await pool.aclose()
-        self._http_loop = None
+        await self.pools.aclose()
 
     async def __aenter__(self) -> VLLMClient:
         return self
@@ -285,7 +224,7 @@ class VLLMClient:
         url = state.url + path
         self._in_flight[endpoint] += 1
         self.requests_sent[endpoint] += 1
-        lane = self._lease(endpoint)
+        lane = self.pools.lease(endpoint)
         started = time.perf_counter()
         try:
             response = await lane[0].request(method, url, json=payload)
@@ -300,7 +239,7 @@ class VLLMClient:
                                    retryable=True) from e
         finally:
             self._in_flight[endpoint] -= 1
-            self._release(endpoint, lane)
+            self.pools.release(endpoint, lane)
         seconds = time.perf_counter() - started
         if response.status_code >= 400:
             raise ModelServerError(

@@ -29,7 +29,7 @@ async def test_requests_share_at_most_max_connections_and_reuse_them(slow_fake):
         before = connections(await client.metrics())  # start-up's health checks, this metrics pool
         replies = await asyncio.gather(*(client.complete([1, 2, 3, i], max_tokens=2) for i in range(12)))
         assert len(replies) == 12 and all(len(r.choices) == 1 for r in replies)
-        (lanes,) = client._lanes.values()
+        (lanes,) = client.pools.lanes.values()
         assert len(lanes) == 5 and all(lane[1] == 0 for lane in lanes)  # capped, all released
         for i in range(3):  # one at a time: a free lane, its connection kept alive
             await client.complete([4, 5, i], max_tokens=2)
@@ -40,6 +40,6 @@ async def test_requests_share_at_most_max_connections_and_reuse_them(slow_fake):
 async def test_each_request_in_flight_gets_its_own_lane_below_the_cap(slow_fake):
     async with VLLMClient(slow_fake.endpoint, "fake", max_connections=64) as client:
         await asyncio.gather(*(client.complete([7, i], max_tokens=2) for i in range(9)))
-        (lanes,) = client._lanes.values()
+        (lanes,) = client.pools.lanes.values()
         assert len(lanes) == 9
-        assert sorted(map(id, client._free[client.endpoints[0]])) == sorted(map(id, lanes))
+        assert sorted(map(id, client.pools.free[client.endpoints[0]])) == sorted(map(id, lanes))
