@@ -8,8 +8,8 @@ import pytest
 
 from models.checkpoint import structure_problem
 from ponder.loop.config import load_loop_config
-from ponder.loop.report import round_summary
 from ponder.loop.runner import run_loop
+from ponder.loop.summary import round_summary
 
 pytestmark = pytest.mark.integration
 

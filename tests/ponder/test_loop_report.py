@@ -30,7 +30,8 @@ from ponder.loop.metrics import (
     solution_steps,
     step_counts,
 )
-from ponder.loop.report import DASH, PLOT_FILES, round_summary, stage_cost, write_report
+from ponder.loop.report import DASH, PLOT_FILES, write_report
+from ponder.loop.summary import round_summary, stage_cost
 from search.labels.records import StepLabel
 from search.protocols import Problem, StepProposal, Usage, Verdict, VerdictStatus
 from search.trace import SearchResult, SearchTrace
