@@ -10,8 +10,18 @@ replica's Prometheus counters are read. Reported per routing:
 - prefix-cache hit rate: hit tokens / queried prompt tokens, summed over the replicas;
 - prompt tokens the servers computed (queried - hit): what the routing made them recompute;
 - generated tokens, wall seconds and generated tok/s;
+- the sequences the servers ran (each of a request's ``n`` samples queries the prefix cache) and
+  the prompt tokens computed per sequence: vLLM's prefix cache reuses whole KV blocks only, and a
+  prompt found entire still recomputes its last token, so each sequence recomputes its prompt's
+  tail block (on average about half a block) wherever it runs: a floor no routing removes;
 - the prompt tokens each replica was asked for (how the load fell on them), and the problems
   tree routing moved off their replica (down or saturated).
+
+With ``--ceiling`` the replicas are stopped and the same workload runs once more on one server
+with all their cores and all their KV cache (:func:`ceiling_settings`), its cache emptied
+first: the hit rate with no routing at all. Its misses are the workload's own (first visits,
+tail blocks, evictions from a cache of that size); the gap from a routing's hit rate to it is
+what that routing lost.
 
 The two runs search the same problems with the same seeds, but their trees differ (sampling
 on different servers), so prompt tokens queried differ a little too; the hit rate and the
@@ -27,10 +37,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks.metrics import GENERATED, counter_delta, fmt
+from benchmarks.metrics import GENERATED, SEQUENCES, counter_delta, fmt
 from benchmarks.search_runs import override, reset_prefix_cache, snapshot
 from benchmarks.server import PREFIX_HITS, PREFIX_QUERIES
 from models.client import VLLMClient
+from models.server_settings import ServerSettings
 from ponder.config import RunConfig, parse_run_config
 from ponder.run import run_config
 from verifiers.tasks import TaskSet
@@ -63,6 +74,9 @@ class RoutingRun:
     moves: tuple[tuple[str, int], ...] = ()
     """Problems tree routing moved off their replica, by reason (``moved`` events)."""
 
+    sequences: float = 0.0
+    """Sequences the servers ran (``vllm:request_prompt_tokens_count``: each of ``n`` samples)."""
+
     @property
     def hit_rate(self) -> float | None:
         return self.hits / self.queried if self.queried else None
@@ -72,10 +86,31 @@ class RoutingRun:
         """Prompt tokens the servers computed (queried and not found in the prefix cache)."""
         return self.queried - self.hits
 
+    @property
+    def computed_per_queried(self) -> float:
+        return self.computed / self.queried if self.queried else 0.0
+
+    @property
+    def computed_per_sequence(self) -> float | None:
+        return self.computed / self.sequences if self.sequences else None
+
+
+CEILING = "1 server"
+"""The label of the ceiling run (one server, no routing)."""
+
+
+def ceiling_settings(settings: ServerSettings, replicas: int) -> ServerSettings:
+    """The one server of the ceiling run: the replicas' settings with all their cores
+    (``omp_threads_bind`` 'auto') and their KV cache added up, so the cache is as large as theirs
+    together and what it misses is the workload's, not a smaller cache's."""
+    return settings.model_copy(update={"kv_cache_gib": replicas * settings.resolved_kv_cache_gib(),
+                                       "omp_threads_bind": "auto", "cuda_visible_devices": None})
+
 
 async def measure(cfg: RunConfig, tasks: TaskSet, endpoints: Sequence[str], model: str, routing: str,
-                  on_progress: Callable[[str], None] | None = None) -> RoutingRun:
-    """Runs ``cfg`` against ``endpoints`` with ``routing``; reads every replica's counters around it."""
+                  on_progress: Callable[[str], None] | None = None, label: str | None = None) -> RoutingRun:
+    """Runs ``cfg`` against ``endpoints`` with ``routing``; reads every replica's counters around it.
+    ``label``: the run's name in the report (default: ``routing``)."""
     await asyncio.to_thread(tasks.warm)  # the answer checker's workers start outside the timed run
     clients = [VLLMClient(e, model) for e in endpoints]
     try:
@@ -86,7 +121,7 @@ async def measure(cfg: RunConfig, tasks: TaskSet, endpoints: Sequence[str], mode
                                  "run_dir": str(Path(tmp) / routing)})
             started = time.perf_counter()
             if on_progress is not None:
-                on_progress(f"routing {routing}: {len(tasks.problems)} problems")
+                on_progress(f"{label or 'routing ' + routing}: {len(tasks.problems)} problems")
             moves: dict[str, int] = {}
 
             def on_event(e: dict) -> None:
@@ -102,30 +137,39 @@ async def measure(cfg: RunConfig, tasks: TaskSet, endpoints: Sequence[str], mode
             await c.aclose()
     queried = [counter_delta(b, a, PREFIX_QUERIES) for b, a in zip(before, after, strict=True)]
     return RoutingRun(
-        routing=routing, queried=sum(queried),
+        routing=label or routing, queried=sum(queried),
         hits=sum(counter_delta(b, a, PREFIX_HITS) for b, a in zip(before, after, strict=True)),
         generated=sum(counter_delta(b, a, GENERATED) for b, a in zip(before, after, strict=True)),
         wall_s=wall, problems=len(outcome.rows), per_replica_queried=tuple(queried),
-        cache_reset=reset, moves=tuple(sorted(moves.items())))
+        cache_reset=reset, moves=tuple(sorted(moves.items())),
+        sequences=sum(counter_delta(b, a, SEQUENCES) for b, a in zip(before, after, strict=True)))
 
 
 def lines(runs: Sequence[RoutingRun]) -> list[str]:
-    """The report: one row per routing, then tree vs request."""
-    out = [f"{'routing':<8} {'problems':>8} {'hit rate':>9} {'queried':>9} {'computed':>9} {'generated':>9} "
-           f"{'wall s':>7} {'gen tok/s':>9}  queried per replica"]
+    """The report: one row per run, then tree vs request, then each routing against the
+    one-server ceiling when it was run."""
+    out = [f"{'routing':<8} {'problems':>8} {'hit rate':>9} {'queried':>9} {'computed':>9} {'per seq':>7} "
+           f"{'generated':>9} {'wall s':>7} {'gen tok/s':>9}  queried per replica"]
     for r in runs:
-        rate = f"{r.hit_rate:.1%}" if r.hit_rate is not None else "-"
-        out.append(f"{r.routing:<8} {r.problems:>8} {rate:>9} {r.queried:>9.0f} {r.computed:>9.0f} "
-                   f"{r.generated:>9.0f} {r.wall_s:>7.1f} {r.generated / r.wall_s:>9.1f}  "
+        per_seq = r.computed_per_sequence
+        out.append(f"{r.routing:<8} {r.problems:>8} {fmt(r.hit_rate, '.1%'):>9} {r.queried:>9.0f} {r.computed:>9.0f} "
+                   f"{fmt(per_seq, '.1f'):>7} {r.generated:>9.0f} {r.wall_s:>7.1f} {r.generated / r.wall_s:>9.1f}  "
                    + " / ".join(f"{q:.0f}" for q in r.per_replica_queried)
                    + ("; moved " + ", ".join(f"{n} ({why})" for why, n in r.moves) if r.moves else "")
                    + ("" if r.cache_reset else "  (prefix caches NOT reset: dev mode off)"))
     by = {r.routing: r for r in runs}
     if "tree" in by and "request" in by:
         t, q = by["tree"], by["request"]
-        per_t = t.computed / t.queried if t.queried else 0.0
-        per_q = q.computed / q.queried if q.queried else 0.0
         out.append(f"tree vs request: hit rate {fmt(t.hit_rate, '.1%')} vs {fmt(q.hit_rate, '.1%')}; prompt tokens computed per "
-                   f"queried token {per_t:.3f} vs {per_q:.3f}; generated tok/s "
+                   f"queried token {t.computed_per_queried:.3f} vs {q.computed_per_queried:.3f}; generated tok/s "
                    f"{t.generated / t.wall_s:.1f} vs {q.generated / q.wall_s:.1f}")
+    if CEILING in by:
+        c = by[CEILING]
+        for name in ("tree", "request"):
+            if name in by:
+                r = by[name]
+                lost = r.computed_per_queried - c.computed_per_queried
+                out.append(f"{name} vs {CEILING} (ceiling): hit rate {fmt(r.hit_rate, '.1%')} vs {fmt(c.hit_rate, '.1%')}; "
+                           f"prompt tokens computed per queried token {r.computed_per_queried:.3f} vs "
+                           f"{c.computed_per_queried:.3f} (routing lost {lost:+.3f})")
     return out

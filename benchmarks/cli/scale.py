@@ -21,12 +21,16 @@ def replicas(
     block_size: BlockSize = None,
     kv_cache_gib: KvCacheGib = 1,
     order: Annotated[str, typer.Option(help="Routings to run, in order, comma-separated.")] = "request,tree",
+    ceiling: Annotated[bool, typer.Option(
+        "--ceiling/--no-ceiling", help="Then stop the replicas and run the same workload on one server with all "
+        "their cores and KV cache (cache emptied first): the hit rate with no routing, the ceiling of both.")] = False,
 ) -> None:
     """Tree-affine vs per-request routing on N replicas: prefix-cache hit rate, prompt tokens computed, tok/s."""
-    from benchmarks.replicas import lines, measure, workload
+    from benchmarks.replicas import CEILING, ceiling_settings, lines, measure, workload
     from benchmarks.search_runs import machine_note, override
     from models.client import VLLMClient, served_model
-    from models.replicas import ensure_replicas
+    from models.managed import ManagedServer, owned_servers
+    from models.replicas import ensure_replicas, start_replicas
     from verifiers.tasks import load_tasks
 
     routings = [r.strip() for r in order.split(",") if r.strip()]
@@ -35,6 +39,20 @@ def replicas(
     say = stage_printer()
     # dev mode: POST /reset_prefix_cache, so each routing starts from cold caches
     os.environ.setdefault("VLLM_SERVER_DEV_MODE", "1")
+
+    async def go(endpoints: list[str], plan: list[tuple[str, str | None]]):
+        """Warms each server, makes an untimed small run, then one measured run per (routing, label)."""
+        name = await served_model(endpoints[0])
+        say("warming up each server")
+        for e in endpoints:  # first requests of a fresh server are slower: not in any run
+            async with VLLMClient(e, name) as client:
+                await asyncio.gather(*(client.complete(list(range(100, 164)), max_tokens=8) for _ in range(4)))
+        # an untimed 2-problem run first: the first run in a process pays one-off costs
+        # (imports, the answer checker's workers: ~8 s measured with fake servers)
+        small = override(cfg, {"tasks": {"size": 2}})
+        await measure(small, load_tasks(small.tasks), endpoints, name, plan[0][0], say)
+        return [await measure(cfg, tasks, endpoints, name, r, say, label=label) for r, label in plan]
+
     try:
         cfg = override(workload(problems), {"model": {"max_in_flight": max_in_flight}})
         tasks = load_tasks(cfg.tasks)
@@ -44,20 +62,18 @@ def replicas(
             desc = ", ".join(f"{s.endpoint} (cores {s.settings.omp_threads_bind}, pid {s.record.pid})" for s in servers)
             print_header("replicas", f"{len(servers)} replicas: {desc}; kv_cache_gib={settings.resolved_kv_cache_gib()}, "
                          f"dtype={settings.resolved_dtype()}, block_size={settings.block_size}", [cfg])
-
-            async def go():
-                name = await served_model(endpoints[0])
-                say("warming up each replica")
-                for e in endpoints:  # first requests of a fresh server are slower: not in either run
-                    async with VLLMClient(e, name) as client:
-                        await asyncio.gather(*(client.complete(list(range(100, 164)), max_tokens=8) for _ in range(4)))
-                # an untimed 2-problem run first: the first run in a process pays one-off costs
-                # (imports, the answer checker's workers: ~8 s measured with fake servers)
-                small = override(cfg, {"tasks": {"size": 2}})
-                await measure(small, load_tasks(small.tasks), endpoints, name, routings[0], say)
-                return [await measure(cfg, tasks, endpoints, name, r, say) for r in routings]
-
-            runs = asyncio.run(go())
+            runs = asyncio.run(go(endpoints, [(r, None) for r in routings]))
+        if ceiling:
+            one = ceiling_settings(settings, len(servers))
+            say(f"{CEILING}: the replicas stopped; one server, cores {one.omp_threads_bind}, "
+                f"kv_cache_gib={one.resolved_kv_cache_gib()}, block_size={one.block_size}")
+            # started here, never a recorded one: the ceiling needs its own cache, emptied
+            single = [ManagedServer(s, rec, owned=True, recorded=False)
+                      for s, rec in start_replicas(1, one, on_progress=say)]
+            with owned_servers(single):
+                print(f"{CEILING}: {single[0].endpoint} (pid {single[0].record.pid}), "
+                      f"kv_cache_gib={one.resolved_kv_cache_gib()}; machine: {machine_note()}")
+                runs += asyncio.run(go([single[0].endpoint], [("request", CEILING)]))
     except PonderError as err:
         fail(err)
     print("\n".join(lines(runs)))
