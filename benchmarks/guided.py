@@ -17,6 +17,9 @@ search over the same problems:
                  ``unchecked_score``), answer by weighted vote -- best-of-N over the very chains
                  self-consistency voted on, so the generated tokens are equal by construction and
                  the paired difference is the judge's alone.
+- ``vote:ARM``   the same re-scoring over another arm's finished chains, e.g. ``vote:beam:2x4``:
+                 the beam's own search (ranking by the last step's score), then the chain-verdict
+                 vote over every path it finished instead of its last-step-weighted vote.
 
 Every arm runs in its own run directory under ``--out`` (``out/<arm>/``), so a run stopped, or
 split into pieces (``--limit``: only the first K problems; ``--arm``: only some arms), resumes
@@ -53,6 +56,8 @@ from ponder.config import RunConfig, parse_run_config
 from search.protocols import ConfigError
 
 ARM_RE = re.compile(r"^(sc|bon|vote):(\d+)$|^beam:(\d+)x(\d+)$")
+VOTE_OVER_RE = re.compile(r"^vote:((?:sc|bon):\d+|beam:\d+x\d+)$")
+"""``vote:ARM``: the checker's chain-verdict vote over another arm's finished chains."""
 TOKEN_MATCH = 0.10
 """Arms whose generated tokens per problem differ by more than this share are flagged."""
 
@@ -68,7 +73,8 @@ class Arm:
     judged: bool
     """Whether the search uses the step judge (the config's ``reward``)."""
     source: str | None = None
-    """A derived arm (``vote:N``): the arm whose run directory it re-scores (``sc:N``); it runs nothing."""
+    """A derived arm (``vote:N``, ``vote:ARM``): the arm whose run directory it re-scores (``sc:N``,
+    ``ARM``); it runs nothing."""
 
     @property
     def dirname(self) -> str:
@@ -76,13 +82,18 @@ class Arm:
 
 
 def parse_arm(text: str) -> Arm:
-    """``sc:N``, ``bon:N``, ``vote:N`` or ``beam:B1xB2`` -> an :class:`Arm`; ValueError naming the
-    forms otherwise."""
+    """``sc:N``, ``bon:N``, ``vote:N``, ``beam:B1xB2`` or ``vote:ARM`` -> an :class:`Arm`;
+    ValueError naming the forms otherwise."""
+    over = VOTE_OVER_RE.match(text.strip())
+    if over is not None:
+        source = parse_arm(over.group(1))
+        return Arm(text.strip(), dict(source.search), judged=True, source=source.label)
     m = ARM_RE.match(text.strip())
     if m is None:
         raise ValueError(f"arm {text!r}: expected sc:N (self-consistency), bon:N (best-of-N, judge-weighted "
-                         "vote), vote:N (the judge's vote over sc:N's chains) or beam:B1xB2 (step beam guided by "
-                         "the judge), e.g. sc:8, bon:8, vote:8, beam:2x4")
+                         "vote), vote:N (the judge's vote over sc:N's chains), beam:B1xB2 (step beam guided by "
+                         "the judge) or vote:ARM (the judge's vote over that arm's finished chains, e.g. "
+                         "vote:beam:2x4), e.g. sc:8, bon:8, vote:8, beam:2x4")
     kind, n, b1, b2 = m.groups()
     if kind == "vote":
         return Arm(text, {"algorithm": "best_of_n", "num_samples": int(n), "answer_by": "vote"}, judged=True,
@@ -123,19 +134,28 @@ def arm_config(base: RunConfig, arm: Arm, run_dir: Path, endpoint: str | None = 
     return override(cfg, updates) if updates else cfg
 
 
-def heldout_tasks(cfg: RunConfig, num_problems: int):  # -> TaskSet
-    """The first ``num_problems`` problems of ``cfg.tasks`` in the held-out split."""
+SPLITS = ("heldout", "tune")
+"""Which side of :func:`verifiers.planted.is_heldout` a bench draws its problems from: ``heldout``
+for the reported runs, ``tune`` (the other side, same task config) for choosing a setting first."""
+
+
+def heldout_tasks(cfg: RunConfig, num_problems: int, split: str = "heldout"):  # -> TaskSet
+    """The first ``num_problems`` problems of ``cfg.tasks`` in the held-out split, or with
+    ``split="tune"`` the first of the others (to choose settings without looking at the held-out)."""
     from verifiers.planted import is_heldout
     from verifiers.tasks import load_tasks
 
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r}: expected one of {', '.join(SPLITS)}")
     if cfg.tasks is None:
         raise ConfigError("tasks", None, "the bench's base config needs tasks")
     tasks = load_tasks(cfg.tasks)
     task_name = getattr(cfg.tasks, "name", None) or str(getattr(cfg.tasks, "path", ""))
-    held = [p for p in tasks.problems if is_heldout(task_name, p.question)]
+    want = split == "heldout"
+    held = [p for p in tasks.problems if is_heldout(task_name, p.question) == want]
     if len(held) < num_problems:
-        raise ConfigError("tasks.size", len(tasks), f"{len(held)} of its problems are held out, fewer than "
-                          f"--num-problems {num_problems}: raise tasks.size (about half are held out)")
+        raise ConfigError("tasks.size", len(tasks), f"{len(held)} of its problems are in the {split} split, fewer "
+                          f"than --num-problems {num_problems}: raise tasks.size (about half are held out)")
     keep = {p.id for p in held[:num_problems]}
     return tasks.without([p.id for p in tasks.problems if p.id not in keep])
 
@@ -258,7 +278,7 @@ def verdict_lines(arm: ArmResult) -> list[str]:
 
 
 async def read_vote_arm(source_dir: Path, arm: Arm, tasks, checker) -> ArmResult:
-    """A ``vote:N`` arm: every answered chain of ``sc:N``'s traces checked by ``checker`` (a
+    """A ``vote:N`` (or ``vote:ARM``) arm: every answered chain of ``sc:N``'s (``ARM``'s) traces checked by ``checker`` (a
     :class:`~verifiers.step_reward.SymbolicChecker`), weighed by :func:`chain_weight`, the answer
     by weighted vote (:func:`search.aggregate.vote_path`, as ``best_of_n`` with ``answer_by:
     vote`` picks it), verified after. Tokens and calls are ``sc:N``'s; its wall is ``sc:N``'s plus

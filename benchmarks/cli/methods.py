@@ -302,9 +302,13 @@ def guided(
     config: ConfigArg = None,
     arm: Annotated[list[str], typer.Option(
         help="Arms, each sc:N (self-consistency), bon:N (N chains, judge-weighted vote), vote:N (the judge's vote "
-             "over sc:N's own chains: runs nothing) or beam:B1xB2 (step beam guided by the config's reward judge).")
+             "over sc:N's own chains: runs nothing), beam:B1xB2 (step beam guided by the config's reward judge) or "
+             "vote:ARM (the judge's vote over that arm's finished chains, e.g. vote:beam:2x4: runs nothing).")
     ] = ["sc:8", "vote:8", "beam:2x4"],
     num_problems: Annotated[int, typer.Option(help="Held-out problems of the config's tasks (the first N).")] = 200,
+    split: Annotated[str, typer.Option(
+        help="heldout (the reported runs) or tune (the config's other problems: choose a setting there first, "
+             "with its own --out).")] = "heldout",
     limit: Annotated[Optional[int], typer.Option(
         help="Run only the first K of them this time (a piece); the table covers what every arm finished.")] = None,
     report_only: Annotated[bool, typer.Option(help="Run nothing: the table from the arms' directories.")] = False,
@@ -338,11 +342,11 @@ def guided(
         if any(a.source for a in shown) and (base.reward is None or base.reward.kind != "symbolic"):
             raise ValueError("vote:N arms re-score chains with the symbolic checker: the config's reward must be "
                              "{kind: symbolic}")
-        tasks = heldout_tasks(base, num_problems)
+        tasks = heldout_tasks(base, num_problems, split)
         piece = tasks.without([p.id for p in tasks.problems[limit:]]) if limit is not None else tasks
         print("== ponder bench guided")
         print(f"machine: {machine_note()}")
-        print(f"base config: {path}; tasks {json.dumps(base.tasks.model_dump(mode='json'))}; held-out problems "
+        print(f"base config: {path}; tasks {json.dumps(base.tasks.model_dump(mode='json'))}; {split} problems "
               f"{len(tasks)} (this run: the first {len(piece)}); steps {json.dumps(base.steps.model_dump())}; "
               f"reward {json.dumps(base.reward.model_dump(mode='json') if base.reward else None)}; "
               f"max_concurrent_problems {base.max_concurrent_problems}; temperature {base.temperature}")

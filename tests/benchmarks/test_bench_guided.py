@@ -31,7 +31,10 @@ def test_arms_parse_to_their_searches_and_bad_forms_say_the_forms():
     assert beam.dirname == "beam-2x4"
     vote = parse_arm("vote:8")
     assert vote.source == "sc:8" and vote.judged and vote.search["num_samples"] == 8
-    for bad in ("sc", "sc:x", "mcts:8", "beam:2", "beam:2x"):
+    over = parse_arm("vote:beam:2x4")
+    assert over.source == "beam:2x4" and over.judged and over.search == beam.search and over.dirname == "vote-beam-2x4"
+    assert parse_arm("vote:sc:8").source == "sc:8"
+    for bad in ("sc", "sc:x", "mcts:8", "beam:2", "beam:2x", "vote:vote:8", "vote:beam:2"):
         with pytest.raises(ValueError, match="sc:N"):
             parse_arm(bad)
 
@@ -58,6 +61,15 @@ def test_heldout_tasks_keep_only_heldout_questions_in_order_and_refuse_too_few()
     assert indices == sorted(indices)
     with pytest.raises(ConfigError, match="tasks.size"):
         heldout_tasks(base, 40)
+
+
+def test_the_tune_split_is_the_other_side_of_the_heldout_one():
+    base = parse_run_config(BASE)
+    tune = heldout_tasks(base, 5, "tune")
+    assert len(tune) == 5 and not any(is_heldout("chain_sum", p.question) for p in tune.problems)
+    assert not {p.id for p in tune.problems} & {p.id for p in heldout_tasks(base, 5).problems}
+    with pytest.raises(ValueError, match="heldout, tune"):
+        heldout_tasks(base, 5, "train")
 
 
 def arm(label, judged, correct, tokens, calls=1):
@@ -173,3 +185,6 @@ def test_vote_arm_rescores_the_sc_arms_own_chains_with_the_judge(tmp_path):
     assert vote.any_leaf == sc.any_leaf and vote.wall_seconds >= 2.0
     with pytest.raises(ValueError, match="runs nothing"):
         arm_config(parse_run_config(BASE), parse_arm("vote:4"), tmp_path)
+    # vote:ARM re-scores any arm's directory the same way (here as if it were a beam's)
+    over = asyncio.run(read_vote_arm(tmp_path, parse_arm("vote:beam:2x2"), _Tasks(), _Checker()))
+    assert over.correct == {"p0": True} and over.label == "vote:beam:2x2" and over.generated == sc.generated
