@@ -39,6 +39,14 @@ included, stay within the server's target). When many trees are live the engine 
 full and each runs ``num_parallel``; as they finish, the few left widen. Virtual loss changes
 which leaves are selected, so this changes what a search does: the algorithms put it behind
 their ``adaptive_parallel`` switch. What each tree used is returned (``Parallelism``).
+
+An adaptive tree also never parks a simulation on a node being expanded: the loop selects
+each new simulation's leaf itself, at once, skipping nodes under expansion and their subtrees
+(the best path among the free ones, under virtual loss), and starts one, with its grant, only
+when a free leaf exists; when every live leaf is being expanded it waits for an expansion to
+end. A waiting simulation would hold its grant (promised sequences that no request carries)
+and leave the engine under-filled while the target says it is full: measured against a fake
+replica, granted-but-waiting simulations held a third to a half of the target.
 """
 
 from __future__ import annotations
@@ -123,15 +131,58 @@ def descend(tree: Tree, select_fn: SelectFn, dead: set[int]) -> list[int] | None
     return None
 
 
-async def _simulate(ctx: SearchContext, fns: LoopFns, state: _LoopState) -> bool:
+def _find_path(tree: Tree, fns: LoopFns, dead: set[int]) -> list[int] | None:
+    """The next simulation's path by ``pick_fn`` or the ``select_fn`` descent (``dead`` grows)."""
+    if fns.pick_fn is not None:
+        return fns.pick_fn(tree, dead)
+    assert fns.select_fn is not None
+    return descend(tree, fns.select_fn, dead)
+
+
+def _free_path(tree: Tree, fns: LoopFns, state: _LoopState) -> list[int] | None | Literal["busy"]:
+    """The best path that passes no node under expansion; ``"busy"`` when every live leaf is
+    being expanded (wait for one), None when no live node is left (the tree is exhausted)."""
+    path = _find_path(tree, fns, state.dead | set(state.pending))  # skipped, not marked dead
+    if path is not None and not any(i in state.pending for i in path):
+        return path
+    return "busy" if _find_path(tree, fns, state.dead) is not None else None
+
+
+class _Expansion:
+    """One simulation's claim on its leaf: the leaf marked pending and virtual loss on its path,
+    taken at once and released exactly once (``release``, which also settles the simulation's
+    ``lease``), however the simulation ends, even as a task cancelled before it began."""
+
+    def __init__(self, tree: Tree, state: _LoopState, path: list[int], lease: Lease | None = None) -> None:
+        self.tree, self.state, self.path, self.lease = tree, state, path, lease
+        self.done = asyncio.Event()
+        state.pending[path[-1]] = self.done
+        add_virtual_loss(tree, path, 1)
+
+    def release(self) -> None:
+        if not self.done.is_set():
+            add_virtual_loss(self.tree, self.path, -1)
+            del self.state.pending[self.path[-1]]
+            self.done.set()
+        if self.lease is not None:
+            self.lease.settle()
+
+
+def _gate_leaf(ctx: SearchContext, fns: LoopFns, state: _LoopState, leaf: int) -> bool:
+    """Asks ``fns.gate_fn`` about the selected leaf; True to expand it."""
+    if leaf == 0 or fns.gate_fn is None:
+        return True
+    with ctx.bookkeeping():
+        node = ctx.tree.nodes[leaf]
+        return _gate(ctx.tree, fns, state, leaf, node.value if node.visits else (node.first_value or 0.0)) == "expand"
+
+
+async def _simulate(ctx: SearchContext, fns: LoopFns, state: _LoopState, record: Parallelism) -> bool:
+    """One simulation as ``num_parallel`` runs it: descend, waiting on a node under expansion."""
     tree = ctx.tree
     while True:
         with ctx.bookkeeping():
-            if fns.pick_fn is not None:
-                path = fns.pick_fn(tree, state.dead)
-            else:
-                assert fns.select_fn is not None
-                path = descend(tree, fns.select_fn, state.dead)
+            path = _find_path(tree, fns, state.dead)
         if path is None:
             return False
         # A node being expanded has its children in the tree before they are evaluated and
@@ -139,15 +190,16 @@ async def _simulate(ctx: SearchContext, fns: LoopFns, state: _LoopState) -> bool
         in_flight = next((state.pending[i] for i in path if i in state.pending), None)
         if in_flight is None:
             break
+        record.waits += 1
         await in_flight.wait()
-    leaf = path[-1]
-    if leaf != 0 and fns.gate_fn is not None:
-        with ctx.bookkeeping():
-            node = tree.nodes[leaf]
-            if _gate(tree, fns, state, leaf, node.value if node.visits else (node.first_value or 0.0)) != "expand":
-                return not state.stopped
-    state.pending[leaf] = done = asyncio.Event()
-    add_virtual_loss(tree, path, 1)
+    if not _gate_leaf(ctx, fns, state, path[-1]):
+        return not state.stopped
+    return await _expand(ctx, fns, state, _Expansion(tree, state, path))
+
+
+async def _expand(ctx: SearchContext, fns: LoopFns, state: _LoopState, claim: _Expansion) -> bool:
+    """Expands the claimed leaf, evaluates and backs up its children; releases the claim."""
+    tree, leaf = ctx.tree, claim.path[-1]
     try:
         children = await fns.expand_fn(leaf)
         values = await fns.evaluate_fn(children) if children else []
@@ -155,9 +207,7 @@ async def _simulate(ctx: SearchContext, fns: LoopFns, state: _LoopState) -> bool
         if children and fns.rollout_fn is not None:
             backups = await fns.rollout_fn(children, values)
     finally:
-        add_virtual_loss(tree, path, -1)
-        del state.pending[leaf]
-        done.set()
+        claim.release()
     with ctx.bookkeeping():
         if not children:
             state.dead.add(leaf)
@@ -182,11 +232,16 @@ class Parallelism:
 
     Attributes:
         adaptive: Whether it could go above ``floor`` (``bound > floor`` and an occupancy).
+            An adaptive tree selects each simulation's leaf among those not under expansion
+            and never parks a simulation on one (``no_free_leaf`` counts when it had to wait).
         floor: Simulations in flight whenever there is work (``num_parallel``).
         bound: The most it was allowed (``max_parallel``; ``floor`` when not adaptive).
         max_in_flight: The most simulations it had in flight at once.
         mean_in_flight: Simulations in flight, averaged over the loop's wall time.
         extra: Simulations started above ``floor`` on a grant (engine under-filled).
+        waits: Times a simulation waited for a node another one was expanding (not adaptive).
+        no_free_leaf: Times an adaptive tree had room for another simulation but every live
+            leaf was being expanded, so it waited for an expansion to end.
     """
 
     adaptive: bool
@@ -195,6 +250,8 @@ class Parallelism:
     max_in_flight: int = 0
     mean_in_flight: float = 0.0
     extra: int = 0
+    waits: int = 0
+    no_free_leaf: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return {**dataclasses.asdict(self), "mean_in_flight": round(self.mean_in_flight, 3)}
@@ -223,7 +280,8 @@ async def run_simulations(ctx: SearchContext, fns: LoopFns, num_simulations: int
         num_simulations: Maximum number of simulations (>= 1).
         num_parallel: Simulations in flight at once (>= 1), with virtual loss: the floor.
         max_parallel: With ``ctx.occupancy``, up to this many in flight while the engine is
-            under-filled (adaptive); None or <= ``num_parallel``: always ``num_parallel``.
+            under-filled (adaptive), each on a leaf not under expansion; None or <=
+            ``num_parallel``: always ``num_parallel``.
         grant_size: Sequences one simulation's request asks for (its ``n``), the size of
             each grant.
 
@@ -236,6 +294,7 @@ async def run_simulations(ctx: SearchContext, fns: LoopFns, num_simulations: int
     record = Parallelism(adaptive=occupancy is not None, floor=num_parallel,
                          bound=bound if occupancy is not None else num_parallel)
     running: set[asyncio.Future[bool]] = set()
+    claims: list[_Expansion] = []
     start = last = time.perf_counter()
     area = 0.0
 
@@ -249,32 +308,58 @@ async def run_simulations(ctx: SearchContext, fns: LoopFns, num_simulations: int
         return (state.started < num_simulations and not state.stopped and not state.ended
                 and not ctx.exhausted())
 
-    async def simulate(lease: Lease | None) -> bool:
+    async def simulate(lease: Lease | None, claim: _Expansion | None) -> bool:
         if lease is not None:
             lease.bind()
         try:
-            return await _simulate(ctx, fns, state)
+            if claim is None:
+                return await _simulate(ctx, fns, state, record)
+            return await _expand(ctx, fns, state, claim)
         finally:
             if lease is not None:
                 lease.settle()
 
+    def start_adaptive() -> Literal["full", "busy", "stop"]:
+        """Starts simulations on free leaves while there is room; says why it stopped."""
+        assert occupancy is not None
+        while more() and len(running) < bound:
+            floor = len(running) < num_parallel
+            with ctx.bookkeeping():
+                path = _free_path(ctx.tree, fns, state)
+            if path is None:
+                state.ended = True
+                break
+            if path == "busy":
+                record.no_free_leaf += 1
+                return "busy"
+            lease = occupancy.reserve(grant_size) if floor else occupancy.grant(grant_size)
+            if lease is None:  # the engine is full (the path was only read: nothing to undo)
+                return "full"
+            state.started += 1
+            if not _gate_leaf(ctx, fns, state, path[-1]):
+                lease.settle()
+                continue
+            if not floor:
+                record.extra += 1
+            claims.append(claim := _Expansion(ctx.tree, state, path, lease))
+            tick()
+            running.add(asyncio.ensure_future(simulate(lease, claim)))
+            record.max_in_flight = max(record.max_in_flight, len(running))
+        return "stop"
+
+    def start_fixed() -> None:
+        while more() and len(running) < record.bound:
+            state.started += 1
+            tick()
+            running.add(asyncio.ensure_future(simulate(None, None)))
+            record.max_in_flight = max(record.max_in_flight, len(running))
+
     try:
         while True:
-            while more() and len(running) < record.bound:
-                lease = None
-                if len(running) < num_parallel:  # the floor: always, but counted while unsent
-                    lease = occupancy.reserve(grant_size) if occupancy is not None else None
-                elif occupancy is None or (lease := occupancy.grant(grant_size)) is None:
-                    break
-                else:
-                    record.extra += 1
-                state.started += 1
-                tick()
-                running.add(asyncio.ensure_future(simulate(lease)))
-                record.max_in_flight = max(record.max_in_flight, len(running))
+            why = start_adaptive() if occupancy is not None else start_fixed()
             if not running:
                 break
-            wake = occupancy.changed() if occupancy is not None and len(running) < bound and more() else None
+            wake = occupancy.changed() if why == "full" else None  # busy: only an expansion's end helps
             done, _ = await asyncio.wait(running | ({wake} if wake else set()), return_when=asyncio.FIRST_COMPLETED)
             if wake is not None and not wake.done():
                 wake.cancel()
@@ -283,11 +368,14 @@ async def run_simulations(ctx: SearchContext, fns: LoopFns, num_simulations: int
                 running.discard(task)
                 if not task.result():  # raises a simulation's exception
                     state.ended = True
+            claims = [c for c in claims if not c.done.is_set()]
     finally:
         for task in running:
             task.cancel()
         if running:
             await asyncio.gather(*running, return_exceptions=True)
+        for claim in claims:  # a task cancelled before it began never ran its own release or settle
+            claim.release()
         tick()
         elapsed = last - start
         record.mean_in_flight = area / elapsed if elapsed > 0 else float(record.max_in_flight)

@@ -124,7 +124,8 @@ async def test_grants_only_while_the_run_is_under_filled_and_trees_widen_as_they
     assert all(load + size > 6 for load, size in refused)
     for o in outcomes:
         par = o.extra["parallel"]
-        assert 1 <= par["max_in_flight"] <= 4 and par["bound"] == 4
+        assert 1 <= par["max_in_flight"] <= 4 and par["bound"] == 4 and par["waits"] == 0
+        assert par["extra"] <= o.extra["simulations"] - 1
     # floors always run (4 trees x 3 sequences, above the target); extras only in the room left
     assert spy.load == 0 and spy.peak_in_flight <= 4 * 3 + 6
 
@@ -172,6 +173,82 @@ async def test_rest_mcts_widens_too_and_records_it():
     assert par["adaptive"] and par["max_in_flight"] == 3 and par["bound"] == 3
     assert result.config["adaptive_parallel"] is True and result.config["max_parallel"] == 3
     assert no_virtual_loss(ctx.tree)
+
+
+def chain(steps):
+    """One step and two answers per node, all answers at depth 5: one live leaf at a time."""
+    d = len(steps)
+    answers = [Cand(f"end {d}{k} ANSWER:{k}", -0.3, "eos") for k in range(2)]
+    return answers * 2 if d >= 4 else [Cand(f"c{d}.\n\n", -0.1), *answers]
+
+
+async def test_no_simulation_is_parked_on_a_node_under_expansion_nor_granted_for_one():
+    # One live leaf at a time: an adaptive tree waits for its expansion instead of starting
+    # simulations that would wait on it while holding grants (sequences no request carries).
+    engine = ScriptedPolicy(chain, None, latency=0.01)
+    pipe = BoundedPolicy(engine, max_in_flight=64)
+    pipe.occupancy = spy = SpyOccupancy(target=64)
+    ctx = make_ctx(chain, policy=pipe)
+    par = (await run_search(ctx, ADAPTIVE)).extra["parallel"]
+    assert par["adaptive"] and par["no_free_leaf"] > 0 and par["waits"] == 0
+    assert spy.asks == [] and par["extra"] == 0 and par["max_in_flight"] == 1 and engine.peak_in_flight == 1
+    assert spy.load == 0 and no_virtual_loss(ctx.tree)
+    # fixed num_parallel: its extra simulations do wait on the node being expanded
+    ctx = make_ctx(chain, policy=BoundedPolicy(ScriptedPolicy(chain, None, latency=0.01), 64, target_in_flight=64))
+    fixed = (await run_search(ctx, MctsConfig(num_simulations=12, num_children=3, value="prior",
+                                              num_parallel=3))).extra["parallel"]
+    assert not fixed["adaptive"] and fixed["waits"] > 0 and fixed["no_free_leaf"] == 0
+
+
+def preferred(steps):
+    """The root's first child far likelier than its two siblings; three steps below each."""
+    if len(steps) >= 2:
+        return [Cand(f"done ANSWER:{len(steps)}", -0.2, "eos")] * 3
+    if not steps:
+        return [Cand("A.\n\n", -0.01), Cand("B.\n\n", -6.0), Cand("C.\n\n", -6.0)]
+    return [Cand(f"{steps[-1][0]}{k}.\n\n", -0.1 * (k + 1)) for k in range(3)]
+
+
+async def test_a_simulation_takes_the_next_best_free_leaf_while_the_best_is_expanding():
+    engine = ScriptedPolicy(preferred, None, latency=0.02)
+    ctx = make_ctx(preferred, policy=BoundedPolicy(engine, 64, target_in_flight=64))
+    config = MctsConfig(num_simulations=4, num_children=3, value="prior", adaptive_parallel=True, max_parallel=3)
+    par = (await run_search(ctx, config)).extra["parallel"]
+    # after the root, A (the best) is being expanded: the others go to B and C at once
+    second_wave = [engine.steps_of(prefix) for prefix, _ in engine.requests[1:4]]
+    assert sorted(second_wave) == [("A.\n\n",), ("B.\n\n",), ("C.\n\n",)]
+    assert par["max_in_flight"] == 3 and engine.peak_in_flight == 3 and par["waits"] == 0
+    assert no_virtual_loss(ctx.tree)
+
+
+async def test_claims_and_leases_are_released_for_simulations_cancelled_before_they_began():
+    # The loop claims a leaf (virtual loss, pending, its grant) when it starts a simulation's
+    # task; a failure in the same step (here the next selection) cancels that task before it
+    # ran a line, so the loop itself must release what the task would have.
+    from search.backup import backup_fn
+    from search.loop import LoopFns, run_simulations
+    from search.selection import make_select_fn
+
+    engine = ScriptedPolicy(wide, None, latency=0.01)
+    pipe = BoundedPolicy(engine, 64, target_in_flight=64)
+    ctx = make_ctx(wide, policy=pipe)
+    puct, calls = make_select_fn("puct", 1.25), []
+
+    def select_fn(tree, parent, live):
+        calls.append(parent)
+        if len(calls) == 2:
+            raise RuntimeError("selection bug")
+        return puct(tree, parent, live)
+
+    async def evaluate_fn(children):
+        return [0.5] * len(children)
+
+    fns = LoopFns(select_fn=select_fn, expand_fn=lambda node: ctx.expand(node, 3), evaluate_fn=evaluate_fn,
+                  backup_fn=backup_fn("mean"))
+    with pytest.raises(RuntimeError, match="selection bug"):
+        await run_simulations(ctx, fns, 8, 1, max_parallel=4, grant_size=3)
+    assert len(engine.requests) == 1  # the root's; the claimed child's task never began
+    assert no_virtual_loss(ctx.tree) and pipe.occupancy.load == 0
 
 
 def test_max_parallel_below_num_parallel_is_refused_naming_the_fix():
