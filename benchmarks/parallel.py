@@ -121,12 +121,27 @@ def arm_lines(label: str, m: RunMeasure, parallel: list[dict[str, Any]], saturat
     widened = sum(1 for p in parallel if p.get("extra", 0) > 0)
     peak = max((p.get("max_in_flight", 0) for p in parallel), default=0)
     mean = sum(p.get("mean_in_flight", 0.0) for p in parallel) / len(parallel) if parallel else 0.0
+    waits = sum(p.get("waits", 0) for p in parallel)
+    no_free = sum(p.get("no_free_leaf", 0) for p in parallel)
+    calls = sum(int(r["usage"].get("calls", 0)) for r in finished)
+    running, peak_running = server_fill(m)
     return [f"[{label}] wall {m.wall_seconds:.1f} s, server generated {m.server_generated:.0f} tok "
             f"-> {m.tok_per_s:.1f} tok/s = {m.tok_per_s / saturated:.2f} of saturated (drain included); "
             f"accuracy {acc:.3f} ± {se:.3f} (n={len(finished)}, errors {len(m.rows) - len(finished)}); "
-            f"policy generated {gen} tok ({per:.0f} per problem)",
+            f"policy generated {gen} tok ({per:.0f} per problem, {calls / max(len(finished), 1):.1f} calls)",
             f"    trees: {len(parallel)}, widened {widened}; in flight per tree: max {peak}, mean of means "
-            f"{mean:.2f}; peak requests at the gate {m.peak_in_flight}"]
+            f"{mean:.2f}; peak requests at the gate {m.peak_in_flight}; simulations that waited on a node "
+            f"under expansion {waits}, times a tree had room but no free leaf {no_free}",
+            f"    server running requests (vllm:num_requests_running, sampled each second): mean {running:.1f}, "
+            f"peak {peak_running:.0f}"]
+
+
+def server_fill(m: RunMeasure) -> tuple[float, float]:
+    """The server's running requests over the run: (time-weighted mean, peak) of the samples."""
+    s = m.samples
+    area = sum(a.running * (b.t - a.t) for a, b in zip(s, s[1:]))
+    span = s[-1].t - s[0].t if len(s) > 1 else 0.0
+    return (area / span if span > 0 else 0.0), max((x.running for x in s), default=0.0)
 
 
 def per_problem_tokens(m: RunMeasure) -> float:

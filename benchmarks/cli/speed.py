@@ -207,7 +207,7 @@ def parallel(
     """num_parallel 1 vs adaptive in-tree parallelism (MCTS, step beam): wall, tok/s, share of saturated, accuracy."""
     from benchmarks.parallel import (arm_lines, arms, beam_config, compare_lines, matched_arm, mcts_config,
                                      read_parallel, saturation_point, target_lines)
-    from benchmarks.search_runs import bench_endpoint, machine_note, measure_run, override
+    from benchmarks.search_runs import bench_endpoint, machine_note, measure_run, override, timeline_lines
     from benchmarks.server import bench_server_async, format_rows
     from models.client import VLLMClient, served_model
     from verifiers.tasks import load_tasks
@@ -275,7 +275,7 @@ def parallel(
               "(other load on the machine?): shares of it, the target and run-to-run ratios are unreliable")
     for measured in results:
         for label, m, seen in measured:
-            print("\n".join(arm_lines(label, m, seen, saturated)))
+            print("\n".join(arm_lines(label, m, seen, saturated) + timeline_lines(m, 5.0)))
             if label.endswith(" matched"):
                 print(f"    (budget.max_generated_tokens = {m.cfg.budget.max_generated_tokens} per problem)")
         for _, m, _ in measured[1:]:

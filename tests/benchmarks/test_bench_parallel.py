@@ -100,3 +100,23 @@ def test_target_lines_judge_saturation_the_recorded_peer_and_matched_accuracy():
     assert "202.4 s / 40.0 s = 5.1x (below" in text
     assert "accuracy at matched tokens (0.99x the fixed run's): +0.250 ± 0.250 (paired, n=4): within 2 SE" in text
     assert within_noise(0.0, 0.0) and not within_noise(0.1, 0.0) and not within_noise(0.5, 0.2)
+
+
+def test_arm_lines_say_where_the_fill_went():
+    from benchmarks.metrics import Sample
+    from benchmarks.parallel import arm_lines, server_fill
+
+    (_, _), (_, adaptive_cfg) = arms(mcts_config(2), 6)
+    m = measure("mcts adaptive", adaptive_cfg, [True, False], 600, 10.0, 1200)
+    for r, calls in zip(m.rows, (3, 5)):
+        r["usage"]["calls"] = calls
+    # running 8 for 2 s, 2 for 6 s, 0 for 2 s: time-weighted (16 + 12) / 10
+    m.samples[:] = [Sample(0.0, 0, 8, 0), Sample(2.0, 0, 2, 0), Sample(8.0, 0, 0, 0), Sample(10.0, 0, 0, 0)]
+    assert server_fill(m) == (pytest.approx(2.8), 8)
+    trees = [{"extra": 2, "max_in_flight": 3, "mean_in_flight": 1.5, "waits": 0, "no_free_leaf": 4},
+             {"extra": 0, "max_in_flight": 1, "mean_in_flight": 1.0, "waits": 1, "no_free_leaf": 0}]
+    text = "\n".join(arm_lines("mcts adaptive", m, trees, saturated=240.0))
+    assert "120.0 tok/s = 0.50 of saturated" in text and "(300 per problem, 4.0 calls)" in text
+    assert "widened 1; in flight per tree: max 3, mean of means 1.25" in text
+    assert "waited on a node under expansion 1, times a tree had room but no free leaf 4" in text
+    assert "mean 2.8, peak 8" in text
