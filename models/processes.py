@@ -53,22 +53,38 @@ def cmdline(pid: int) -> list[bytes] | None:
         return None
 
 
-def group_running(pgid: int) -> bool:
-    """True if a live (non-zombie) process is in process group ``pgid``."""
+def parent_pid(pid: int) -> int | None:
+    """The parent of ``pid`` from ``/proc`` (None where gone, unreadable or not Linux)."""
+    fields = _stat_fields(pid)
+    return int(fields[1]) if fields and len(fields) > 1 else None
+
+
+def group_members(pgid: int) -> list[int] | None:
+    """Pids of the live (non-zombie) processes in process group ``pgid``; None where there
+    is no ``/proc`` to list them (not Linux)."""
     proc = Path("/proc")
     if not proc.is_dir():
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
+        return None
+    members = []
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
         fields = _stat_fields(int(entry.name))
         if fields and len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in _GONE:
-            return True
-    return False
+            members.append(int(entry.name))
+    return members
+
+
+def group_running(pgid: int) -> bool:
+    """True if a live (non-zombie) process is in process group ``pgid``."""
+    members = group_members(pgid)
+    if members is None:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    return bool(members)
 
 
 def terminate_group(pgid: int, *, timeout: float) -> None:

@@ -43,7 +43,9 @@ StartFn = Callable[[ServerSettings], ServerRecord]
 
 
 def vllm_start(settings: ServerSettings) -> ServerRecord:
-    """A vLLM server that ends with the actor's process (a dead actor leaves no server)."""
+    """A vLLM server that ends with the actor's process (a dead actor leaves no server: Ray
+    SIGKILLs the server's leader or the leader sees its owner gone, and the server's guardian
+    ends the rest of its process group, :mod:`models.guardian`)."""
     return start_server(settings, record=False, exit_with_parent=True)
 
 
