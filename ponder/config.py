@@ -12,7 +12,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from ponder.requirements import check_labels, check_search
+from ponder.requirements import check_drivers, check_labels, check_search
 from search.algorithms import AlgorithmConfig
 from search.algorithms.step_beam import StepBeamConfig
 from search.context import Budget
@@ -162,7 +162,14 @@ class RunConfig(BaseModel):
     budget: Budget = Field(default_factory=Budget, description="Per-problem budget.")
     model: ModelConfig = Field(default_factory=ModelConfig, description="The policy model.")
     reward: RewardConfig | None = Field(None, description="The reward model, for searches that use one.")
-    max_concurrent_problems: int = Field(32, ge=1, description="Problems searched at once (each its own coroutine).")
+    max_concurrent_problems: int = Field(32, ge=1, description="Problems searched at once (each its own coroutine); "
+                                         "per driver when drivers > 1.")
+    drivers: int = Field(
+        1, ge=1, description="Driver processes the problems are sharded over (problem i to driver i mod N), each "
+        "the same asyncio scheduler and client on its shard against the same servers, all recording into one run "
+        "directory through one writer: past one process's dispatch ceiling (~200 step requests/s). > 1 needs Ray "
+        "(Ray actors; model.cluster's Ray, else one started here) and servers to share (model.endpoints, "
+        "model.replicas > 1 or model.cluster); model.max_in_flight and max_concurrent_problems are per driver.")
     temperature: float = Field(0.7, ge=0.0, description="Sampling temperature of steps (algorithms may override, e.g. cot is greedy).")
     labels: list[LabelConfig] = Field(
         default_factory=list,
@@ -187,6 +194,7 @@ class RunConfig(BaseModel):
         check_search(self.search, where="search", has_reward=self.reward is not None, label_mode=label_mode)
         check_labels(self.label_generators if label_mode else self.labels, self.search, where="labels",
                      search_where="search", label_mode=label_mode)
+        check_drivers(self.drivers, self.model, where="drivers")
         return self
 
     @property

@@ -110,3 +110,33 @@ def check_serving(model: Any, where: str = "model") -> None:
     from models.replicas import check_placement
 
     check_placement(model.replicas, model.server_settings(), where=where)
+
+
+DRIVERS_FIX = "or set drivers: 1"
+"""The way out of a sharded run that cannot work here."""
+
+
+def check_drivers(drivers: int, model: Any, *, where: str = "drivers") -> None:
+    """Raises ConfigError when ``drivers`` > 1 driver processes (``ponder.shards``) have no
+    servers to share: one local server (neither ``model.endpoints``, ``model.replicas`` > 1
+    nor ``model.cluster``) is one process's work, which one driver keeps busy.
+
+    Args:
+        drivers: The run's driver processes.
+        model: Its ``ponder.config.ModelConfig``.
+        where: The field's dotted place.
+    """
+    if drivers > 1 and not (model.endpoints or model.replicas > 1 or model.cluster is not None):
+        raise ConfigError(where, drivers, "driver processes share the run's servers, and this run has one local "
+                          "server, which one driver keeps busy: list the servers in model.endpoints, start several "
+                          f"with model.replicas or model.cluster, {DRIVERS_FIX}")
+
+
+def check_ray(drivers: int, where: str = "drivers") -> None:
+    """Raises ConfigError when ``drivers`` > 1 and Ray, which runs the drivers, is not
+    installed here (checked by the commands that load a config, not by the validators)."""
+    import importlib.util
+
+    if drivers > 1 and importlib.util.find_spec("ray") is None:
+        raise ConfigError(where, drivers, "sharded runs run their drivers as Ray actors and Ray is not installed: "
+                          f"install it (the ray extra of ponder, or pip install ray), {DRIVERS_FIX}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,14 +97,20 @@ async def run_config(cfg: RunConfig, on_row: Callable[[dict[str, Any]], None] | 
     logged to ``events.jsonl``; when recovery fails the run stops with ``EngineFault`` and the
     problems in progress stay unfinished. SIGINT / SIGTERM stop it with ``Interrupted``.
     ``on_progress`` is told what happens before the search starts (server start, warm-up);
-    ``warm_up_server=False`` skips the warm-up (see ``open_engine``).
+    ``warm_up_server=False`` skips the warm-up (see ``open_engine``). With ``cfg.drivers > 1``
+    the problems are sharded over that many driver processes (``ponder.shards``), recorded in
+    the same run directory.
     """
     tasks = tasks or load_tasks(cfg.tasks)
+    if cfg.drivers > 1:  # the problems sharded over driver processes (Ray imported only there)
+        from ponder.shards import run_sharded
+
+        return await run_sharded(cfg, tasks, on_row=on_row, on_event=on_event, on_progress=on_progress,
+                                 warm_up_server=warm_up_server)
     async with open_run(cfg.resolved_run_dir, cfg.model_dump(mode="json"), on_event,
-                        resolve=lambda saved: parse_run_config(saved).model_dump(mode="json")) as rec:
+                        resolve=resolve_saved) as rec:
         done = rec.done
         pending = [p for p in tasks.problems if p.id not in done]
-        index = {p.id: i for i, p in enumerate(tasks.problems)}
         # The verifier's worker processes start (imports: seconds of CPU) while the server
         # does, not during the search, where they would take the server's cores.
         warm = asyncio.ensure_future(asyncio.to_thread(tasks.warm)) if pending else None
@@ -118,46 +124,65 @@ async def run_config(cfg: RunConfig, on_row: Callable[[dict[str, Any]], None] | 
             if on_progress is not None:
                 on_progress(f"searching {len(pending)} problems")
             start = time.perf_counter()  # search time, after the server is up and warm
-            seen_at_start: dict[str, dict[str, int]] = {}
-
-            contexts: dict[str, SearchContext] = {}
-
-            def make_ctx(p: Problem) -> SearchContext:
-                seen_at_start[p.id] = engine.stats()
-                contexts[p.id] = make_context(cfg, engine, p, tasks, index[p.id])
-                return contexts[p.id]
-
-            async def on_result(problem: Problem, outcome: SearchResult | Exception) -> None:
-                verdict = None
-                ctx = contexts.pop(problem.id, None)
-                labelled = None
-                if isinstance(outcome, SearchResult):
-                    if cfg.mode == "label" and ctx is not None:  # rollouts: an EngineFault stops the run
-                        labelled = await label_problem(ctx, cfg.label_generators, model=engine.model_name,
-                                                       checker=engine.step_checker)
-                    # The gold is consulted only now, after the search has returned.
-                    verdict = await tasks.averify(problem.id, outcome.answer or "")
-                before = seen_at_start.pop(problem.id, {})
-                during = {k: v - before.get(k, 0) for k, v in engine.stats().items()}
-                row = result_row(problem, outcome, verdict, during)
-                if labelled is not None:
-                    row.update(labels=len(labelled.labels), label_usage=labelled.rollout_usage.to_dict(),
-                               label_stats=labelled.stats)
-                trace_fn = (lambda: outcome.to_trace(problem).model_dump(mode="json")) \
-                    if isinstance(outcome, SearchResult) else None
-                labels_fn = None if labelled is None else (
-                    lambda: [x.model_dump(mode="json") for x in labelled.labels])
-                await rec.record(row, trace_fn, labels_fn)
-                if on_row:
-                    on_row(row)
-
-            await rec.until_stopped(
-                solve_all(pending, make_ctx, cfg.search, cfg.max_concurrent_problems, on_result), len(tasks.problems))
+            index = {p.id: i for i, p in enumerate(tasks.problems)}
+            await rec.until_stopped(search_problems(cfg, engine, tasks, pending, index, rec.record, on_row),
+                                    len(tasks.problems))
             peak = engine.policy.peak_in_flight
             wall = time.perf_counter() - start
             stats = engine.stats()
         rows = list(rec.run_dir.rows().values())
     return RunOutcome(rows, len(done), wall, peak, stats)
+
+
+def resolve_saved(saved: dict[str, Any]) -> dict[str, Any]:
+    """A resumed run's saved config under today's schema (``rundir.config_changes``)."""
+    return parse_run_config(saved).model_dump(mode="json")
+
+
+RecordFn = Callable[[dict[str, Any], Callable[[], Any] | None, Callable[[], Any] | None], Awaitable[None]]
+"""Records one finished problem: its result row, then builders of its trace and labels JSON
+(``rundir.Recording.record``, or a sharded run's writer)."""
+
+
+async def search_problems(cfg: RunConfig, engine: Engine, tasks: TaskSet, problems: Sequence[Problem],
+                          index: dict[str, int], record: RecordFn,
+                          on_row: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Searches ``problems`` on ``engine`` (all concurrently, ``solve_all``) and records each as
+    it ends: verified (label mode: labelled first), its row, trace and labels passed to
+    ``record``. ``index``: each problem's place in the whole task set (its seed)."""
+    seen_at_start: dict[str, dict[str, int]] = {}
+    contexts: dict[str, SearchContext] = {}
+
+    def make_ctx(p: Problem) -> SearchContext:
+        seen_at_start[p.id] = engine.stats()
+        contexts[p.id] = make_context(cfg, engine, p, tasks, index[p.id])
+        return contexts[p.id]
+
+    async def on_result(problem: Problem, outcome: SearchResult | Exception) -> None:
+        verdict = None
+        ctx = contexts.pop(problem.id, None)
+        labelled = None
+        if isinstance(outcome, SearchResult):
+            if cfg.mode == "label" and ctx is not None:  # rollouts: an EngineFault stops the run
+                labelled = await label_problem(ctx, cfg.label_generators, model=engine.model_name,
+                                               checker=engine.step_checker)
+            # The gold is consulted only now, after the search has returned.
+            verdict = await tasks.averify(problem.id, outcome.answer or "")
+        before = seen_at_start.pop(problem.id, {})
+        during = {k: v - before.get(k, 0) for k, v in engine.stats().items()}
+        row = result_row(problem, outcome, verdict, during)
+        if labelled is not None:
+            row.update(labels=len(labelled.labels), label_usage=labelled.rollout_usage.to_dict(),
+                       label_stats=labelled.stats)
+        trace_fn = (lambda: outcome.to_trace(problem).model_dump(mode="json")) \
+            if isinstance(outcome, SearchResult) else None
+        labels_fn = None if labelled is None else (
+            lambda: [x.model_dump(mode="json") for x in labelled.labels])
+        await record(row, trace_fn, labels_fn)
+        if on_row:
+            on_row(row)
+
+    await solve_all(list(problems), make_ctx, cfg.search, cfg.max_concurrent_problems, on_result)
 
 
 def summarize(rows: Sequence[dict[str, Any]], wall_seconds: float,

@@ -33,8 +33,8 @@ def solve(
     from search.protocols import Affinity, Problem, problem_affinity
     from verifiers.math import MathVerifier
 
-    try:  # solve never labels: a label config's generators are dropped, not refused
-        cfg = load_run_config(config, {"mode": "solve", "labels": []}) if config else RunConfig()
+    try:  # solve never labels, and searches one problem: a label config's generators and drivers are dropped
+        cfg = load_run_config(config, {"mode": "solve", "labels": [], "drivers": 1}) if config else RunConfig()
         check_run_checkpoints(cfg)
     except PonderError as err:
         fail(err)
@@ -94,11 +94,12 @@ def startup_status() -> Iterator[Callable[[str], None]]:
 def check_run_checkpoints(cfg: Any) -> None:
     """The policy's and the PRM's configured checkpoints are checkpoint folders (before any
     server starts: the PRM's would start after the policy's)."""
-    from ponder.requirements import check_checkpoints, check_serving
+    from ponder.requirements import check_checkpoints, check_ray, check_serving
 
     check_checkpoints({"model.checkpoint": cfg.model.checkpoint,
                        "reward.checkpoint": cfg.reward.checkpoint if cfg.reward is not None else None})
     check_serving(cfg.model)
+    check_ray(getattr(cfg, "drivers", 1))
 
 
 def load_run(config: Path, overrides: dict[str, Any]) -> tuple[Any, Any]:

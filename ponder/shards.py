@@ -1,0 +1,462 @@
+"""A run's problems sharded over several driver processes, recorded through one writer.
+
+One driver process dispatches what one core allows: its HTTP client alone costs about a
+millisecond of CPU per step request, so one process tops out near 200 requests/s
+(``ponder bench scale``). ``drivers: N`` (``ponder run`` / ``ponder label``) runs the problems
+of one run as ``N`` Ray actors (:class:`ShardDriver`), each the same single asyncio process
+with the same scheduler, client and answer checker (``ponder.run.search_problems``) on its
+shard (pending problem ``i`` to driver ``i mod N``), all against the same servers.
+
+The command's own process does what an unsharded run does around the search: it holds the
+run directory (lock, config check, resume by the ids in ``results.jsonl``), starts the
+servers once (``ponder.engine.model_endpoints``: endpoints, replicas or a Ray cluster's
+replica actors) and hands them to the drivers as endpoints. A server it started that dies is
+restarted by it, once, however many drivers saw it go (a driver's breaker asks the writer,
+this process does it). Every finished problem (labels, trace, result line, in that order)
+and every engine event goes to one :class:`ShardWriter` actor on this machine, which writes
+them into the run directory in the layout of an unsharded run (``ponder.rundir``).
+
+Nothing is recorded twice: the writer refuses a second finished row for a problem. A driver
+actor that dies is an engine fault of its shard: it is killed for good, its token revoked
+(the writer refuses anything it still sends), and the problems it had not recorded go to a
+new driver actor (at most :data:`DRIVER_RESTARTS` times per shard, then the run stops and a
+re-run resumes them). After a SIGKILL the actors die with their owner and a re-run skips the
+problems whose result line was written, as an unsharded run does.
+
+Ray is imported only here, and this module only when ``drivers`` > 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from models.server import ProgressFn
+from ponder.config import RunConfig, parse_run_config
+from ponder.run import RunOutcome, resolve_saved
+from ponder.rundir import RunDir, open_run
+from search.protocols import EngineFault
+from verifiers.tasks import TaskSet
+
+DRIVER_RESTARTS = 2
+"""New driver actors a shard gets after its driver dies, before the run stops."""
+
+ACTOR_PREFIX = "ponder-driver-"
+"""Driver actors are named ``ponder-driver-RUN-INDEX.ATTEMPT`` (``ray.util.list_named_actors``)."""
+
+
+class ShardWriter:
+    """The one writer of a sharded run, a Ray actor pinned to the command's machine (``ray.remote``
+    applied by :func:`run_sharded`, so this module imports without Ray).
+
+    It writes what the drivers finish into the run directory the command holds, refuses a
+    second finished row of a problem and anything from a revoked driver, keeps the drivers'
+    start barrier, and passes restart requests for the command's servers to the command.
+
+    Args:
+        run_dir: The (locked, by the command) run directory.
+        drivers: Driver actors that start together.
+        finished: Ids already finished in the run directory (resume).
+    """
+
+    def __init__(self, run_dir: str, drivers: int, finished: list[str]) -> None:
+        self.run_dir = RunDir(run_dir)
+        self.drivers = drivers
+        self.finished = set(finished)
+        self.recorded_now: set[str] = set()
+        self.revoked: set[str] = set()
+        self.refused = 0
+        self.arrived = 0
+        self.released_at: float | None = None
+        self._released: asyncio.Event | None = None
+        self._rows: list[dict[str, Any]] = []
+        self._events: list[dict[str, Any]] = []
+        self._wanted: list[str] = []
+        self._restarts: dict[str, asyncio.Future] = {}
+
+    def _release(self) -> asyncio.Event:
+        if self._released is None:
+            self._released = asyncio.Event()
+        return self._released
+
+    async def arrive(self) -> float:
+        """Returns (the time) once every driver has arrived: its engine open, its checker warm."""
+        self.arrived += 1
+        if self.arrived >= self.drivers and self.released_at is None:
+            self.released_at = time.time()
+            self._release().set()
+        await self._release().wait()
+        return self.released_at or time.time()
+
+    async def record(self, token: str, row: dict[str, Any], trace: dict[str, Any] | None,
+                     labels: list[dict[str, Any]] | None) -> bool:
+        """Writes one finished problem (labels, trace, result line); False when refused: its
+        driver was revoked, or the problem is already finished."""
+        finishes = row.get("status") != "error"
+        if token in self.revoked or (finishes and row["id"] in self.finished):
+            self.refused += 1
+            return False
+        self.run_dir.record(row, trace, labels)  # no await inside: one record at a time
+        if finishes:
+            self.finished.add(row["id"])
+        self.recorded_now.add(row["id"])
+        self._rows.append(row)
+        return True
+
+    async def event(self, event: dict[str, Any]) -> None:
+        self.run_dir.event(event)
+        self._events.append(event)
+
+    async def revoke(self, token: str) -> list[str]:
+        """Refuses whatever the driver ``token`` still sends; returns the ids recorded so far in
+        this invocation (after the revocation, nothing of that driver's is added)."""
+        self.revoked.add(token)
+        return sorted(self.recorded_now)
+
+    async def take(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+        """The rows and events written, and the servers drivers asked to restart, since the last take."""
+        out = self._rows, self._events, self._wanted
+        self._rows, self._events, self._wanted = [], [], []
+        return out
+
+    async def restart(self, name: str) -> tuple[str | None, str | None]:
+        """A driver's breaker asks for server ``name`` (an endpoint the command started) to be
+        restarted; all asking at once share one restart. Returns (url, None) or (None, why)."""
+        future = self._restarts.get(name)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._restarts[name] = future
+            self._wanted.append(name)
+        return await asyncio.shield(future)
+
+    async def restarted(self, name: str, url: str | None, error: str | None) -> None:
+        future = self._restarts.pop(name, None)
+        if future is not None and not future.done():
+            future.set_result((url, error))
+
+    async def counts(self) -> dict[str, Any]:
+        return {"released_at": self.released_at, "refused": self.refused, "recorded": len(self.recorded_now)}
+
+
+class ShardDriver:
+    """One driver: the engine opened on the handed endpoints, ``search_problems`` on its shard,
+    each finished problem sent to the writer (``ray.remote`` applied by :func:`run_sharded`).
+
+    Args:
+        cfg: The drivers' run config (as JSON: its model block the command's servers).
+        index: This shard's number.
+        token: This driver actor's identity at the writer (revoked if it is replaced).
+        ids: The problems of its shard.
+        writer: The :class:`ShardWriter` actor.
+        restartable: Endpoints the command restarts (asked through the writer).
+        warm: Warm the servers up first (``ponder.engine.open_engine``).
+    """
+
+    def __init__(self, cfg: dict[str, Any], index: int, token: str, ids: list[str], writer: Any,
+                 restartable: list[str], warm: bool) -> None:
+        self.cfg, self.index, self.token, self.ids = parse_run_config(cfg), index, token, ids
+        self.writer, self.restartable, self.warm = writer, restartable, warm
+
+    async def run(self) -> dict[str, Any]:
+        """Searches the shard (on the actor's event loop: an async actor); returns what the
+        command sums: times, CPU, peak, engine counts, or the engine fault that stopped it."""
+        from models.managed import restartable
+        from ponder.engine import open_engine
+        from ponder.run import search_problems
+        from verifiers.tasks import load_tasks
+
+        cfg, writer = self.cfg, self.writer
+        every = load_tasks(cfg.tasks)
+        index = {p.id: i for i, p in enumerate(every.problems)}
+        mine = set(self.ids)
+        tasks = every.without([p.id for p in every.problems if p.id not in mine])
+        warm = asyncio.ensure_future(asyncio.to_thread(tasks.warm))
+
+        def on_event(event: dict[str, Any]) -> None:
+            writer.event.remote({**event, "driver": self.index})
+
+        async def record(row: dict[str, Any], trace_fn: Callable[[], Any] | None,
+                         labels_fn: Callable[[], Any] | None) -> None:
+            await writer.record.remote(self.token, row, trace_fn() if trace_fn else None,
+                                       labels_fn() if labels_fn else None)
+
+        try:
+            with restartable({name: self._restart_fn(name) for name in self.restartable}):
+                async with open_engine(cfg.model, cfg.reward, on_event=on_event, warm=self.warm) as engine:
+                    await warm
+                    start = await writer.arrive.remote()
+                    cpu = time.process_time()
+                    await search_problems(cfg, engine, tasks, tasks.problems, index, record)
+                    return {"index": self.index, "token": self.token, "problems": len(tasks.problems),
+                            "cpu_s": time.process_time() - cpu, "start": start, "end": time.time(),
+                            "peak_in_flight": engine.policy.peak_in_flight, "stats": engine.stats()}
+        except EngineFault as fault:  # returned, not raised: it crosses the process as data
+            return {"index": self.index, "token": self.token, "fault": [fault.endpoint, fault.cause]}
+
+    def _restart_fn(self, name: str) -> Callable[[], Any]:
+        async def restart() -> str:
+            url, error = await self.writer.restart.remote(name)
+            if url is None:
+                raise EngineFault(name, error or "the command could not restart it")
+            return url
+
+        return restart
+
+
+@dataclasses.dataclass(frozen=True)
+class DriverReport:
+    """What one driver actor did: its shard, CPU seconds while searching, its search's start
+    and end (wall-clock seconds since the epoch), peak requests in flight, engine counts."""
+
+    index: int
+    problems: int
+    cpu_s: float
+    start: float
+    end: float
+    peak_in_flight: int
+    stats: dict[str, int]
+
+
+@dataclasses.dataclass
+class ShardedOutcome(RunOutcome):
+    """A sharded run's :class:`~ponder.run.RunOutcome` (rows of every shard, wall from the
+    drivers' common start to the last one's end, peak in flight summed) and each driver's report."""
+
+    drivers: tuple[DriverReport, ...] = ()
+    lost_drivers: int = 0
+
+
+def driver_config(cfg: RunConfig, served: Any, reward_served: Any | None) -> RunConfig:
+    """The drivers' config: ``cfg`` with the command's servers as its endpoints, one driver,
+    paths absolute (a driver actor's working directory is not the command's)."""
+    data = cfg.model_dump(mode="json")
+    model = {**data["model"], "endpoints": list(served.endpoints), "model": served.name, "replicas": 1,
+             "cluster": None, "checkpoint": str(served.checkpoint) if served.checkpoint else None}
+    data.update(model=model, drivers=1, run_dir=str(cfg.resolved_run_dir.resolve()))
+    if data["tasks"].get("path"):
+        data["tasks"]["path"] = str(Path(data["tasks"]["path"]).resolve())
+    if reward_served is not None:
+        data["reward"].update(endpoints=list(reward_served.endpoints), model=reward_served.name)
+    if data.get("reward") and data["reward"].get("checkpoint"):
+        data["reward"]["checkpoint"] = str(Path(data["reward"]["checkpoint"]).expanduser().resolve())
+    return parse_run_config(data)
+
+
+async def run_sharded(cfg: RunConfig, tasks: TaskSet, *, on_row: Callable[[dict[str, Any]], None] | None = None,
+                      on_event: Callable[[dict[str, Any]], None] | None = None,
+                      on_progress: ProgressFn | None = None, warm_up_server: bool = True) -> ShardedOutcome:
+    """Runs ``cfg`` (``cfg.drivers`` > 1) as driver actors and one writer; see the module.
+
+    ``on_row`` / ``on_event`` receive the drivers' rows and events as the writer writes them
+    (polled, a quarter of a second behind). Raises ``EngineFault`` when a driver's engine gave
+    up or a shard's drivers kept dying (the problems not recorded stay unfinished: a re-run
+    resumes them), ``Interrupted`` on SIGINT / SIGTERM.
+    """
+    from ponder.engine import model_endpoints, reward_endpoints
+
+    async with open_run(cfg.resolved_run_dir, cfg.model_dump(mode="json"), on_event, resolve=resolve_saved) as rec:
+        done = rec.done
+        pending = [p.id for p in tasks.problems if p.id not in done]
+        shards = [pending[i::cfg.drivers] for i in range(min(cfg.drivers, len(pending)))]
+        if not shards:
+            return ShardedOutcome(list(rec.run_dir.rows().values()), len(done), 0.0, 0, {})
+        with model_endpoints(cfg.model, on_progress, rec.event) as served, \
+                reward_endpoints(cfg.reward, on_progress) as reward_served:
+            run = _Sharded(cfg, driver_config(cfg, served, reward_served), rec, shards, on_row, on_event,
+                           on_progress, warm_up_server,
+                           {**served.restart_fns, **(reward_served.restart_fns if reward_served else {})})
+            rec.stats_fn = run.stats
+            with run.actors(list(done)):
+                await rec.until_stopped(run.supervise(), len(tasks.problems))
+        rows = list(rec.run_dir.rows().values())
+    reports = run.reports
+    wall = max(r.end for r in reports) - run.released_at if reports and run.released_at else 0.0
+    return ShardedOutcome(rows, len(done), wall, sum(r.peak_in_flight for r in reports), run.stats(),
+                          drivers=tuple(sorted(reports, key=lambda r: r.index)), lost_drivers=run.lost)
+
+
+@dataclasses.dataclass
+class _Shard:
+    index: int
+    attempt: int
+    ids: list[str]
+    actor: Any = None
+
+    def token(self, run: str) -> str:
+        return f"{run}-{self.index}.{self.attempt}"
+
+
+class _Sharded:
+    """The command's side of one sharded run: the actors, the supervision loop, restarts."""
+
+    def __init__(self, cfg: RunConfig, driver_cfg: RunConfig, rec: Any, shards: list[list[str]],
+                 on_row: Callable[[dict[str, Any]], None] | None,
+                 on_event: Callable[[dict[str, Any]], None] | None, on_progress: ProgressFn | None,
+                 warm: bool, restart_fns: dict[str, Any]) -> None:
+        self.cfg, self.driver_data, self.rec = cfg, driver_cfg.model_dump(mode="json"), rec
+        self.shards = [_Shard(i, 0, ids) for i, ids in enumerate(shards)]
+        self.on_row, self.on_event, self.on_progress, self.warm = on_row, on_event, on_progress, warm
+        self.restart_fns = restart_fns
+        self.urls = {name: name for name in restart_fns}
+        self.run_id = uuid.uuid4().hex[:8]
+        self.reports: list[DriverReport] = []
+        self.released_at: float | None = None
+        self.restarts = 0
+        self.lost = 0
+        self.writer: Any = None
+        self._restarting: set[asyncio.Task] = set()
+
+    def stats(self) -> dict[str, int]:
+        """Outages (the most any driver saw: each sees every outage of a server it uses) and the
+        restarts this command made."""
+        return {"outages": max((r.stats.get("outages", 0) for r in self.reports), default=0),
+                "restarts": self.restarts}
+
+    def _say(self, message: str) -> None:
+        if self.on_progress is not None:
+            self.on_progress(message)
+
+    @contextlib.contextmanager
+    def actors(self, finished: list[str]):
+        """Ray (the cluster's, else one started here), the writer on this node; everything
+        killed when the block ends."""
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        from models.ray_replicas import init_ray
+
+        started = init_ray("local")
+        try:
+            here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+            self.writer = ray.remote(ShardWriter).options(num_cpus=0, scheduling_strategy=here).remote(
+                str(self.cfg.resolved_run_dir.resolve()), len(self.shards), finished)
+            self._remote = ray.remote(ShardDriver)
+            try:
+                yield
+            finally:
+                for shard in self.shards:
+                    if shard.actor is not None:
+                        with contextlib.suppress(Exception):
+                            ray.kill(shard.actor, no_restart=True)
+                with contextlib.suppress(Exception):
+                    ray.kill(self.writer, no_restart=True)
+        finally:
+            if started:
+                ray.shutdown()
+
+    def _start(self, shard: _Shard) -> asyncio.Future:
+        shard.actor = self._remote.options(name=ACTOR_PREFIX + shard.token(self.run_id), num_cpus=0, max_restarts=0,
+                                           max_task_retries=0, scheduling_strategy="SPREAD").remote(
+            self.driver_data, shard.index, shard.token(self.run_id), shard.ids, self.writer,
+            sorted(self.restart_fns), self.warm)
+
+        async def result() -> dict[str, Any]:
+            return await shard.actor.run.remote()
+
+        return asyncio.ensure_future(result())
+
+    async def supervise(self) -> None:
+        from ray.exceptions import RayActorError
+
+        self._say(f"starting {len(self.shards)} driver actors for {sum(len(s.ids) for s in self.shards)} problems")
+        running = {self._start(s): s for s in self.shards}
+        try:
+            said = False
+            while running:
+                finished, _ = await asyncio.wait(running, timeout=0.25, return_when=asyncio.FIRST_COMPLETED)
+                await self._pump()
+                if not said and self.released_at is None:
+                    self.released_at = (await self.writer.counts.remote())["released_at"]
+                    if self.released_at is not None:
+                        said = True
+                        self._say(f"searching on {len(self.shards)} drivers")
+                for future in finished:
+                    shard = running.pop(future)
+                    try:
+                        report = future.result()
+                    except RayActorError as err:
+                        again = await self._lost(shard, err)
+                        if again is not None:
+                            running[self._start(again)] = again
+                        continue
+                    if "fault" in report:
+                        raise EngineFault(*report["fault"])
+                    self.reports.append(DriverReport(report["index"], report["problems"], report["cpu_s"],
+                                                     report["start"], report["end"], report["peak_in_flight"],
+                                                     report["stats"]))
+            await self._pump()
+        finally:
+            for future in running:
+                future.cancel()
+            for task in self._restarting:
+                task.cancel()
+
+    async def _lost(self, shard: _Shard, err: BaseException) -> _Shard | None:
+        """A dead driver: killed for good, revoked at the writer; its unrecorded problems go to a
+        new driver actor (None when it had none left)."""
+        import ray
+
+        with contextlib.suppress(Exception):
+            ray.kill(shard.actor, no_restart=True)
+        recorded = set(await self.writer.revoke.remote(shard.token(self.run_id)))
+        left = [i for i in shard.ids if i not in recorded]
+        self.lost += 1
+        cause = str(err).splitlines()[0] if str(err) else type(err).__name__
+        self.rec.event({"event": "driver_lost", "driver": shard.index, "time": time.time(), "cause": cause,
+                        "unfinished": len(left)})
+        if not left:
+            return None
+        if shard.attempt >= DRIVER_RESTARTS:
+            raise EngineFault(f"driver {shard.index}", f"its driver actor died {shard.attempt + 1} times "
+                              f"({cause}); {len(left)} of its problems are unfinished: re-run to resume them")
+        again = _Shard(shard.index, shard.attempt + 1, left)
+        self.shards.append(again)
+        self.rec.event({"event": "driver_restarted", "driver": shard.index, "time": time.time(),
+                        "problems": len(left)})
+        return again
+
+    async def _pump(self) -> None:
+        """Passes the writer's new rows and events on, and starts the restarts drivers asked for."""
+        rows, events, wanted = await self.writer.take.remote()
+        for row in rows:
+            if self.on_row is not None:
+                self.on_row(row)
+        for event in events:
+            if self.on_event is not None:
+                self.on_event(event)
+        for name in wanted:
+            task = asyncio.ensure_future(self._restart(name))
+            self._restarting.add(task)
+            task.add_done_callback(self._restarting.discard)
+
+    async def _restart(self, name: str) -> None:
+        """Restarts server ``name`` unless it answers already (another driver's request got
+        there first), and tells the writer where it is now."""
+        from models.server import is_healthy
+
+        try:
+            if not await asyncio.to_thread(is_healthy, self.urls[name], 5.0):
+                self.urls[name] = await self.restart_fns[name]()
+                self.restarts += 1
+            await self.writer.restarted.remote(name, self.urls[name], None)
+        except Exception as err:  # noqa: BLE001 - the drivers' breakers fail the endpoint with it
+            await self.writer.restarted.remote(name, None, f"{type(err).__name__}: {err}")
+
+
+def driver_actors() -> list[str]:
+    """Names of the driver actors alive now (tests kill one by name)."""
+    import ray
+
+    return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+            if a["name"].startswith(ACTOR_PREFIX)]
+
+
+__all__ = ["DRIVER_RESTARTS", "DriverReport", "ShardDriver", "ShardWriter", "ShardedOutcome", "driver_actors",
+           "driver_config", "run_sharded"]
+
