@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -41,7 +42,7 @@ from models.server import ProgressFn
 from ponder.config import RunConfig, parse_run_config
 from ponder.run import RunOutcome, resolve_saved
 from ponder.rundir import RunDir, open_run
-from search.protocols import EngineFault
+from search.protocols import ConfigError, EngineFault, PonderError
 from verifiers.tasks import TaskSet
 
 DRIVER_RESTARTS = 2
@@ -49,6 +50,31 @@ DRIVER_RESTARTS = 2
 
 ACTOR_PREFIX = "ponder-driver-"
 """Driver actors are named ``ponder-driver-RUN-INDEX.ATTEMPT`` (``ray.util.list_named_actors``)."""
+
+
+def process_identity(pid: int) -> tuple[int, float] | None:
+    """``(pid, start time)`` of a live process (None when there is none), so that a pid reused
+    by another process does not pass for it: the start time is Linux's ``/proc/PID/stat``
+    (clock ticks after boot); elsewhere 0 (the pid alone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return pid, float(stat.rsplit(")", 1)[1].split()[19])
+    except FileNotFoundError:
+        if Path("/proc/self/stat").exists():
+            return None  # Linux: no such process
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return pid, 0.0
+
+
+class ShardError(PonderError):
+    """A driver actor stopped on an error of ponder's (not an engine fault): the run stops."""
 
 
 class ShardWriter:
@@ -59,14 +85,20 @@ class ShardWriter:
     second finished row of a problem and anything from a revoked driver, keeps the drivers'
     start barrier, and passes restart requests for the command's servers to the command.
 
+    It writes only while the command that holds the run directory's lock lives: after a
+    SIGKILL of the command, the actors live on until Ray notices (seconds), and a re-run may
+    hold the lock by then.
+
     Args:
         run_dir: The (locked, by the command) run directory.
         drivers: Driver actors that start together.
         finished: Ids already finished in the run directory (resume).
+        owner: The command's process (:func:`process_identity`).
     """
 
-    def __init__(self, run_dir: str, drivers: int, finished: list[str]) -> None:
+    def __init__(self, run_dir: str, drivers: int, finished: list[str], owner: tuple[int, float]) -> None:
         self.run_dir = RunDir(run_dir)
+        self.owner = owner
         self.drivers = drivers
         self.finished = set(finished)
         self.recorded_now: set[str] = set()
@@ -99,7 +131,7 @@ class ShardWriter:
         """Writes one finished problem (labels, trace, result line); False when refused: its
         driver was revoked, or the problem is already finished."""
         finishes = row.get("status") != "error"
-        if token in self.revoked or (finishes and row["id"] in self.finished):
+        if token in self.revoked or (finishes and row["id"] in self.finished) or not self._owner_alive():
             self.refused += 1
             return False
         self.run_dir.record(row, trace, labels)  # no await inside: one record at a time
@@ -109,9 +141,13 @@ class ShardWriter:
         self._rows.append(row)
         return True
 
+    def _owner_alive(self) -> bool:
+        return process_identity(self.owner[0]) == self.owner
+
     async def event(self, event: dict[str, Any]) -> None:
-        self.run_dir.event(event)
-        self._events.append(event)
+        if self._owner_alive():
+            self.run_dir.event(event)
+            self._events.append(event)
 
     async def revoke(self, token: str) -> list[str]:
         """Refuses whatever the driver ``token`` still sends; returns the ids recorded so far in
@@ -196,8 +232,12 @@ class ShardDriver:
                     return {"index": self.index, "token": self.token, "problems": len(tasks.problems),
                             "cpu_s": time.process_time() - cpu, "start": start, "end": time.time(),
                             "peak_in_flight": engine.policy.peak_in_flight, "stats": engine.stats()}
-        except EngineFault as fault:  # returned, not raised: it crosses the process as data
+        except EngineFault as fault:  # returned, not raised: ponder's errors cross the process as data
             return {"index": self.index, "token": self.token, "fault": [fault.endpoint, fault.cause]}
+        except ConfigError as err:  # e.g. a task file this driver's node does not have
+            return {"index": self.index, "token": self.token, "config_error": [err.field, err.value, err.reason]}
+        except PonderError as err:
+            return {"index": self.index, "token": self.token, "error": f"{type(err).__name__}: {err}"}
 
     def _restart_fn(self, name: str) -> Callable[[], Any]:
         async def restart() -> str:
@@ -335,7 +375,8 @@ class _Sharded:
         try:
             here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
             self.writer = ray.remote(ShardWriter).options(num_cpus=0, scheduling_strategy=here).remote(
-                str(self.cfg.resolved_run_dir.resolve()), len(self.shards), finished)
+                str(self.cfg.resolved_run_dir.resolve()), len(self.shards), finished,
+                process_identity(os.getpid()))
             self._remote = ray.remote(ShardDriver)
             try:
                 yield
@@ -367,15 +408,13 @@ class _Sharded:
         self._say(f"starting {len(self.shards)} driver actors for {sum(len(s.ids) for s in self.shards)} problems")
         running = {self._start(s): s for s in self.shards}
         try:
-            said = False
             while running:
                 finished, _ = await asyncio.wait(running, timeout=0.25, return_when=asyncio.FIRST_COMPLETED)
-                await self._pump()
-                if not said and self.released_at is None:
+                if self.released_at is None:
                     self.released_at = (await self.writer.counts.remote())["released_at"]
                     if self.released_at is not None:
-                        said = True
                         self._say(f"searching on {len(self.shards)} drivers")
+                await self._pump()
                 for future in finished:
                     shard = running.pop(future)
                     try:
@@ -387,6 +426,10 @@ class _Sharded:
                         continue
                     if "fault" in report:
                         raise EngineFault(*report["fault"])
+                    if "config_error" in report:
+                        raise ConfigError(*report["config_error"])
+                    if "error" in report:
+                        raise ShardError(f"driver {report['index']} stopped: {report['error']}")
                     self.reports.append(DriverReport(report["index"], report["problems"], report["cpu_s"],
                                                      report["start"], report["end"], report["peak_in_flight"],
                                                      report["stats"]))
@@ -457,6 +500,6 @@ def driver_actors() -> list[str]:
             if a["name"].startswith(ACTOR_PREFIX)]
 
 
-__all__ = ["DRIVER_RESTARTS", "DriverReport", "ShardDriver", "ShardWriter", "ShardedOutcome", "driver_actors",
+__all__ = ["DRIVER_RESTARTS", "DriverReport", "ShardDriver", "ShardError", "ShardWriter", "ShardedOutcome", "driver_actors",
            "driver_config", "run_sharded"]
 

@@ -76,15 +76,23 @@ def local_ray():
 
 
 @pytest.fixture(scope="module")
-def replicas(tmp_path_factory, local_ray):
+def replica(tmp_path_factory):
+    """A fake replica's settings: steps that decode with the embedded model's tokenizer."""
     from benchmarks.driver import step_pool
-    from benchmarks.fake_server import Replica, start_fakes
+    from benchmarks.fake_server import Replica
     from models.embedded import embedded_checkpoint
-    from models.server import ServerSettings, terminate
     from models.tokenizer import HFTokenizer
 
     pool = step_pool(HFTokenizer(embedded_checkpoint()), tmp_path_factory.mktemp("steps") / "steps.json", size=40)
-    records = start_fakes(ServerSettings(), 2, Replica(tokens_per_s=2e4, latency_s=0.01, steps_file=str(pool)))
+    return Replica(tokens_per_s=2e4, latency_s=0.01, steps_file=str(pool))
+
+
+@pytest.fixture(scope="module")
+def replicas(local_ray, replica):
+    from benchmarks.fake_server import start_fakes
+    from models.server import ServerSettings, terminate
+
+    records = start_fakes(ServerSettings(), 2, replica)
     yield [r.endpoint for r in records]
     for r in records:
         terminate(r.pid, timeout=5)
@@ -147,12 +155,12 @@ def test_a_sharded_run_records_every_problem_once_and_sums_every_shard(tmp_path,
     assert not ray.util.list_named_actors(all_namespaces=True)  # the drivers and writer are gone
 
 
-def test_a_resumed_sharded_run_skips_the_recorded_problems_and_retries_errors(tmp_path, replicas):
+def test_a_resumed_sharded_label_run_skips_the_recorded_problems_and_retries_errors(tmp_path, replicas):
     from ponder.run import run_config
     from verifiers.tasks import load_tasks
 
     run_dir = tmp_path / "run"
-    cfg = config(replicas, run_dir, 12)
+    cfg = parse_run_config({**config(replicas, run_dir, 12).model_dump(mode="json"), "mode": "label"})
     tasks = load_tasks(cfg.tasks)
     run_dir.mkdir()
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
@@ -175,6 +183,8 @@ def test_a_resumed_sharded_run_skips_the_recorded_problems_and_retries_errors(tm
     assert finished == Counter(p.id for p in tasks.problems)  # each finished exactly once
     assert sum(r.problems for r in outcome.drivers) == 7  # the errored one and 6 never recorded
     assert len(outcome.rows) == 12 and all(r["status"] != "error" for r in outcome.rows)
+    for row in after[6:]:  # label mode: each re-run problem's labels written before its row
+        assert "labels" in row and (run_dir / "labels" / f"{row['id']}.jsonl").exists()
 
 
 def test_a_dead_driver_s_unfinished_problems_are_rerun_and_nothing_is_recorded_twice(tmp_path, replicas):
@@ -212,3 +222,70 @@ def test_a_dead_driver_s_unfinished_problems_are_rerun_and_nothing_is_recorded_t
 
 def _namespace(name: str) -> str:
     return next(a["namespace"] for a in ray.util.list_named_actors(all_namespaces=True) if a["name"] == name)
+
+
+def test_the_command_s_servers_are_restarted_once_for_all_drivers(tmp_path, monkeypatch, local_ray, replica):
+    """model.replicas: the command's servers (fakes here) handed to the drivers; both killed
+    mid-run (so the run cannot end without them), each is restarted by the command once,
+    though both drivers' breakers saw it go, and the run finishes."""
+    import contextlib
+    from types import SimpleNamespace
+
+    import ponder.engine
+    from benchmarks.fake_server import start_fake
+    from models.embedded import embedded_checkpoint
+    from models.server import ServerSettings, terminate
+    from ponder.run import run_config
+    from verifiers.tasks import load_tasks
+
+    restarted: list[str] = []
+
+    class Server:
+        def __init__(self):
+            self.rec = start_fake(ServerSettings(), replica=replica)
+            self.record = SimpleNamespace(checkpoint=str(embedded_checkpoint()), model="fake")
+            self.endpoint = self.rec.endpoint
+
+        async def restart(self):
+            self.rec = await asyncio.to_thread(start_fake, ServerSettings(), replica=replica)
+            restarted.append(self.endpoint)
+            return self.rec.endpoint
+
+    servers = [Server(), Server()]
+
+    @contextlib.contextmanager
+    def ensure_replicas(n, settings, on_progress=None):
+        assert n == 2
+        yield servers
+
+    monkeypatch.setattr(ponder.engine, "ensure_replicas", ensure_replicas)
+    run_dir = tmp_path / "run"
+    data = config(["http://unused:1"], run_dir, 24, simulations=6).model_dump(mode="json")
+    cfg = parse_run_config({**data, "model": {**data["model"], "endpoints": [], "replicas": 2, "model": None,
+                                              "outage_timeout_s": 60}})
+    tasks = load_tasks(cfg.tasks)
+
+    async def go():
+        run = asyncio.ensure_future(run_config(cfg, tasks=tasks, warm_up_server=False))
+        killed = False
+        while not run.done():
+            if not killed and (run_dir / "results.jsonl").exists() and len(lines(run_dir)) >= 3:
+                for s in servers:
+                    terminate(s.rec.pid, timeout=5)
+                killed = True
+            await asyncio.sleep(0.05)
+        return killed, await run
+
+    try:
+        killed, outcome = asyncio.run(go())
+    finally:
+        for s in servers:
+            terminate(s.rec.pid, timeout=5)
+    assert killed
+    events = [json.loads(x) for x in (run_dir / "events.jsonl").read_text().splitlines()]
+    assert sorted(restarted) == sorted(s.endpoint for s in servers), json.dumps(events)[:2000]  # once each
+    assert outcome.engine_stats["restarts"] == 2
+    assert Counter(r["id"] for r in lines(run_dir)) == Counter(p.id for p in tasks.problems)
+    down = {(e["driver"], e["endpoint"]) for e in events if e["event"] == "outage"}
+    back = {(e["driver"], e["endpoint"]) for e in events if e["event"] == "recovered"}
+    assert down and down == back  # every driver that saw a server go got it back (the one restart)
