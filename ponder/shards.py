@@ -208,11 +208,6 @@ class ShardDriver:
         from verifiers.tasks import load_tasks
 
         cfg, writer = self.cfg, self.writer
-        every = load_tasks(cfg.tasks)
-        index = {p.id: i for i, p in enumerate(every.problems)}
-        mine = set(self.ids)
-        tasks = every.without([p.id for p in every.problems if p.id not in mine])
-        warm = asyncio.ensure_future(asyncio.to_thread(tasks.warm))
 
         def on_event(event: dict[str, Any]) -> None:
             writer.event.remote({**event, "driver": self.index})
@@ -223,6 +218,16 @@ class ShardDriver:
                                        labels_fn() if labels_fn else None)
 
         try:
+            every = load_tasks(cfg.tasks)  # the task source must be readable on this driver's node
+            index = {p.id: i for i, p in enumerate(every.problems)}
+            mine = set(self.ids)
+            tasks = every.without([p.id for p in every.problems if p.id not in mine])
+            if len(tasks.problems) != len(mine):
+                raise ConfigError("tasks", str(getattr(cfg.tasks, "path", None) or cfg.tasks.source),
+                                  f"driver {self.index} read {len(tasks.problems)} of its {len(mine)} problems from "
+                                  "the task source: a sharded run's drivers read the tasks from the config, which "
+                                  "must name the same problems on every node")
+            warm = asyncio.ensure_future(asyncio.to_thread(tasks.warm))
             with restartable({name: self._restart_fn(name) for name in self.restartable}):
                 async with open_engine(cfg.model, cfg.reward, on_event=on_event, warm=self.warm) as engine:
                     await warm

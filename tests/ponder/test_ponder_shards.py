@@ -288,4 +288,6 @@ def test_the_command_s_servers_are_restarted_once_for_all_drivers(tmp_path, monk
     assert Counter(r["id"] for r in lines(run_dir)) == Counter(p.id for p in tasks.problems)
     down = {(e["driver"], e["endpoint"]) for e in events if e["event"] == "outage"}
     back = {(e["driver"], e["endpoint"]) for e in events if e["event"] == "recovered"}
-    assert down and down == back  # every driver that saw a server go got it back (the one restart)
+    # every driver that saw the servers go got one back (it could not finish otherwise), through the
+    # command's one restart of it; one it no longer needed may have stayed down for it
+    assert down and back <= down and {d for d, _ in down} == {d for d, _ in back}
