@@ -304,7 +304,7 @@ def guided(
         help="Arms, each sc:N (self-consistency), bon:N (N chains, judge-weighted vote), vote:N (the judge's vote "
              "over sc:N's own chains: runs nothing), beam:B1xB2 (step beam guided by the config's reward judge) or "
              "vote:ARM (the judge's vote over that arm's finished chains, e.g. vote:beam:2x4: runs nothing).")
-    ] = ["sc:8", "vote:8", "beam:2x4"],
+    ] = ["sc:8", "vote:8", "beam:2x4", "vote:beam:2x4"],
     num_problems: Annotated[int, typer.Option(help="Held-out problems of the config's tasks (the first N).")] = 200,
     split: Annotated[str, typer.Option(
         help="heldout (the reported runs) or tune (the config's other problems: choose a setting there first, "
