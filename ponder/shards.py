@@ -282,9 +282,10 @@ def driver_config(cfg: RunConfig, served: Any, reward_served: Any | None) -> Run
     paths absolute (a driver actor's working directory is not the command's)."""
     data = cfg.model_dump(mode="json")
     model = {**data["model"], "endpoints": list(served.endpoints), "model": served.name, "replicas": 1,
-             "cluster": None, "checkpoint": str(served.checkpoint) if served.checkpoint else None}
+             "cluster": None, "checkpoint": str(Path(served.checkpoint).expanduser().resolve()) if served.checkpoint
+             else None}
     data.update(model=model, drivers=1, run_dir=str(cfg.resolved_run_dir.resolve()))
-    if data["tasks"].get("path"):
+    if (data.get("tasks") or {}).get("path"):
         data["tasks"]["path"] = str(Path(data["tasks"]["path"]).resolve())
     if reward_served is not None:
         data["reward"].update(endpoints=list(reward_served.endpoints), model=reward_served.name)
@@ -439,6 +440,8 @@ class _Sharded:
                                                      report["start"], report["end"], report["peak_in_flight"],
                                                      report["stats"]))
             await self._pump()
+            if self._restarting:  # a restart begun ends before the servers are stopped (none left behind)
+                await asyncio.gather(*self._restarting, return_exceptions=True)
         finally:
             for future in running:
                 future.cancel()

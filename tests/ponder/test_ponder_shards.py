@@ -63,13 +63,29 @@ def test_the_cli_refuses_drivers_that_cannot_work_with_exit_2(tmp_path, monkeypa
     assert not (tmp_path / "out").exists()
 
 
+def test_the_drivers_get_the_command_s_servers_and_absolute_paths(tmp_path, monkeypatch):
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from ponder.shards import driver_config
+
+    monkeypatch.chdir(tmp_path)
+    cfg = parse_run_config({"drivers": 2, "run_dir": "runs/x", "tasks": {"source": "jsonl", "path": "t.jsonl"},
+                            "model": {"replicas": 2, "max_in_flight": 7},
+                            "reward": {"kind": "generative_prm", "checkpoint": "prm"}})
+    served = SimpleNamespace(endpoints=["http://a:1", "http://a:2"], name="policy", checkpoint=Path("ck"))
+    d = driver_config(cfg, served, SimpleNamespace(endpoints=["http://b:3"], name="judge"))
+    assert (d.drivers, d.model.replicas, d.model.endpoints, d.model.model) == (1, 1, served.endpoints, "policy")
+    assert (d.reward.endpoints, d.reward.model, d.model.max_in_flight) == (["http://b:3"], "judge", 7)
+    assert (d.run_dir, str(d.tasks.path), d.model.checkpoint, d.reward.checkpoint) == tuple(
+        str(tmp_path / x) for x in ("runs/x", "t.jsonl", "ck", "prm"))
+
+
 # -- sharded runs on a local Ray and two fake replicas ----------------------------------------
-
-ray = pytest.importorskip("ray")
-
 
 @pytest.fixture(scope="module")
 def local_ray():
+    ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 1024 * 1024)
     yield
     ray.shutdown()
@@ -123,7 +139,7 @@ def lines_kept(run_dir):
 def test_a_sharded_run_records_every_problem_once_and_sums_every_shard(tmp_path, replicas):
     from benchmarks.driver import completions_now
     from ponder.run import run_config, summarize
-    from ponder.shards import ShardedOutcome
+    from ponder.shards import ShardedOutcome, driver_actors
     from verifiers.tasks import load_tasks
 
     run_dir = tmp_path / "run"
@@ -152,7 +168,7 @@ def test_a_sharded_run_records_every_problem_once_and_sums_every_shard(tmp_path,
     assert summary["problems"] == 24 and summary["errors"] == 0
     assert summary["calls"] == sum(r["usage"]["calls"] for r in lines(run_dir)) == sent  # both shards' requests
     assert 0 < outcome.wall_seconds <= max(r.end for r in reports) - min(r.start for r in reports) + 1e-6
-    assert not ray.util.list_named_actors(all_namespaces=True)  # the drivers and writer are gone
+    assert not driver_actors()  # the drivers are gone
 
 
 def test_a_resumed_sharded_label_run_skips_the_recorded_problems_and_retries_errors(tmp_path, replicas):
@@ -188,6 +204,8 @@ def test_a_resumed_sharded_label_run_skips_the_recorded_problems_and_retries_err
 
 
 def test_a_dead_driver_s_unfinished_problems_are_rerun_and_nothing_is_recorded_twice(tmp_path, replicas):
+    import ray
+
     from ponder.run import run_config
     from ponder.shards import driver_actors
     from verifiers.tasks import load_tasks
@@ -221,13 +239,15 @@ def test_a_dead_driver_s_unfinished_problems_are_rerun_and_nothing_is_recorded_t
 
 
 def _namespace(name: str) -> str:
+    import ray
+
     return next(a["namespace"] for a in ray.util.list_named_actors(all_namespaces=True) if a["name"] == name)
 
 
 def test_the_command_s_servers_are_restarted_once_for_all_drivers(tmp_path, monkeypatch, local_ray, replica):
     """model.replicas: the command's servers (fakes here) handed to the drivers; both killed
-    mid-run (so the run cannot end without them), each is restarted by the command once,
-    though both drivers' breakers saw it go, and the run finishes."""
+    before the drivers start (so the run cannot end without them), each is restarted by the
+    command once, though both drivers' breakers saw it go, and the run finishes."""
     import contextlib
     from types import SimpleNamespace
 
@@ -260,24 +280,21 @@ def test_the_command_s_servers_are_restarted_once_for_all_drivers(tmp_path, monk
 
     monkeypatch.setattr(ponder.engine, "ensure_replicas", ensure_replicas)
     run_dir = tmp_path / "run"
-    data = config(["http://unused:1"], run_dir, 24, simulations=6).model_dump(mode="json")
+    data = config(["http://unused:1"], run_dir, 12).model_dump(mode="json")
     cfg = parse_run_config({**data, "model": {**data["model"], "endpoints": [], "replicas": 2, "model": None,
                                               "outage_timeout_s": 60}})
     tasks = load_tasks(cfg.tasks)
 
-    async def go():
-        run = asyncio.ensure_future(run_config(cfg, tasks=tasks, warm_up_server=False))
-        killed = False
-        while not run.done():
-            if not killed and (run_dir / "results.jsonl").exists() and len(lines(run_dir)) >= 3:
-                for s in servers:
-                    terminate(s.rec.pid, timeout=5)
-                killed = True
-            await asyncio.sleep(0.05)
-        return killed, await run
+    killed = []
+
+    def on_progress(message):  # before any driver has sent a request: the run cannot end without them
+        if message.startswith("starting") and not killed:
+            for s in servers:
+                terminate(s.rec.pid, timeout=5)
+            killed.append(message)
 
     try:
-        killed, outcome = asyncio.run(go())
+        outcome = asyncio.run(run_config(cfg, tasks=tasks, warm_up_server=False, on_progress=on_progress))
     finally:
         for s in servers:
             terminate(s.rec.pid, timeout=5)
@@ -288,6 +305,6 @@ def test_the_command_s_servers_are_restarted_once_for_all_drivers(tmp_path, monk
     assert Counter(r["id"] for r in lines(run_dir)) == Counter(p.id for p in tasks.problems)
     down = {(e["driver"], e["endpoint"]) for e in events if e["event"] == "outage"}
     back = {(e["driver"], e["endpoint"]) for e in events if e["event"] == "recovered"}
-    # every driver that saw the servers go got one back (it could not finish otherwise), through the
-    # command's one restart of it; one it no longer needed may have stayed down for it
-    assert down and back <= down and {d for d, _ in down} == {d for d, _ in back}
+    # both drivers saw the servers down and got them back (one it no longer needed may have stayed
+    # down for it), through the command's one restart of each
+    assert back <= down and {d for d, _ in down} == {d for d, _ in back} == {0, 1}
