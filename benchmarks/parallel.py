@@ -29,13 +29,21 @@ says when they still differ by more than 10 %.
 LLM Reasoners (issue 28's peer) has no installable package here, so its MCTS is not run: the
 wall it recorded on the same workload and server settings (202.4 s, another session, another
 load) is printed beside ponder's, as a recorded figure, not a same-run ratio.
+
+``--fake`` runs the same bench against a fake replica (:func:`fake_replica`; not vLLM: a
+fixed number of sequences decoded at once, each at a fixed speed, steps drawn from a pool of
+the embedded tokenizer's texts, a share of them answers), where what is measured is the
+scheduler's fill alone: the replica's capacity does not move with the machine's load, and a
+run takes seconds. The share of answers sets the trees' shape (more answers: thinner trees).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +74,66 @@ SATURATION_TARGET = 0.85
 """Issue 28: each run's tok/s over the whole run (drain included) as a share of saturated."""
 SPEEDUP_TARGET = 10.0
 """Issue 28: ponder's MCTS wall against LLM Reasoners' at equal simulations."""
+
+
+@contextlib.contextmanager
+def fake_replica(answer_share: float = 0.5, max_num_seqs: int = 128, tokens_per_s: float = 20.0,
+                 latency_s: float = 0.05) -> Iterator[tuple[str, str]]:
+    """Yields ``(endpoint, description)`` of a fake replica (:mod:`benchmarks.fake_server`) whose
+    steps are the embedded tokenizer's (``answer_share`` of them answers, in [0, 1)); stopped
+    at the end. ``max_num_seqs`` sequences run at once, each at ``tokens_per_s``, plus
+    ``latency_s`` seconds per request: its capacity is ``max_num_seqs * tokens_per_s`` tok/s."""
+    from benchmarks.driver import step_pool
+    from benchmarks.fake_server import Replica, start_fake
+    from models.embedded import embedded_checkpoint
+    from models.server import ServerSettings, terminate
+    from models.tokenizer import HFTokenizer
+
+    with tempfile.TemporaryDirectory(prefix="ponder-fake-steps-") as tmp:
+        pool = step_pool(HFTokenizer(embedded_checkpoint()), Path(tmp) / "steps.json", answer_share=answer_share)
+        replica = Replica(tokens_per_s=tokens_per_s, latency_s=latency_s, max_num_seqs=max_num_seqs,
+                          steps_file=str(pool))
+        rec = start_fake(ServerSettings(), replica=replica)
+        try:
+            yield rec.endpoint, (f"fake replica at {rec.endpoint} (benchmarks.fake_server, not vLLM): {max_num_seqs} "
+                                 f"sequences at once, {tokens_per_s:g} tok/s each, {latency_s:g} s per request; "
+                                 f"steps of the embedded tokenizer, {answer_share:.0%} of them answers")
+        finally:
+            terminate(rec.pid, timeout=5)
+
+
+async def fake_lines(workloads: Sequence[RunConfig], bound: int, answer_share: float, capacity: int,
+                     max_in_flight: int, tokens_per_s: float = 20.0) -> list[str]:
+    """Each workload's fixed and adaptive runs against one fake replica of ``capacity`` sequences
+    (also the runs' ``target_in_flight``), all problems at once: wall, the share of the replica's
+    capacity used over the search (busy sequence-seconds / (capacity x wall)), calls and what the
+    trees' parallelism did. Accuracy is not reported (the fake's answers are not the problems')."""
+    from benchmarks.driver import measure
+    from verifiers.tasks import load_tasks
+
+    out: list[str] = []
+    with fake_replica(answer_share, capacity, tokens_per_s) as (url, desc):
+        out.append(f"server: {desc}; target_in_flight {capacity}, max_in_flight {max_in_flight}")
+        for workload in workloads:
+            for label, cfg in arms(workload, bound):
+                with tempfile.TemporaryDirectory(prefix="ponder-bench-fake-") as tmp:
+                    tasks = load_tasks(cfg.tasks)
+                    cfg = override(cfg, {"run_dir": tmp, "max_concurrent_problems": len(tasks), "model": {
+                        "endpoints": [url], "model": "fake", "max_in_flight": max_in_flight,
+                        "target_in_flight": capacity}})
+                    point = await measure(cfg, tasks, [url], capacity)
+                    parallel = read_parallel(Path(tmp))
+                    rows = [json.loads(line) for line in (Path(tmp) / "results.jsonl").read_text().splitlines()]
+                calls = sum(int(r["usage"].get("calls", 0)) for r in rows)
+                tokens = sum(int(r["usage"].get("generated_tokens", 0)) for r in rows)
+                waits = sum(p.get("waits", 0) for p in parallel)
+                no_free = sum(p.get("no_free_leaf", 0) for p in parallel)
+                widened = sum(1 for p in parallel if p.get("extra", 0) > 0)
+                out.append(f"[{label}] wall {point.wall_s:.2f} s, capacity used {point.capacity_used:.2f} "
+                           f"(drain included); {len(rows)} problems, {calls} calls, {tokens} generated tokens; "
+                           f"trees widened {widened}; simulations that waited on a node under expansion {waits}, "
+                           f"times a tree had room but no free leaf {no_free}")
+    return out
 
 
 def arms(cfg: RunConfig, bound: int) -> list[tuple[str, RunConfig]]:
@@ -132,7 +200,7 @@ def arm_lines(label: str, m: RunMeasure, parallel: list[dict[str, Any]], saturat
             f"    trees: {len(parallel)}, widened {widened}; in flight per tree: max {peak}, mean of means "
             f"{mean:.2f}; peak requests at the gate {m.peak_in_flight}; simulations that waited on a node "
             f"under expansion {waits}, times a tree had room but no free leaf {no_free}",
-            f"    server running requests (vllm:num_requests_running, sampled each second): mean {running:.1f}, "
+            f"    server running (vllm:num_requests_running, sampled): time-weighted mean {running:.1f}, "
             f"peak {peak_running:.0f}"]
 
 
@@ -203,9 +271,10 @@ def within_noise(diff: float, se: float) -> bool:
     return abs(diff) <= 2.0 * se if se > 0 else diff == 0.0
 
 
-def target_lines(measured: Sequence[tuple[str, RunMeasure]], saturated: float) -> list[str]:
+def target_lines(measured: Sequence[tuple[str, RunMeasure]], saturated: float, peer: bool = True) -> list[str]:
     """One workload's runs against issue 28's targets: share of saturated (>= 0.85), MCTS wall
-    against LLM Reasoners' recorded figure (>= 10x), accuracy at matched tokens within noise."""
+    against LLM Reasoners' recorded figure (>= 10x; ``peer`` False: left out, as against a fake
+    replica), accuracy at matched tokens within noise."""
     runs = dict(measured)
     fixed = next(m for label, m in measured if label.endswith(" fixed"))
     algorithm = fixed.cfg.search.algorithm
@@ -214,7 +283,7 @@ def target_lines(measured: Sequence[tuple[str, RunMeasure]], saturated: float) -
         share = m.tok_per_s / saturated if saturated > 0 else 0.0
         out.append(f"    {label}: {share:.2f} of saturated ({'meets' if share >= SATURATION_TARGET else 'below'} "
                    f"the {SATURATION_TARGET:.2f} target)")
-    if algorithm == "mcts":
+    if algorithm == "mcts" and peer:
         for label, m in measured:
             ratio = LLM_REASONERS_MCTS_WALL_S / max(m.wall_seconds, 1e-9)
             out.append(f"    {label}: LLM Reasoners' recorded {LLM_REASONERS_MCTS_WALL_S} s / {m.wall_seconds:.1f} s "

@@ -200,6 +200,12 @@ def parallel(
     target_within: Annotated[float, typer.Option(
         help="target_in_flight = the smallest probed concurrency within this share of the best tok/s (0: the "
              "best's own, filling the server as far as it still gains; 0.1: the knee).")] = 0.0,
+    fake: Annotated[bool, typer.Option(
+        help="Against a fake replica instead of vLLM (benchmarks.fake_server; as many sequences at once as the "
+             "largest --concurrency, 20 tok/s each, the target): the scheduler's fill alone (busy sequence-seconds "
+             "/ capacity), in seconds, whatever the machine's load; no probe, no accuracy.")] = False,
+    fake_answer_share: Annotated[float, typer.Option(
+        help="--fake: share of the fake's steps that are answers (higher: thinner trees).")] = 0.5,
     max_in_flight: MaxInFlight = 256,
     endpoint: Endpoint = None,
     block_size: BlockSize = None,
@@ -218,6 +224,15 @@ def parallel(
             [beam_config(beam_problems, workload)] if beam_problems else [])
         if not workloads:
             raise typer.BadParameter("both workloads skipped: give --mcts-problems or --beam-problems above 0")
+        if fake:
+            if not 0.0 <= fake_answer_share < 1.0:
+                raise typer.BadParameter(f"--fake-answer-share {fake_answer_share}: must be in [0, 1)")
+            from benchmarks.parallel import fake_lines
+
+            print_header("parallel --fake", "a fake replica (not vLLM)", workloads)
+            for line in asyncio.run(fake_lines(workloads, bound, fake_answer_share, max(concurrency), max_in_flight)):
+                print(line, flush=True)
+            return
         with bench_endpoint(endpoint, server_settings(None, block_size), say) as (url, desc):
             runs = [[(label, for_run(c, url, max_in_flight, len(load_tasks(c.tasks)))) for label, c in arms(w, bound)]
                     for w in workloads]

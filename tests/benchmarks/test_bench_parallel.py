@@ -119,4 +119,17 @@ def test_arm_lines_say_where_the_fill_went():
     assert "120.0 tok/s = 0.50 of saturated" in text and "(300 per problem, 4.0 calls)" in text
     assert "widened 1; in flight per tree: max 3, mean of means 1.25" in text
     assert "waited on a node under expansion 1, times a tree had room but no free leaf 4" in text
-    assert "mean 2.8, peak 8" in text
+    assert "time-weighted mean 2.8, peak 8" in text
+
+
+async def test_the_fake_bench_runs_both_arms_against_one_fake_replica(tmp_path, monkeypatch):
+    from benchmarks.parallel import fake_lines
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    lines = await fake_lines([mcts_config(4)], 4, 0.5, 16, 64, tokens_per_s=400.0)
+    assert "fake replica" in lines[0] and "16 sequences at once" in lines[0] and "target_in_flight 16" in lines[0]
+    fixed, adaptive = lines[1:]
+    assert fixed.startswith("[mcts fixed] wall") and adaptive.startswith("[mcts adaptive] wall")
+    assert "4 problems" in fixed and "trees widened 0" in fixed and "waited on a node under expansion 0" in adaptive
+    used = [float(line.split("capacity used ")[1].split()[0]) for line in (fixed, adaptive)]
+    assert all(0.0 < u <= 1.0 for u in used)
