@@ -158,6 +158,10 @@ def run_with_progress(cfg: Any, tasks: Any) -> None:
         progress.update(bar, completed=len(tasks))
     if outcome.skipped:
         console.print(f"resumed: {outcome.skipped} problems were already done")
+    if getattr(outcome, "drivers", ()):  # a sharded run (ponder.shards): what each driver searched
+        lost = f", {outcome.lost_drivers} lost and replaced" if outcome.lost_drivers else ""
+        console.print(f"{len(outcome.drivers)} drivers: " + " + ".join(str(r.problems) for r in outcome.drivers)
+                      + f" problems{lost}")
     summary = summarize(outcome.rows, outcome.wall_seconds, outcome.engine_stats)
     console.print(summary_table(summary, f"{cfg.name} ({cfg.search.algorithm})"))
     console.print(f"results: {cfg.resolved_run_dir / 'results.jsonl'}   traces: {cfg.resolved_run_dir / 'traces'}")
