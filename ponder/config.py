@@ -169,7 +169,8 @@ class RunConfig(BaseModel):
         "the same asyncio scheduler and client on its shard against the same servers, all recording into one run "
         "directory through one writer: past one process's dispatch ceiling (~200 step requests/s). > 1 needs Ray "
         "(Ray actors; model.cluster's Ray, else one started here) and servers to share (model.endpoints, "
-        "model.replicas > 1 or model.cluster); model.max_in_flight and max_concurrent_problems are per driver.")
+        "model.replicas > 1 or model.cluster); model.max_in_flight and max_concurrent_problems are per driver, "
+        "model.target_in_flight is split among them.")
     temperature: float = Field(0.7, ge=0.0, description="Sampling temperature of steps (algorithms may override, e.g. cot is greedy).")
     labels: list[LabelConfig] = Field(
         default_factory=list,

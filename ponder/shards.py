@@ -279,9 +279,12 @@ class ShardedOutcome(RunOutcome):
 
 def driver_config(cfg: RunConfig, served: Any, reward_served: Any | None) -> RunConfig:
     """The drivers' config: ``cfg`` with the command's servers as its endpoints, one driver,
-    paths absolute (a driver actor's working directory is not the command's)."""
+    ``model.target_in_flight`` (where the servers saturate) split among the drivers, paths
+    absolute (a driver actor's working directory is not the command's)."""
     data = cfg.model_dump(mode="json")
+    target = cfg.model.target_in_flight  # the servers' saturation point: shared by the drivers
     model = {**data["model"], "endpoints": list(served.endpoints), "model": served.name, "replicas": 1,
+             "target_in_flight": -(-target // cfg.drivers) if target else None,
              "cluster": None, "checkpoint": str(Path(served.checkpoint).expanduser().resolve()) if served.checkpoint
              else None}
     data.update(model=model, drivers=1, run_dir=str(cfg.resolved_run_dir.resolve()))

@@ -71,12 +71,13 @@ def test_the_drivers_get_the_command_s_servers_and_absolute_paths(tmp_path, monk
 
     monkeypatch.chdir(tmp_path)
     cfg = parse_run_config({"drivers": 2, "run_dir": "runs/x", "tasks": {"source": "jsonl", "path": "t.jsonl"},
-                            "model": {"replicas": 2, "max_in_flight": 7},
+                            "model": {"replicas": 2, "max_in_flight": 7, "target_in_flight": 9},
                             "reward": {"kind": "generative_prm", "checkpoint": "prm"}})
     served = SimpleNamespace(endpoints=["http://a:1", "http://a:2"], name="policy", checkpoint=Path("ck"))
     d = driver_config(cfg, served, SimpleNamespace(endpoints=["http://b:3"], name="judge"))
     assert (d.drivers, d.model.replicas, d.model.endpoints, d.model.model) == (1, 1, served.endpoints, "policy")
     assert (d.reward.endpoints, d.reward.model, d.model.max_in_flight) == (["http://b:3"], "judge", 7)
+    assert d.model.target_in_flight == 5  # the servers' saturation point, shared: ceil(9 / 2) each
     assert (d.run_dir, str(d.tasks.path), d.model.checkpoint, d.reward.checkpoint) == tuple(
         str(tmp_path / x) for x in ("runs/x", "t.jsonl", "ck", "prm"))
 
