@@ -420,7 +420,7 @@ class _Sharded:
             while running:
                 finished, _ = await asyncio.wait(running, timeout=0.25, return_when=asyncio.FIRST_COMPLETED)
                 if self.released_at is None:
-                    self.released_at = (await self.writer.counts.remote())["released_at"]
+                    self.released_at = (await self._ask(self.writer.counts))["released_at"]
                     if self.released_at is not None:
                         self._say(f"searching on {len(self.shards)} drivers")
                 await self._pump()
@@ -451,6 +451,16 @@ class _Sharded:
             for task in self._restarting:
                 task.cancel()
 
+    async def _ask(self, method: Any, *args: Any) -> Any:
+        """A call to the writer; its death is an engine fault (what it wrote stays, a re-run
+        resumes the rest)."""
+        from ray.exceptions import RayActorError
+
+        try:
+            return await method.remote(*args)
+        except RayActorError as err:
+            raise EngineFault("the run's writer", f"its actor died ({type(err).__name__}): re-run to resume") from err
+
     async def _lost(self, shard: _Shard, err: BaseException) -> _Shard | None:
         """A dead driver: killed for good, revoked at the writer; its unrecorded problems go to a
         new driver actor (None when it had none left)."""
@@ -458,7 +468,7 @@ class _Sharded:
 
         with contextlib.suppress(Exception):
             ray.kill(shard.actor, no_restart=True)
-        recorded = set(await self.writer.revoke.remote(shard.token(self.run_id)))
+        recorded = set(await self._ask(self.writer.revoke, shard.token(self.run_id)))
         left = [i for i in shard.ids if i not in recorded]
         self.lost += 1
         cause = str(err).splitlines()[0] if str(err) else type(err).__name__
@@ -477,7 +487,7 @@ class _Sharded:
 
     async def _pump(self) -> None:
         """Passes the writer's new rows and events on, and starts the restarts drivers asked for."""
-        rows, events, wanted = await self.writer.take.remote()
+        rows, events, wanted = await self._ask(self.writer.take)
         for row in rows:
             if self.on_row is not None:
                 self.on_row(row)
