@@ -30,7 +30,7 @@ from models.server import (
     start_server,
     stop_server,
 )
-from models.server_settings import bind_list, usable_cores
+from models.server_settings import CPU_BLOCK_MULTIPLE, bind_list, usable_cores
 from search.protocols import ConfigError
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,10 @@ def check_placement(replicas: int, settings: ServerSettings, *, gpus: list[str] 
     if replicas > len(cores):
         raise ConfigError(f"{where}.replicas", replicas, f"each CPU replica needs at least one core of its own "
                           f"and this process may use {len(cores)}: set {where}.replicas <= {len(cores)}")
+    if settings.block_size is not None and settings.block_size % CPU_BLOCK_MULTIPLE:
+        raise ConfigError(f"{where}.block_size", settings.block_size, f"vLLM's CPU backend takes multiples of "
+                          f"{CPU_BLOCK_MULTIPLE} only and no GPU is visible here: set {where}.block_size to "
+                          f"{CPU_BLOCK_MULTIPLE}, or leave it unset (chosen for the machine)")
     if replicas > 1 and settings.omp_threads_bind != "auto":
         raise ConfigError(f"{where}.omp_threads_bind", settings.omp_threads_bind, "with several CPU replicas "
                           "each gets its own share of the cores: leave omp_threads_bind at 'auto'")

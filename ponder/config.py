@@ -79,6 +79,8 @@ class ModelConfig(BaseModel):
         None, description="dtype of a started server; None: chosen for the machine.")
     kv_cache_gib: int | None = Field(None, ge=1, description="KV cache of a started CPU server in GiB; None: "
                                      "2 GiB in a 16-bit dtype, 4 in float32.")
+    block_size: int | None = Field(None, ge=1, description="KV block size of a started server in tokens (the prefix "
+                                   "cache shares whole blocks); None: 16 on a GPU, 32 on a CPU (its smallest).")
     cluster: RayClusterConfig | None = Field(
         None, description="Serve the policy on a Ray cluster: one vLLM replica per Ray actor (models.ray_replicas).")
 
@@ -99,7 +101,8 @@ class ModelConfig(BaseModel):
         return ServerSettings(checkpoint=Path(self.checkpoint) if self.checkpoint else None,
                               tensor_parallel_size=self.tensor_parallel_size,
                               gpu_memory_utilization=self.gpu_memory_utilization,
-                              max_num_seqs=self.max_num_seqs, dtype=self.dtype, kv_cache_gib=self.kv_cache_gib)
+                              max_num_seqs=self.max_num_seqs, dtype=self.dtype, kv_cache_gib=self.kv_cache_gib,
+                              block_size=self.block_size)
 
 
 SERVED_KINDS = ("generative_prm", "pooling_prm")

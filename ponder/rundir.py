@@ -56,7 +56,7 @@ SERVING_FIELDS: tuple[str, ...] = (
     "model.endpoints", "model.model", "model.max_in_flight", "model.target_in_flight", "model.timeout_s",
     "model.max_restarts", "model.outage_timeout_s", "model.replicas", "model.routing", "model.rebind_factor",
     "model.tensor_parallel_size", "model.gpu_memory_utilization", "model.max_num_seqs", "model.kv_cache_gib",
-    "model.cluster", "reward.endpoints", "reward.model", "drivers",
+    "model.block_size", "model.cluster", "reward.endpoints", "reward.model", "drivers",
 )
 """Run-config fields a resumed run may change: where and how the models are reached."""
 

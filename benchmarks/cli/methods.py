@@ -97,7 +97,7 @@ def treepo(
     concurrency: Annotated[int, typer.Option(help="Problems at once (max_concurrent_problems), both sides.")] = 16,
     search: Annotated[Optional[str], typer.Option(help="Extra TreePO settings as JSON, e.g. '{\"divergence\": 4}'.")] = None,
     align: Annotated[bool, typer.Option(help="TreePO segments aligned on the server's KV blocks (align_block = "
-                                        "--block-size, or 32 as the bench's servers use).")] = True,
+                                        "--block-size, or the machine's: 16 on a GPU, 32 on a CPU).")] = True,
     out: Annotated[Optional[Path], typer.Option(help="JSON of the measured runs; default runs/bench-treepo/<UTC>.json.")] = None,
     max_in_flight: MaxInFlight = 256,
     endpoint: Endpoint = None,
@@ -115,7 +115,7 @@ def treepo(
         extra = json.loads(search) if search else None
         from models.server_settings import ServerSettings
 
-        blocks = (block_size or ServerSettings().block_size) if align else None
+        blocks = (block_size or ServerSettings().resolved_block_size()) if align else None
         entries = treepo_entries(num_problems, width, segment_tokens, max_depth, concurrency, extra, workload, blocks)
         tasks = load_tasks(entries[0].cfg.tasks)
         with bench_endpoint(endpoint, server_settings(None, block_size, kv_cache_gib)) as (url, desc):

@@ -13,7 +13,7 @@ import typer
 
 Endpoint = Annotated[Optional[str], typer.Option(help="Server URL; default: a recorded or new embedded server.")]
 BlockSize = Annotated[Optional[int], typer.Option(
-    help="vLLM --block-size (prefix-cache granularity, tokens) for a server started here; default ServerSettings.block_size (32).")]
+    help="vLLM --block-size (prefix-cache granularity, tokens) for a server started here; default chosen for the machine (16 on a GPU, 32 on a CPU: its smallest).")]
 KvCacheGib = Annotated[Optional[int], typer.Option(
     help="KV-cache GiB of a server started here; default ServerSettings' (2 in bf16, 4 in float32). The prefix "
          "cache keeps only what fits: size it for the tokens the problems at once keep live.")]

@@ -61,12 +61,12 @@ def replicas(
             endpoints = [s.endpoint for s in servers]
             desc = ", ".join(f"{s.endpoint} (cores {s.settings.omp_threads_bind}, pid {s.record.pid})" for s in servers)
             print_header("replicas", f"{len(servers)} replicas: {desc}; kv_cache_gib={settings.resolved_kv_cache_gib()}, "
-                         f"dtype={settings.resolved_dtype()}, block_size={settings.block_size}", [cfg])
+                         f"dtype={settings.resolved_dtype()}, block_size={settings.resolved_block_size()}", [cfg])
             runs = asyncio.run(go(endpoints, [(r, None) for r in routings]))
         if ceiling:
             one = ceiling_settings(settings, len(servers))
             say(f"{CEILING}: the replicas stopped; one server, cores {one.omp_threads_bind}, "
-                f"kv_cache_gib={one.resolved_kv_cache_gib()}, block_size={one.block_size}")
+                f"kv_cache_gib={one.resolved_kv_cache_gib()}, block_size={one.resolved_block_size()}")
             # started here, never a recorded one: the ceiling needs its own cache, emptied
             single = [ManagedServer(s, rec, owned=True, recorded=False)
                       for s, rec in start_replicas(1, one, on_progress=say)]

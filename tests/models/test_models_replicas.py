@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from models import records, replicas, server
+from models import records, replicas, server, server_settings
 from models.records import ServerRecord
 from models.server import ServerSettings, server_command, server_env
 from search.protocols import ConfigError
@@ -38,11 +38,25 @@ def test_cpu_replicas_split_the_cores():
     (1, ServerSettings(tensor_parallel_size=2), [], [0, 1], "model.tensor_parallel_size"),
     (3, ServerSettings(), [], [0, 1], "model.replicas"),
     (2, ServerSettings(omp_threads_bind="0-1"), [], [0, 1], "model.omp_threads_bind"),
+    (1, ServerSettings(block_size=16), [], [0, 1], "model.block_size"),
 ])
 def test_a_placement_that_cannot_work_is_refused_naming_the_field(n, settings, gpus, cores, field):
     with pytest.raises(ConfigError) as e:
         replicas.check_placement(n, settings, gpus=gpus, cores=cores)
     assert e.value.field == field
+
+
+def test_block_size_is_chosen_for_the_machine_and_reaches_the_command(monkeypatch, tmp_path):
+    """16 on a GPU (vLLM's GPU default), 32 on a CPU (the smallest its backend takes); a GPU
+    placement keeps a block size a CPU would refuse."""
+    assert (server_settings.machine_block_size(gpu=True), server_settings.machine_block_size(gpu=False)) == (16, 32)
+    monkeypatch.setattr(server_settings, "on_gpu", lambda: False)
+    cmd = server_command(ServerSettings(), tmp_path, 1)
+    assert cmd[cmd.index("--block-size") + 1] == "32"
+    cmd = server_command(ServerSettings(block_size=64), tmp_path, 1)
+    assert cmd[cmd.index("--block-size") + 1] == "64"
+    replicas.check_placement(1, ServerSettings(block_size=16), gpus=["0"], cores=[0])
+    replicas.check_placement(1, ServerSettings(block_size=64), gpus=[], cores=[0])
 
 
 def test_visible_gpus_read_cuda_visible_devices(monkeypatch):
