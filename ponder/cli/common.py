@@ -11,6 +11,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 
@@ -25,10 +26,11 @@ def fail(err: BaseException | str, hint: str | None = None) -> NoReturn:
     from ponder.interrupts import EXIT_CODES
     from search.protocols import EngineFault, Interrupted
 
-    tail = f"; {hint}" if hint else ""
+    # escaped: a message's own brackets (pip install -e '.[ray]', a list) are text, not rich markup
+    tail = escape(f"; {hint}") if hint else ""
     if isinstance(err, Interrupted | KeyboardInterrupt):
         code = EXIT_CODES.get(err.signal_name, 130) if isinstance(err, Interrupted) else 130
-        console.print(f"[bold yellow]stopped:[/] {err or 'interrupted'}{tail}")
+        console.print(f"[bold yellow]stopped:[/] {escape(str(err or 'interrupted'))}{tail}")
         raise typer.Exit(code) from None
-    console.print(f"[bold red]error:[/] {err}{tail}")
+    console.print(f"[bold red]error:[/] {escape(str(err))}{tail}")
     raise typer.Exit(3 if isinstance(err, EngineFault) else 2) from None

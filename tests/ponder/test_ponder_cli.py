@@ -41,3 +41,11 @@ def test_fail_exits_with_the_documented_code(err, code, word, capsys):
     assert exit_.value.exit_code == code
     out = " ".join(capsys.readouterr().out.split())
     assert out.startswith(word) and out.endswith("re-run the same command to resume")
+
+
+def test_fail_prints_brackets_in_a_message_as_text(capsys):
+    """rich would take ``[ray]`` in ``pip install -e '.[ray]'`` for markup and drop it."""
+    with pytest.raises(typer.Exit):
+        fail(ConfigError("model.cluster", "ray", "Ray is not installed: pip install -e '.[ray]'"), "see [docs]")
+    out = " ".join(capsys.readouterr().out.split())
+    assert "pip install -e '.[ray]'" in out and out.endswith("see [docs]")
