@@ -47,8 +47,10 @@ from ponder.run import run_config
 from verifiers.tasks import TaskSet
 
 
-def workload(num_problems: int = 16) -> RunConfig:
-    """The MCTS workload: chain_sum (3 two-digit terms), 8 simulations, 3 children, depth 5."""
+def workload(num_problems: int = 16, system_prompt: str | None = None) -> RunConfig:
+    """The MCTS workload: chain_sum (3 two-digit terms), 8 simulations, 3 children, depth 5;
+    ``system_prompt`` replaces the model's default one (a longer shared prefix, e.g. a worked
+    example, leaves the uncached tail block a smaller share of each prompt)."""
     return parse_run_config({
         "name": "bench-replicas",
         "tasks": {"source": "reasoning_gym", "name": "chain_sum", "seed": 5, "size": num_problems,
@@ -56,6 +58,7 @@ def workload(num_problems: int = 16) -> RunConfig:
         "steps": {"max_depth": 5, "max_step_tokens": 48},
         "search": {"algorithm": "mcts", "num_simulations": 8, "num_children": 3, "value": "prior"},
         "max_concurrent_problems": num_problems,
+        **({"model": {"system_prompt": system_prompt}} if system_prompt is not None else {}),
     })
 
 

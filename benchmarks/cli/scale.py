@@ -24,6 +24,9 @@ def replicas(
     ceiling: Annotated[bool, typer.Option(
         "--ceiling/--no-ceiling", help="Then stop the replicas and run the same workload on one server with all "
         "their cores and KV cache (cache emptied first): the hit rate with no routing, the ceiling of both.")] = False,
+    system_prompt: Annotated[str | None, typer.Option(
+        help="The workload's system prompt instead of the model's default, e.g. the worked-example prompt of "
+        "configs/loop_stepwise.yaml (a longer shared prefix: the uncached tail block a smaller share).")] = None,
 ) -> None:
     """Tree-affine vs per-request routing on N replicas: prefix-cache hit rate, prompt tokens computed, tok/s."""
     from benchmarks.replicas import CEILING, ceiling_settings, lines, measure, workload
@@ -54,7 +57,7 @@ def replicas(
         return [await measure(cfg, tasks, endpoints, name, r, say, label=label) for r, label in plan]
 
     try:
-        cfg = override(workload(problems), {"model": {"max_in_flight": max_in_flight}})
+        cfg = override(workload(problems, system_prompt), {"model": {"max_in_flight": max_in_flight}})
         tasks = load_tasks(cfg.tasks)
         settings = server_settings(None, block_size, kv_cache_gib)
         with ensure_replicas(replicas, settings, on_progress=say) as servers:

@@ -50,6 +50,8 @@ def test_the_ceiling_server_has_all_the_cores_and_the_replicas_kv_cache_together
 def test_the_workload_is_an_mcts_run():
     cfg = workload(4)
     assert cfg.search.algorithm == "mcts" and cfg.tasks.size == 4
+    assert workload(4, "Be brief.").model.system_prompt == "Be brief."
+    assert workload(4).model.system_prompt == cfg.model.system_prompt != "Be brief."
 
 
 def test_the_report_counts_the_problems_tree_routing_moved():
