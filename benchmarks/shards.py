@@ -39,10 +39,10 @@ class ShardedRun:
 
 def run_sharded(cfg: RunConfig, drivers: int, endpoints: list[str], counters: Any) -> ShardedRun:
     """Runs ``cfg`` (its endpoints the replicas) as ``drivers`` driver actors
-    (``ponder.shards.run_sharded``, one actor also for ``drivers`` = 1, so every point pays the
+    (``ponder.shards.supervisor.run_sharded``, one actor also for ``drivers`` = 1, so every point pays the
     same); ``counters()`` sums the replicas' completions, read before and after (no request is
     sent before the drivers start together: no warm-up)."""
-    from ponder.shards import run_sharded as run_shards
+    from ponder.shards.supervisor import run_sharded as run_shards
     from verifiers.tasks import load_tasks
 
     sharded = parse_run_config({**cfg.model_dump(mode="json"), "drivers": drivers,

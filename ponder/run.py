@@ -103,7 +103,7 @@ async def run_config(cfg: RunConfig, on_row: Callable[[dict[str, Any]], None] | 
     """
     tasks = tasks or load_tasks(cfg.tasks)
     if cfg.drivers > 1:  # the problems sharded over driver processes (Ray imported only there)
-        from ponder.shards import run_sharded
+        from ponder.shards.supervisor import run_sharded
 
         return await run_sharded(cfg, tasks, on_row=on_row, on_event=on_event, on_progress=on_progress,
                                  warm_up_server=warm_up_server)

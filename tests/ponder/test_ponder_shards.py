@@ -67,7 +67,7 @@ def test_the_drivers_get_the_command_s_servers_and_absolute_paths(tmp_path, monk
     from pathlib import Path
     from types import SimpleNamespace
 
-    from ponder.shards import driver_config
+    from ponder.shards.supervisor import driver_config
 
     monkeypatch.chdir(tmp_path)
     cfg = parse_run_config({"drivers": 2, "run_dir": "runs/x", "tasks": {"source": "jsonl", "path": "t.jsonl"},
@@ -140,7 +140,7 @@ def lines_kept(run_dir):
 def test_a_sharded_run_records_every_problem_once_and_sums_every_shard(tmp_path, replicas):
     from benchmarks.driver import completions_now
     from ponder.run import run_config, summarize
-    from ponder.shards import ShardedOutcome, driver_actors
+    from ponder.shards.supervisor import ShardedOutcome, driver_actors
     from verifiers.tasks import load_tasks
 
     run_dir = tmp_path / "run"
@@ -208,7 +208,7 @@ def test_a_dead_driver_s_unfinished_problems_are_rerun_and_nothing_is_recorded_t
     import ray
 
     from ponder.run import run_config
-    from ponder.shards import driver_actors
+    from ponder.shards.supervisor import driver_actors
     from verifiers.tasks import load_tasks
 
     run_dir = tmp_path / "run"
