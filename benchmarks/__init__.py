@@ -16,8 +16,8 @@
   :mod:`benchmarks.replicas` — tree-affine vs per-request routing over N replicas;
   :mod:`benchmarks.driver` — the single driver's ceiling against many fake replicas
   (:mod:`benchmarks.fake_server`: an OpenAI-compatible fake, one process per replica, also
-  the orchestration tests'), and :mod:`benchmarks.shards` — problems sharded over Ray driver
-  actors writing through one writer.
+  the orchestration tests'), and :mod:`benchmarks.shards` — the same problems over N Ray
+  driver actors and one writer (``ponder run``'s ``drivers: N``, :mod:`ponder.shards`).
 - :mod:`benchmarks.treepo`, :mod:`benchmarks.label`, :mod:`benchmarks.prove`,
   :mod:`benchmarks.prm` — TreePO sampling, the label generators' cost, prover configs, step
   judges on planted first errors.
