@@ -126,9 +126,7 @@ async def fake_lines(workloads: Sequence[RunConfig], bound: int, answer_share: f
                     rows = [json.loads(line) for line in (Path(tmp) / "results.jsonl").read_text().splitlines()]
                 calls = sum(int(r["usage"].get("calls", 0)) for r in rows)
                 tokens = sum(int(r["usage"].get("generated_tokens", 0)) for r in rows)
-                waits = sum(p.get("waits", 0) for p in parallel)
-                no_free = sum(p.get("no_free_leaf", 0) for p in parallel)
-                widened = sum(1 for p in parallel if p.get("extra", 0) > 0)
+                widened, waits, no_free = tree_counts(parallel)
                 out.append(f"[{label}] wall {point.wall_s:.2f} s, capacity used {point.capacity_used:.2f} "
                            f"(drain included); {len(rows)} problems, {calls} calls, {tokens} generated tokens; "
                            f"trees widened {widened}; simulations that waited on a node under expansion {waits}, "
@@ -180,17 +178,22 @@ def paired_difference(a: dict[str, bool], b: dict[str, bool]) -> tuple[float, fl
     return mean, math.sqrt(var / n), n
 
 
+def tree_counts(parallel: list[dict[str, Any]]) -> tuple[int, int, int]:
+    """Over a run's trees (their traces' ``extra.parallel``): trees widened above the floor,
+    simulations that waited on a node under expansion, times a tree had room but no free leaf."""
+    return (sum(1 for p in parallel if p.get("extra", 0) > 0), sum(p.get("waits", 0) for p in parallel),
+            sum(p.get("no_free_leaf", 0) for p in parallel))
+
+
 def arm_lines(label: str, m: RunMeasure, parallel: list[dict[str, Any]], saturated: float) -> list[str]:
     """One run's line: wall, tok/s (drain included), fraction of saturated, accuracy, tokens, parallelism."""
     finished = [r for r in m.rows if r["status"] != "error"]
     acc, se = accuracy_se([bool(r["correct"]) for r in finished])
     gen = m.summary["generated_tokens"]
     per = gen / len(finished) if finished else 0.0
-    widened = sum(1 for p in parallel if p.get("extra", 0) > 0)
+    widened, waits, no_free = tree_counts(parallel)
     peak = max((p.get("max_in_flight", 0) for p in parallel), default=0)
     mean = sum(p.get("mean_in_flight", 0.0) for p in parallel) / len(parallel) if parallel else 0.0
-    waits = sum(p.get("waits", 0) for p in parallel)
-    no_free = sum(p.get("no_free_leaf", 0) for p in parallel)
     calls = sum(int(r["usage"].get("calls", 0)) for r in finished)
     running, peak_running = server_fill(m)
     return [f"[{label}] wall {m.wall_seconds:.1f} s, server generated {m.server_generated:.0f} tok "
@@ -271,10 +274,9 @@ def within_noise(diff: float, se: float) -> bool:
     return abs(diff) <= 2.0 * se if se > 0 else diff == 0.0
 
 
-def target_lines(measured: Sequence[tuple[str, RunMeasure]], saturated: float, peer: bool = True) -> list[str]:
+def target_lines(measured: Sequence[tuple[str, RunMeasure]], saturated: float) -> list[str]:
     """One workload's runs against issue 28's targets: share of saturated (>= 0.85), MCTS wall
-    against LLM Reasoners' recorded figure (>= 10x; ``peer`` False: left out, as against a fake
-    replica), accuracy at matched tokens within noise."""
+    against LLM Reasoners' recorded figure (>= 10x), accuracy at matched tokens within noise."""
     runs = dict(measured)
     fixed = next(m for label, m in measured if label.endswith(" fixed"))
     algorithm = fixed.cfg.search.algorithm
@@ -283,7 +285,7 @@ def target_lines(measured: Sequence[tuple[str, RunMeasure]], saturated: float, p
         share = m.tok_per_s / saturated if saturated > 0 else 0.0
         out.append(f"    {label}: {share:.2f} of saturated ({'meets' if share >= SATURATION_TARGET else 'below'} "
                    f"the {SATURATION_TARGET:.2f} target)")
-    if algorithm == "mcts" and peer:
+    if algorithm == "mcts":
         for label, m in measured:
             ratio = LLM_REASONERS_MCTS_WALL_S / max(m.wall_seconds, 1e-9)
             out.append(f"    {label}: LLM Reasoners' recorded {LLM_REASONERS_MCTS_WALL_S} s / {m.wall_seconds:.1f} s "
