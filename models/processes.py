@@ -45,6 +45,16 @@ def pid_running(pid: int) -> bool:
     return _signal_reaches(pid)
 
 
+def process_identity(pid: int) -> tuple[int, float] | None:
+    """``(pid, start time)`` of a live process (None when there is none), so that a pid reused
+    by another process does not pass for it: the start time is ``/proc/PID/stat``'s (clock
+    ticks after boot); without ``/proc``, 0 (the pid alone)."""
+    fields = _stat_fields(pid)
+    if fields is not None and len(fields) > 19:
+        return (pid, float(fields[19])) if fields[0] not in _GONE else None
+    return (pid, 0.0) if _signal_reaches(pid) else None
+
+
 def cmdline(pid: int) -> list[bytes] | None:
     """The command line of ``pid`` from ``/proc`` (None where unreadable or not Linux)."""
     try:

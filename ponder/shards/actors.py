@@ -4,36 +4,14 @@ the command's machine, and the driver actors, each searching its shard."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from models.processes import process_identity
 from ponder.config import parse_run_config
 from ponder.rundir import RunDir
 from search.protocols import ConfigError, EngineFault, PonderError
-
-
-def process_identity(pid: int) -> tuple[int, float] | None:
-    """``(pid, start time)`` of a live process (None when there is none), so that a pid reused
-    by another process does not pass for it: the start time is Linux's ``/proc/PID/stat``
-    (clock ticks after boot); elsewhere 0 (the pid alone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return pid, float(stat.rsplit(")", 1)[1].split()[19])
-    except FileNotFoundError:
-        if Path("/proc/self/stat").exists():
-            return None  # Linux: no such process
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    return pid, 0.0
 
 
 class ShardError(PonderError):
@@ -56,7 +34,7 @@ class ShardWriter:
         run_dir: The (locked, by the command) run directory.
         drivers: Driver actors that start together.
         finished: Ids already finished in the run directory (resume).
-        owner: The command's process (:func:`process_identity`).
+        owner: The command's process (:func:`models.processes.process_identity`).
     """
 
     def __init__(self, run_dir: str, drivers: int, finished: list[str], owner: tuple[int, float]) -> None:
@@ -218,4 +196,4 @@ class ShardDriver:
         return restart
 
 
-__all__ = ["ShardDriver", "ShardError", "ShardWriter", "process_identity"]
+__all__ = ["ShardDriver", "ShardError", "ShardWriter"]

@@ -14,11 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from models.processes import process_identity
 from models.server import ProgressFn
 from ponder.config import RunConfig, parse_run_config
 from ponder.run import RunOutcome, resolve_saved
 from ponder.rundir import open_run
-from ponder.shards.actors import ShardDriver, ShardError, ShardWriter, process_identity
+from ponder.shards.actors import ShardDriver, ShardError, ShardWriter
 from search.protocols import ConfigError, EngineFault
 from verifiers.tasks import TaskSet
 

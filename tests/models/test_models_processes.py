@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 
-from models.processes import cmdline, group_running, pid_running, terminate_group
+from models.processes import cmdline, group_running, pid_running, process_identity, terminate_group
 
 
 def test_a_process_group_is_seen_running_then_terminated():
@@ -34,3 +35,11 @@ def test_a_zombie_counts_as_exited():
         subprocess.run(["sleep", "0.05"], check=True)
     assert not pid_running(child.pid)
     child.wait()
+
+
+def test_process_identity_is_pid_and_start_time_of_a_live_process_only():
+    me = process_identity(os.getpid())
+    assert me is not None and me[0] == os.getpid() and me == process_identity(os.getpid())
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert process_identity(child.pid) is None
