@@ -23,6 +23,12 @@ first: the hit rate with no routing at all. Its misses are the workload's own (f
 tail blocks, evictions from a cache of that size); the gap from a routing's hit rate to it is
 what that routing lost.
 
+``--system-prompt`` and ``--shots K`` lengthen the prompt every request shares: the latter adds K
+worked examples of the task's training split (:func:`few_shot_prompt`), as MATH / GSM8K
+harnesses prompt. The tail block is then a smaller share of each prompt, so every hit rate
+rises; what routing loses is the rest (each tree's own tokens, computed again on a replica that
+never saw them).
+
 The two runs search the same problems with the same seeds, but their trees differ (sampling
 on different servers), so prompt tokens queried differ a little too; the hit rate and the
 computed prompt tokens per queried token are the comparable numbers.
@@ -34,7 +40,7 @@ import asyncio
 import dataclasses
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 from benchmarks.metrics import GENERATED, SEQUENCES, counter_delta, fmt
@@ -42,24 +48,69 @@ from benchmarks.search_runs import override, reset_prefix_cache, snapshot
 from benchmarks.server import PREFIX_HITS, PREFIX_QUERIES
 from models.client import VLLMClient
 from models.server_settings import ServerSettings
-from ponder.config import RunConfig, parse_run_config
+from ponder.config import DEFAULT_SYSTEM_PROMPT, RunConfig, parse_run_config
 from ponder.run import run_config
 from verifiers.tasks import TaskSet
+
+
+TASK = "chain_sum"
+TASK_OPTIONS = {"min_terms": 3, "max_terms": 3, "min_digits": 2, "max_digits": 2}
+"""The workload's problems: chain_sum, 3 two-digit terms (seed 5)."""
+
+SHOT_SEED = 1005
+"""The reasoning-gym seed the few-shot examples are drawn from (not the workload's 5)."""
 
 
 def workload(num_problems: int = 16, system_prompt: str | None = None) -> RunConfig:
     """The MCTS workload: chain_sum (3 two-digit terms), 8 simulations, 3 children, depth 5;
     ``system_prompt`` replaces the model's default one (a longer shared prefix, e.g. a worked
-    example, leaves the uncached tail block a smaller share of each prompt)."""
+    example or :func:`few_shot_prompt`'s, leaves the uncached tail block a smaller share of each
+    prompt)."""
     return parse_run_config({
         "name": "bench-replicas",
-        "tasks": {"source": "reasoning_gym", "name": "chain_sum", "seed": 5, "size": num_problems,
-                  "config": {"min_terms": 3, "max_terms": 3, "min_digits": 2, "max_digits": 2}},
+        "tasks": {"source": "reasoning_gym", "name": TASK, "seed": 5, "size": num_problems,
+                  "config": TASK_OPTIONS},
         "steps": {"max_depth": 5, "max_step_tokens": 48},
         "search": {"algorithm": "mcts", "num_simulations": 8, "num_children": 3, "value": "prior"},
         "max_concurrent_problems": num_problems,
         **({"model": {"system_prompt": system_prompt}} if system_prompt is not None else {}),
     })
+
+
+def few_shot_prompt(shots: int, instruction: str = DEFAULT_SYSTEM_PROMPT, *,
+                    exclude: Collection[str] = (), scan: int = 2_000) -> str:
+    """``instruction`` followed by ``shots`` worked examples, the way MATH / GSM8K harnesses
+    prompt (4 to 8 solved problems before the question): each a problem of the workload's task
+    and options from its training split (:func:`verifiers.planted.is_heldout` false, drawn with
+    :data:`SHOT_SEED`, none of the questions in ``exclude``), solved one operation per step with
+    the workload's step delimiter (a blank line) and ending "The answer is N." as the instruction
+    asks. Every example's answer is the task's own gold.
+
+    Raises:
+        ValueError: ``shots`` < 1, or fewer than ``shots`` usable problems in ``scan``.
+    """
+    import reasoning_gym
+
+    from verifiers.planted import arithmetic_steps, is_heldout, show
+
+    if shots < 1:
+        raise ValueError(f"shots={shots}: at least one worked example")
+    dataset = reasoning_gym.create_dataset(TASK, size=scan, seed=SHOT_SEED, **TASK_OPTIONS)
+    skip = set(exclude)
+    examples: list[str] = []
+    for index in range(scan):
+        entry = dataset[index]
+        question = str(entry["question"])
+        if question in skip or is_heldout(TASK, question):
+            continue
+        solved = arithmetic_steps(entry["metadata"]["expression"])
+        if solved is None or show(solved[1]) != str(entry["answer"]).strip():
+            continue
+        skip.add(question)  # a question drawn twice is shown once
+        examples.append(f"Example {len(examples) + 1}. {question}\n\n" + "\n\n".join(solved[0]))
+        if len(examples) == shots:
+            return "\n\n".join([instruction, *examples])
+    raise ValueError(f"shots={shots}: only {len(examples)} training-split {TASK} problems in {scan} scanned")
 
 
 @dataclasses.dataclass(frozen=True)

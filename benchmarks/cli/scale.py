@@ -27,13 +27,19 @@ def replicas(
     system_prompt: Annotated[str | None, typer.Option(
         help="The workload's system prompt instead of the model's default, e.g. the worked-example prompt of "
         "configs/loop_stepwise.yaml (a longer shared prefix: the uncached tail block a smaller share).")] = None,
+    shots: Annotated[int, typer.Option(
+        min=0, help="Worked examples after the system prompt, as MATH / GSM8K harnesses prompt (4-8): chain_sum "
+        "problems of the training split, none of the workload's, solved a step per line; 0: none.")] = 0,
 ) -> None:
     """Tree-affine vs per-request routing on N replicas: prefix-cache hit rate, prompt tokens computed, tok/s."""
-    from benchmarks.replicas import CEILING, ceiling_settings, lines, measure, workload
+    from benchmarks.replicas import CEILING, ceiling_settings, few_shot_prompt, lines, measure, workload
     from benchmarks.search_runs import machine_note, override
     from models.client import VLLMClient, served_model
     from models.managed import ManagedServer, owned_servers
+    from models.embedded import embedded_checkpoint
     from models.replicas import ensure_replicas, start_replicas
+    from models.tokenizer import HFTokenizer
+    from ponder.config import DEFAULT_SYSTEM_PROMPT
     from verifiers.tasks import load_tasks
 
     routings = [r.strip() for r in order.split(",") if r.strip()]
@@ -60,6 +66,16 @@ def replicas(
         cfg = override(workload(problems, system_prompt), {"model": {"max_in_flight": max_in_flight}})
         tasks = load_tasks(cfg.tasks)
         settings = server_settings(None, block_size, kv_cache_gib)
+        if shots:
+            try:
+                prompt = few_shot_prompt(shots, cfg.model.system_prompt or DEFAULT_SYSTEM_PROMPT,
+                                         exclude=[p.question for p in tasks.problems])
+            except ValueError as err:
+                fail(typer.BadParameter(f"--shots {shots}: {err}"))
+            cfg = override(cfg, {"model": {"system_prompt": prompt}})
+            tokenizer = HFTokenizer(settings.checkpoint or embedded_checkpoint())
+            say(f"system prompt: {shots} worked examples; the first problem's prompt is "
+                f"{len(tokenizer.chat_prompt(tasks.problems[0].question, prompt))} tokens")
         with ensure_replicas(replicas, settings, on_progress=say) as servers:
             endpoints = [s.endpoint for s in servers]
             desc = ", ".join(f"{s.endpoint} (cores {s.settings.omp_threads_bind}, pid {s.record.pid})" for s in servers)

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from benchmarks.replicas import CEILING, RoutingRun, ceiling_settings, lines, workload
+from benchmarks.replicas import CEILING, RoutingRun, ceiling_settings, few_shot_prompt, lines, workload
 from models.server_settings import ServerSettings
 
 
@@ -52,6 +52,31 @@ def test_the_workload_is_an_mcts_run():
     assert cfg.search.algorithm == "mcts" and cfg.tasks.size == 4
     assert workload(4, "Be brief.").model.system_prompt == "Be brief."
     assert workload(4).model.system_prompt == cfg.model.system_prompt != "Be brief."
+
+
+def test_the_few_shot_prompt_solves_training_split_problems_none_of_the_workloads():
+    from verifiers.planted import is_heldout
+    from verifiers.tasks import load_tasks
+
+    workload_questions = [p.question for p in load_tasks(workload(64).tasks).problems]
+    prompt = few_shot_prompt(4, "Solve it.", exclude=workload_questions)
+    instruction, *blocks = prompt.split("\n\nExample ")
+    assert instruction == "Solve it." and len(blocks) == 4
+    for k, block in enumerate(blocks, 1):
+        question, *steps = block.split("\n\n")
+        assert question.startswith(f"{k}. State the final answer")
+        question = question.split(". ", 1)[1]
+        assert not is_heldout("chain_sum", question) and question not in workload_questions
+        terms = question.split(": ")[1].rstrip(" =")
+        answer = eval(terms)  # noqa: S307 - two-digit sums written by reasoning-gym
+        assert len(steps) == 2 and steps[-1].endswith(f". The answer is {answer}.")  # 3 terms, 2 operations
+    assert few_shot_prompt(4, "Solve it.", exclude=workload_questions) == prompt  # the same examples each time
+    first = blocks[0].split("\n\n")[0].split(". ", 1)[1]
+    assert first not in few_shot_prompt(4, "Solve it.", exclude=[*workload_questions, first])
+    with pytest.raises(ValueError, match="at least one"):
+        few_shot_prompt(0)
+    with pytest.raises(ValueError, match="only"):
+        few_shot_prompt(5, scan=4)
 
 
 def test_the_report_counts_the_problems_tree_routing_moved():
@@ -114,12 +139,25 @@ def test_the_command_runs_both_routings_then_the_ceiling_on_one_server(fake_repl
     assert "request vs 1 server (ceiling): hit rate" in result.output
 
 
-def test_without_ceiling_the_command_starts_no_further_server(fake_replicas):
+def test_without_ceiling_the_command_starts_no_further_server(fake_replicas, monkeypatch):
     from typer.testing import CliRunner
 
+    import benchmarks.replicas as bench
     from ponder.cli.main import app
 
-    result = CliRunner().invoke(app, ["bench", "replicas", "--replicas", "2", "--problems", "2", "--order", "tree"])
+    prompts: list[str | None] = []
+    measure = bench.measure
+
+    async def recording(cfg, *args, **kwargs):
+        prompts.append(cfg.model.system_prompt)
+        return await measure(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(bench, "measure", recording)
+    result = CliRunner().invoke(app, ["bench", "replicas", "--replicas", "2", "--problems", "2", "--order", "tree",
+                                      "--shots", "3", "--system-prompt", "Solve it."])
     assert result.exit_code == 0, result.output
     assert [k for k, _, _ in fake_replicas] == ["ensure"]
     assert "ceiling" not in result.output
+    assert "3 worked examples; the first problem's prompt is" in result.output
+    assert len(prompts) == 2 and prompts[0] == prompts[1]  # the untimed run and the measured one
+    assert prompts[0].startswith("Solve it.\n\nExample 1. ") and "Example 3. " in prompts[0]
