@@ -9,6 +9,7 @@ import pytest
 
 from search.protocols import ConfigError
 from training.export.planted import PlantedRowsConfig, mix_prm_datasets, planted_prm_rows
+from training.train.data import question_and_prefix, split_steps
 from verifiers.planted import is_heldout, planted_solutions
 
 
@@ -43,11 +44,41 @@ def test_planted_rows_can_keep_the_steps_after_the_error_as_false() -> None:
         assert r["labels"] == [True] * k + [False] * (len(r["completions"]) - k)
 
 
+def test_planted_pairs_are_the_right_and_the_planted_step_after_the_same_prefix(tmp_path: Path) -> None:
+    rows = PlantedRowsConfig(tasks=["chain_sum", "basic_arithmetic"], num_problems=6, seed=2, form="pairs").rows()
+    assert len(rows.rows) == 24 and rows.stats["share_true"] == 0.5
+    assert sum(rows.stats["corrupted_rows_by_kind"].values()) == 12
+    solutions = {s.id: s for task in ("chain_sum", "basic_arithmetic")
+                 for s in planted_solutions(task, 6, seed=2, split="train")}
+    for right, wrong in zip(rows.rows[::2], rows.rows[1::2], strict=True):
+        assert right["problem_id"] == wrong["problem_id"] and right["prompt"] == wrong["prompt"]
+        assert (right["labels"], wrong["labels"]) == ([True], [False])
+        problem = right["problem_id"].removeprefix("planted/")
+        good = solutions[problem + "/correct"]
+        bad = next(s for i, s in solutions.items() if i.startswith(problem + "/") and s.first_error is not None)
+        k = bad.first_error
+        assert right["completions"] == [good.steps[k]] and wrong["completions"] == [bad.steps[k]]
+        assert right["question"] == good.question and not is_heldout(bad.task, good.question)
+        assert right["prompt"] == good.question + "\n\n" + "".join(t + "\n\n" for t in good.steps[:k])
+    # through a mix, the trainer reads each pair row's question exactly and its prefix as the steps before
+    summary = mix_prm_datasets([], tmp_path / "mix", planted=rows)
+    assert summary["rows"] == 24 and summary["share_true"] == 0.5
+    mixed = datasets.load_from_disk(str(tmp_path / "mix")).to_list()
+    for row, (q, prefix) in zip(mixed, question_and_prefix(mixed, "\n\n"), strict=True):
+        assert q == row["question"] and "\n\n" not in q
+        k = len(split_steps(prefix, "\n\n"))
+        assert k == next(s.first_error for i, s in solutions.items()
+                         if i.startswith(row["problem_id"].removeprefix("planted/") + "/") and s.first_error is not None)
+    assert any(split_steps(p, "\n\n") for _, p in question_and_prefix(mixed, "\n\n"))
+
+
 def test_planted_rows_refuse_unknown_tasks() -> None:
     with pytest.raises(ConfigError, match="planted.tasks"):
         planted_prm_rows(["leg_counting"], 2)
     with pytest.raises(ConfigError, match="after_error"):
         planted_prm_rows(["chain_sum"], 2, after_error="keep")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="form"):
+        planted_prm_rows(["chain_sum"], 2, form="triples")  # type: ignore[arg-type]
 
 
 def save(path: Path, rows: list[dict]) -> Path:

@@ -8,9 +8,19 @@ are kept and False too, the Math-Shepherd convention). Rows of one problem share
 ``problem_id`` (``planted/<task>/<seed>/<index>``), so a trainer's split by problem keeps a
 problem's two solutions together.
 
+``form="pairs"`` gives the same solutions as minimal pairs instead: per problem, two one-step
+rows with the same prefix (the steps before the planted error, folded into the prompt): the
+correct step there, True, and the planted step, False. Every example of a pair differs from
+its twin only in the one step the judge must check, the labels are exactly half True, and a
+trainer spends no compute on the right steps of a problem that carry no contrast -- the
+cheapest data per optimizer step for teaching a judge to check a step.
+
 ``mix_prm_datasets``: several exported PRM datasets (e.g. ``prm_symbolic`` and
 ``prm_math_shepherd`` of one label run) and planted rows in one dataset, labels as booleans or
-floats, rows whose question is in the held-out split of a planted task left out (counted).
+floats, rows whose question is in the held-out split of a planted task left out (counted). A
+``question`` column holds the exact question where a row knows it (planted rows; "" for the
+others), which the trainer reads before splitting a prompt at ``question_sep`` (a pair row's
+prompt ends in its prefix's last step delimiter, so its question cannot be told from it).
 Where two sources label the same step differently, the trainer keeps the first prompt it sees
 (``training.train.prm.judge_examples``), so the order of ``sources`` is their priority.
 """
@@ -27,6 +37,7 @@ from search.protocols import ConfigError
 from training.export.formats import DEFAULT_QUESTION_SEP, Rows, render_prompt
 
 AfterError = Literal["drop", "false"]
+PlantedForm = Literal["solutions", "pairs"]
 
 
 class PlantedRowsConfig(BaseModel):
@@ -39,16 +50,20 @@ class PlantedRowsConfig(BaseModel):
     num_problems: int = Field(100, ge=1, description="Training-split problems per task (two rows each).")
     seed: int = Field(0, description="reasoning-gym seed and the corruptions' seed.")
     after_error: AfterError = Field("drop", description="drop: a corrupted row ends at its first error; false: the "
-                                    "later steps are kept, labelled False.")
+                                    "later steps are kept, labelled False (form solutions only).")
+    form: PlantedForm = Field("solutions", description="solutions: each solution a row, its steps labelled; pairs: "
+                              "per problem the right and the planted step at the error, one-step rows with the same "
+                              "prefix (half True; see training.export.planted).")
 
-    def rows(self, question_sep: str = DEFAULT_QUESTION_SEP) -> Rows:
+    def rows(self, question_sep: str = DEFAULT_QUESTION_SEP, step_delimiter: str = "\n\n") -> Rows:
         """The rows these settings describe."""
         return planted_prm_rows(self.tasks, self.num_problems, seed=self.seed, after_error=self.after_error,
-                                question_sep=question_sep)
+                                form=self.form, question_sep=question_sep, step_delimiter=step_delimiter)
 
 
 def planted_prm_rows(tasks: Sequence[str], num_problems: int, *, seed: int = 0, after_error: AfterError = "drop",
-                     question_sep: str = DEFAULT_QUESTION_SEP) -> Rows:
+                     form: PlantedForm = "solutions", question_sep: str = DEFAULT_QUESTION_SEP,
+                     step_delimiter: str = "\n\n") -> Rows:
     """PRM rows from ``num_problems`` training-split problems of each task (two rows each).
 
     Args:
@@ -57,23 +72,34 @@ def planted_prm_rows(tasks: Sequence[str], num_problems: int, *, seed: int = 0, 
         seed: reasoning-gym seed and the corruptions' seed.
         after_error: ``drop``: a corrupted row ends at its first error; ``false``: later steps
             are kept, labelled False.
+        form: ``solutions``: a row per solution; ``pairs``: a row per solution holding only
+            the step at the planted error, the steps before it folded into the prompt.
         question_sep: Text between the question and the first step.
+        step_delimiter: Ends each step folded into a prompt (``pairs``; the trainer's
+            ``step_delimiter`` splits them again).
 
     Raises:
-        ConfigError: An unknown task or ``after_error``.
+        ConfigError: An unknown task, ``after_error`` or ``form``.
     """
     from verifiers.planted import TASKS, is_heldout, planted_solutions
 
     if after_error not in ("drop", "false"):
         raise ConfigError("after_error", after_error, "expected drop or false")
+    if form not in ("solutions", "pairs"):
+        raise ConfigError("form", form, "expected solutions or pairs")
     out = Rows()
     kinds: dict[str, int] = {}
     for task in tasks:
         if task not in TASKS:
             raise ConfigError("planted.tasks", task, f"no planted solutions for it; choose from {', '.join(TASKS)}")
-        for s in planted_solutions(task, num_problems, seed=seed, split="train"):
+        solutions = planted_solutions(task, num_problems, seed=seed, split="train")
+        for s in solutions:
             if is_heldout(task, s.question):  # the generator's split already excludes them; never trust, check
                 raise ConfigError("planted", s.id, "a held-out question reached the training rows")
+        if form == "pairs":
+            _pair_rows(solutions, out, kinds, question_sep, step_delimiter)
+            continue
+        for s in solutions:
             steps = list(s.steps)
             labels = [True] * len(steps)
             if s.first_error is not None:
@@ -83,14 +109,35 @@ def planted_prm_rows(tasks: Sequence[str], num_problems: int, *, seed: int = 0, 
                     steps, labels = steps[: k + 1], labels[: k + 1]
                 kinds[str(s.corruption)] = kinds.get(str(s.corruption), 0) + 1
             out.rows.append({"prompt": render_prompt(s.question, (), question_sep), "completions": steps,
-                             "labels": labels, "problem_id": "planted/" + s.id.rsplit("/", 1)[0]})
+                             "labels": labels, "problem_id": "planted/" + s.id.rsplit("/", 1)[0],
+                             "question": s.question})
             out.step_chars += [len(t) for t in steps]
     flat = [y for r in out.rows for y in r["labels"]]
     out.stats.update({"labelled_steps": len(flat), "share_true": sum(flat) / len(flat) if flat else None,
                       "corrupted_rows_by_kind": kinds})
+    shape = "minimal pairs at the planted error" if form == "pairs" else f"after the first error: {after_error}"
     out.notes.append(f"planted solutions of the training split (tasks {', '.join(tasks)}, {num_problems} problems "
-                     f"each, seed {seed}); after the first error: {after_error}")
+                     f"each, seed {seed}); {shape}")
     return out
+
+
+def _pair_rows(solutions: Sequence[Any], out: Rows, kinds: dict[str, int], question_sep: str,
+               step_delimiter: str) -> None:
+    """Appends, per (correct, corrupted) pair of ``solutions``, the two one-step rows at the error."""
+    correct = {s.id.rsplit("/", 1)[0]: s for s in solutions if s.first_error is None}
+    for s in solutions:
+        if s.first_error is None:
+            continue
+        problem = s.id.rsplit("/", 1)[0]
+        right, k = correct[problem], s.first_error
+        if tuple(right.steps[:k]) != tuple(s.steps[:k]):
+            raise ConfigError("planted", s.id, "the planted solution's steps before its error differ from the correct one's")
+        prompt = render_prompt(s.question, [t + step_delimiter for t in s.steps[:k]], question_sep)
+        for step, label in ((right.steps[k], True), (s.steps[k], False)):
+            out.rows.append({"prompt": prompt, "completions": [step], "labels": [label],
+                             "problem_id": "planted/" + problem, "question": s.question})
+            out.step_chars.append(len(step))
+        kinds[str(s.corruption)] = kinds.get(str(s.corruption), 0) + 1
 
 
 def _rows_of(path: Path) -> list[dict[str, Any]]:
@@ -150,10 +197,13 @@ def mix_prm_datasets(sources: Sequence[Path], out: Path, *, soft: bool = False, 
                 continue
             labels = [float(y) if soft else bool(float(y) >= 0.5) for y in row["labels"]]
             mixed.rows.append({"prompt": row["prompt"], "completions": list(row["completions"]), "labels": labels,
-                               "problem_id": str(row.get("problem_id", f"{name}/{kept}"))})
+                               "problem_id": str(row.get("problem_id", f"{name}/{kept}")),
+                               "question": str(row.get("question") or "")})
             kept += 1
         by_source[name] = by_source.get(name, 0) + kept
-    save_dataset(to_dataset(mixed, features("prm", soft=soft)), Path(out))
+    feats = features("prm", soft=soft)
+    feats["question"] = feats["problem_id"]  # a string: the exact question where known (planted rows), else ""
+    save_dataset(to_dataset(mixed, feats), Path(out))
     flat = [float(y) for r in mixed.rows for y in r["labels"]]
     summary = {"path": str(out), "rows": len(mixed.rows), "by_source": by_source, "heldout_dropped": dropped,
                "labelled_steps": len(flat),
