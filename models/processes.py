@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,23 @@ def group_members(pgid: int) -> list[int] | None:
         if fields and len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in _GONE:
             members.append(int(entry.name))
     return members
+
+
+def children_of(parents: Collection[int]) -> list[int] | None:
+    """Pids of the live (non-zombie) processes whose parent is one of ``parents``; None where
+    there is no ``/proc`` to list them (not Linux)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    wanted = {str(p) for p in parents}
+    out = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields and len(fields) > 1 and fields[1] in wanted and fields[0] not in _GONE:
+            out.append(int(entry.name))
+    return out
 
 
 def group_running(pgid: int) -> bool:

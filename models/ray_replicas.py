@@ -17,7 +17,8 @@ endpoint rejoins the rotation. Requests in flight on the dead replica are re-iss
 another; nothing from a dead replica reaches a search. When Ray gives up (out of restarts or
 resources), the endpoint is failed and the run goes on on the survivors.
 
-Ray is imported only here, and only when a cluster is configured (``pip install -e
+Ray is imported only here (and by :mod:`models.ray_local`, which makes a local Ray started
+here end with this process), and only when a cluster is configured (``pip install -e
 '.[ray]'``). Every node needs ponder installed (the actor imports ``models``).
 """
 
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from models.managed import restartable
+from models.ray_local import start_local_ray
 from models.records import ServerRecord
 from models.server import ProgressFn, ServerSettings, is_healthy, start_server, terminate
 from search.protocols import ConfigError, EngineFault
@@ -166,15 +168,14 @@ class RayReplicas:
 
 def init_ray(address: str) -> bool:
     """Connects to the cluster at ``address`` (``auto``, ``ray://HOST:PORT``, or ``local``:
-    a Ray started here). Returns True when this call started or connected Ray (and so should
-    shut it down)."""
+    a Ray started here, which ends with this process, :mod:`models.ray_local`). Returns True
+    when this call started or connected Ray (and so should shut it down)."""
     import ray
 
     if ray.is_initialized():
         return False
-    if address == "local":
-        ray.init(address="local", include_dashboard=False, log_to_driver=False,
-                 object_store_memory=200 * 1024 * 1024)
+    if address == "local":  # ours: it ends with this process (models.ray_local)
+        start_local_ray(include_dashboard=False, log_to_driver=False, object_store_memory=200 * 1024 * 1024)
     else:
         ray.init(address=address, log_to_driver=False)
     return True

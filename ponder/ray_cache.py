@@ -20,7 +20,8 @@ class _CacheActor(CacheCore):
 
 
 def init_ray(address: str | None = None, **kwargs: Any) -> None:
-    """Connects to ``address`` (a running cluster), else starts a small local Ray (once)."""
+    """Connects to ``address`` (a running cluster), else starts a small local Ray (once), which
+    ends with this process (:mod:`models.ray_local`)."""
     import ray
 
     if ray.is_initialized():
@@ -28,8 +29,10 @@ def init_ray(address: str | None = None, **kwargs: Any) -> None:
     if address is not None:
         ray.init(address=address, **kwargs)
         return
-    ray.init(num_cpus=kwargs.pop("num_cpus", 1), include_dashboard=False, log_to_driver=False,
-             object_store_memory=kwargs.pop("object_store_memory", 100 * 1024 * 1024), **kwargs)
+    from models.ray_local import start_local_ray
+
+    start_local_ray(num_cpus=kwargs.pop("num_cpus", 1), include_dashboard=False, log_to_driver=False,
+                    object_store_memory=kwargs.pop("object_store_memory", 100 * 1024 * 1024), **kwargs)
 
 
 class RayProofCache:
