@@ -156,12 +156,28 @@ class RayReplicas:
 
         return ray.get([a.info.remote() for a in self.actors], timeout=60)
 
-    def close(self) -> None:
+    def close(self, *, ready_s: float = 5.0, stop_s: float = 30.0) -> None:
+        """Stops every replica: an actor that answers within ``ready_s`` stops its server (all
+        at once, up to ``stop_s``: the server's memory is free when this returns); one still
+        starting a server (``ensure`` after its server died: an actor runs one call at a time,
+        so any other waits behind the start-up, minutes for vLLM) or restarted by Ray is not
+        waited for. Then every actor is killed; a server whose actor is killed without
+        stopping it is ended by its guardian (:mod:`models.guardian`)."""
         import ray
 
+        pings = {}
         for actor in self.actors:
             with contextlib.suppress(Exception):
-                ray.get(actor.stop.remote(), timeout=30)
+                pings[actor.endpoint.remote()] = actor
+        answered, _ = ray.wait(list(pings), num_returns=len(pings), timeout=ready_s) if pings else ([], [])
+        stops = []
+        for ref in answered:
+            with contextlib.suppress(Exception):
+                ray.get(ref, timeout=0)  # raises for an actor that died: nothing to stop there
+                stops.append(pings[ref].stop.remote())
+        if stops:
+            ray.wait(stops, num_returns=len(stops), timeout=stop_s)
+        for actor in self.actors:
             with contextlib.suppress(Exception):
                 ray.kill(actor, no_restart=True)
 

@@ -161,3 +161,57 @@ def test_recover_waits_for_a_restarting_actor_and_gives_up_on_a_dead_one(monkeyp
     with pytest.raises(EngineFault, match="max_restarts"):
         replicas.recover(0)
     assert len(answers) == 1  # gave up after two deaths
+
+
+class _SlowRestart:
+    """Starts fake servers for the first ``fast`` calls (one per replica), then starts nothing
+    for 300 s: a restarted actor stays in its start-up, as one starting a vLLM server does."""
+
+    def __init__(self, marks: str, fast: int) -> None:
+        self.marks, self.fast = marks, fast
+
+    def __call__(self, settings):
+        import pathlib
+        import time
+        import uuid
+
+        marks = pathlib.Path(self.marks)
+        (marks / uuid.uuid4().hex).touch()
+        if len(list(marks.iterdir())) > self.fast:
+            time.sleep(300)
+        return start_fake(settings)
+
+
+def test_close_does_not_wait_for_an_actor_still_starting(cluster, tmp_path):
+    """An actor restarting its dead server (``ensure``, as the breaker's restart asks) answers
+    nothing else until the new server is up (minutes for vLLM; close waited 30 s on it): close
+    kills it at once, and still stops the ready replica's server before it returns."""
+    import signal
+    import sys
+    import time
+
+    from ray import cloudpickle
+
+    from models.processes import pid_running
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # _SlowRestart, for Ray's workers
+    try:
+        cfg = RayClusterConfig(address="auto", replicas=2, cpus_per_replica=1, max_restarts=1)
+        start = _SlowRestart(str(tmp_path), fast=2)
+        with ray_replicas(cfg, ServerSettings(), start=start, call_timeout_s=60) as reps:
+            infos = reps.info()
+            os.kill(infos[0]["pid"], signal.SIGKILL)  # replica 0's server dies
+            restarting = reps.actors[0].ensure.remote()  # its actor starts another, which never comes up
+            for _ in range(300):
+                if len(list(tmp_path.iterdir())) > 2:
+                    break
+                time.sleep(0.1)
+            assert len(list(tmp_path.iterdir())) == 3  # the actor is in the new server's start-up
+            closing = time.monotonic()
+        took = time.monotonic() - closing
+        assert took < 15, f"close took {took:.1f} s"
+        assert not pid_running(infos[1]["pid"])  # the ready replica's server was stopped before close returned
+        with pytest.raises(ray.exceptions.RayActorError):
+            ray.get(restarting, timeout=30)  # killed, not left starting
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
