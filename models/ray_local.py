@@ -63,7 +63,7 @@ def ray_roots(owner: int) -> list[int]:
     roots = []
     for pid in children_of([owner]) or []:
         args = cmdline(pid) or []
-        if any(a.decode(errors="replace").startswith(package) for a in args[:2]):
+        if any(a.decode(errors="replace").startswith(package) for a in args[:3]):  # program, or python [-u] script
             roots.append(pid)
     return roots
 

@@ -130,8 +130,11 @@ def test_a_sigkilled_process_leaves_none_of_its_local_ray():
     watcher, *roots = map(int, line.split())
     assert roots and watcher
     tree = roots + (children_of(roots) or [])
-    names = {p: Path((cmdline(p) or [b""])[0].decode(errors="replace").strip()).name for p in tree}
-    assert {"gcs_server", "raylet", "ray::DashboardAgent", "ray::RuntimeEnvAgent"} <= set(names.values()), names
+    names = {p: " ".join(Path(a.decode(errors="replace").strip()).name for a in (cmdline(p) or [])[:3]) for p in tree}
+    roots_run = " ".join(names[p] for p in roots)
+    for program in ("gcs_server", "raylet", "log_monitor.py", "monitor.py", "dashboard.py"):
+        assert program in roots_run, names  # every node process ray.init started is a root
+    assert {"ray::DashboardAgent", "ray::RuntimeEnvAgent"} <= {names[p].split()[0] for p in tree}, names
     idents = [i for i in (process_identity(p) for p in [*tree, watcher]) if i is not None]
     try:
         driver.kill()
