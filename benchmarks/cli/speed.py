@@ -206,13 +206,18 @@ def parallel(
              "/ capacity), in seconds, whatever the machine's load; no probe, no accuracy.")] = False,
     fake_answer_share: Annotated[float, typer.Option(
         help="--fake: share of the fake's steps that are answers (higher: thinner trees).")] = 0.5,
+    replay_seconds: Annotated[float, typer.Option(
+        help="After each fixed run, send its own recorded requests again with no dependencies between them, "
+             "target_in_flight sequences in flight, for this many seconds (after 5 s of warm-up): the server's "
+             "ceiling for the search's request mix beside the probe's (0: skip).")] = 30.0,
     max_in_flight: MaxInFlight = 256,
     endpoint: Endpoint = None,
     block_size: BlockSize = None,
 ) -> None:
     """num_parallel 1 vs adaptive in-tree parallelism (MCTS, step beam): wall, tok/s, share of saturated, accuracy."""
-    from benchmarks.parallel import (arm_lines, arms, beam_config, compare_lines, matched_arm, mcts_config,
-                                     read_parallel, saturation_point, target_lines)
+    from benchmarks.parallel import (arm_lines, arms, beam_config, ceiling_lines, compare_lines, matched_arm,
+                                     mcts_config, read_parallel, recorded_requests, replay_ceiling, saturation_point,
+                                     target_lines)
     from benchmarks.search_runs import bench_endpoint, machine_note, measure_run, override, timeline_lines
     from benchmarks.server import bench_server_async, format_rows
     from models.client import VLLMClient, served_model
@@ -246,6 +251,7 @@ def parallel(
                     target, first = saturation_point(before, target_within)
                     say(f"target_in_flight = {target} (the probe's saturation point); saturated {first:.1f} tok/s")
                     results = []
+                    ceilings = {}
 
                     async def measure(label, c):
                         c = override(c, {"model": {"target_in_flight": target}})
@@ -254,9 +260,17 @@ def parallel(
                         async def grab(run_dir):
                             seen.extend(read_parallel(run_dir))
 
-                        m = await measure_run(c, load_tasks(c.tasks), client, label, inspect=grab, on_progress=say)
+                        with recorded_requests() as sent:
+                            m = await measure_run(c, load_tasks(c.tasks), client, label, inspect=grab,
+                                                  on_progress=say)
                         for line in arm_lines(label, m, seen, first):  # now, against the first probe
                             say(line)
+                        if replay_seconds > 0 and label.endswith(" fixed"):
+                            say(f"replaying [{label}]'s {len(sent)} requests, {target} sequences in flight")
+                            ceiling = await replay_ceiling(client, sent, target, replay_seconds)
+                            ceilings[label] = ceiling
+                            for line in ceiling_lines(label, ceiling, m, first):
+                                say(line)
                         return label, m, seen
 
                     for pair in runs:
@@ -272,9 +286,9 @@ def parallel(
                         results.append(measured)
                     say("saturation probe after")
                     after = await bench_server_async(client, tuple(concurrency), probe_tokens, seed=1, **probe)
-                    return before, after, target, results
+                    return before, after, target, results, ceilings
 
-            before, after, target, results = asyncio.run(go())
+            before, after, target, results, ceilings = asyncio.run(go())
     except PonderError as err:
         fail(err)
     peaks = [saturation_point(rows)[1] for rows in (before, after)]
@@ -291,6 +305,8 @@ def parallel(
     for measured in results:
         for label, m, seen in measured:
             print("\n".join(arm_lines(label, m, seen, saturated) + timeline_lines(m, 5.0)))
+            if label in ceilings:
+                print("\n".join(ceiling_lines(label, ceilings[label], m, saturated)))
             if label.endswith(" matched"):
                 print(f"    (budget.max_generated_tokens = {m.cfg.budget.max_generated_tokens} per problem)")
         for _, m, _ in measured[1:]:

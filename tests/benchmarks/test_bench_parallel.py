@@ -108,8 +108,9 @@ def test_arm_lines_say_where_the_fill_went():
 
     (_, _), (_, adaptive_cfg) = arms(mcts_config(2), 6)
     m = measure("mcts adaptive", adaptive_cfg, [True, False], 600, 10.0, 1200)
-    for r, calls in zip(m.rows, (3, 5)):
-        r["usage"]["calls"] = calls
+    for r, calls, ended in zip(m.rows, (3, 5), (2.0, 8.0)):
+        r["usage"].update(calls=calls, wall_seconds=ended)
+    m.client_cpu_seconds = 2.5
     # running 8 for 2 s, 2 for 6 s, 0 for 2 s: time-weighted (16 + 12) / 10
     m.samples[:] = [Sample(0.0, 0, 8, 0), Sample(2.0, 0, 2, 0), Sample(8.0, 0, 0, 0), Sample(10.0, 0, 0, 0)]
     assert server_fill(m) == (pytest.approx(2.8), 8)
@@ -119,7 +120,9 @@ def test_arm_lines_say_where_the_fill_went():
     assert "120.0 tok/s = 0.50 of saturated" in text and "(300 per problem, 4.0 calls)" in text
     assert "widened 1; in flight per tree: max 3, mean of means 1.25" in text
     assert "waited on a node under expansion 1, times a tree had room but no free leaf 4" in text
-    assert "time-weighted mean 2.8, peak 8" in text
+    assert "time-weighted mean 2.8, peak 8" in text and "used 0.25 of a core" in text
+    assert "half the problems had ended at 2.0 s (0.20 of the wall), 90 % at 8.0 s (0.80)" in text
+    assert "the longest problem: 5 calls in 8.0 s (1.6 s a call), 300 tokens" in text
 
 
 async def test_the_fake_bench_runs_both_arms_against_one_fake_replica(tmp_path, monkeypatch):
@@ -133,3 +136,57 @@ async def test_the_fake_bench_runs_both_arms_against_one_fake_replica(tmp_path, 
     assert "4 problems" in fixed and "trees widened 0" in fixed and "waited on a node under expansion 0" in adaptive
     used = [float(line.split("capacity used ")[1].split()[0]) for line in (fixed, adaptive)]
     assert all(0.0 < u <= 1.0 for u in used)
+
+
+async def test_the_replay_sends_the_recorded_requests_again_within_the_sequences_and_measures_the_server(tmp_path,
+                                                                                                       monkeypatch):
+    from benchmarks.fake_server import Replica, start_fake
+    from benchmarks.parallel import ceiling_lines, recorded_requests, replay_ceiling
+    from models.client import VLLMClient
+    from models.server import ServerSettings, terminate
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    original = VLLMClient.request
+    rec = start_fake(ServerSettings(), replica=Replica(tokens_per_s=200.0, latency_s=0.01, max_num_seqs=64))
+    try:
+        async with VLLMClient([rec.endpoint], "fake") as client:
+            with recorded_requests() as sent:
+                await client.complete([1, 2, 3], n=3, max_tokens=8)
+                await client.complete([1, 2, 4], n=2, max_tokens=8)
+            assert VLLMClient.request is original  # restored
+            assert [p["n"] for p in sent] == [3, 2] and sent[0]["prompt"] == [1, 2, 3]
+            await client.complete([9], max_tokens=4)
+            assert len(sent) == 2  # nothing recorded once closed
+
+            running: list[float] = []
+            real = client.request
+
+            async def spy(method, path, payload=None, **kw):
+                if path == "/v1/completions":
+                    running.append(payload["n"])
+                    try:
+                        return await real(method, path, payload, **kw)
+                    finally:
+                        running.append(-payload["n"])
+                return await real(method, path, payload, **kw)
+
+            client.request = spy
+            ceiling = await replay_ceiling(client, sent, sequences=4, seconds=1.0, warmup_s=0.3)
+    finally:
+        terminate(rec.pid, timeout=5)
+    assert ceiling.sequences == 4 and ceiling.requests > 4 and ceiling.window_s >= 1.0
+    level = peak = 0
+    for d in running:  # never more than 4 sequences in flight (3 + 2 would be 5: it waits)
+        level += d
+        peak = max(peak, level)
+    assert peak <= 4
+    # 4 sequences x 200 tok/s at most; 8 tokens per sequence leaves room for the per-request latency
+    assert 0 < ceiling.tokens_per_second <= 4 * 200.0 * 1.2
+    assert "of this ceiling" in ceiling_lines("mcts fixed", ceiling, _measure(100.0), 1000.0)[0]
+
+
+def _measure(tok_s):
+    class M:
+        rows = [{}] * 3
+        tok_per_s = tok_s
+    return M()
