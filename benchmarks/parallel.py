@@ -326,10 +326,10 @@ def tail_line(m: RunMeasure) -> str:
     """Where the wall went, from the problems' own clocks (every problem starts with the run): when
     half and 90 % of them had ended, and the calls of the longest one, one after another or
     widened, over its wall (the run's critical path: a tree's next call waits on its last)."""
-    rows = sorted((r for r in m.rows if r["status"] != "error"), key=lambda r: float(r["usage"]["wall_seconds"]))
+    rows = sorted((r for r in m.rows if r["status"] != "error"), key=lambda r: float(r["usage"].get("wall_seconds", 0.0)))
     if not rows:
         return "    tail: no finished problem"
-    ends = [float(r["usage"]["wall_seconds"]) for r in rows]
+    ends = [float(r["usage"].get("wall_seconds", 0.0)) for r in rows]
     wall = max(m.wall_seconds, 1e-9)
     half, most = ends[(len(ends) - 1) // 2], ends[math.ceil(0.9 * len(ends)) - 1]
     last = rows[-1]["usage"]
