@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -102,6 +103,14 @@ class RayReplicas:
         self.attempts = attempts
         self.call_timeout_s = call_timeout_s
         self.on_event = on_event
+        self.poll_s = 1.0
+        """Seconds a restart's wait holds :attr:`_lock` at a time (what ``close`` may wait)."""
+        self.closed = False
+        self._lock = threading.Lock()
+        """Held by a restart around its Ray calls and by ``close`` to set :attr:`closed`: after
+        ``ray.shutdown`` any Ray call would start a new local Ray (Ray's auto-init), and a
+        restart in flight in its thread outlives the run (seen: a second local Ray started by
+        the breaker's restart after the run ended, its agents left for a minute)."""
 
     def endpoints(self) -> list[str]:
         return list(self.names)
@@ -119,34 +128,43 @@ class RayReplicas:
     def recover(self, i: int) -> str:
         """Replica ``i``'s endpoint once it serves again: its actor restarts the server, or Ray
         restarts the actor (this call waits for it, up to ``call_timeout_s``: a restarting actor
-        starts a new vLLM server before it answers). Raises EngineFault when Ray gives up."""
+        starts a new vLLM server before it answers). Raises EngineFault when Ray gives up, or
+        when the replicas are closed meanwhile (no Ray call is made after that)."""
         import ray
-        from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
+        from ray.exceptions import ActorUnavailableError, RayActorError
 
         deadline = time.monotonic() + self.call_timeout_s
         died = 0
         last: Exception | None = None
+        pending = None  # the ensure() call being waited for
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise EngineFault(self.names[i], f"replica actor did not serve again in {self.call_timeout_s:g} s "
                                   f"({type(last).__name__ if last else 'no answer'})")
             try:
-                url = ray.get(self.actors[i].ensure.remote(), timeout=left)
+                with self._lock:
+                    if self.closed:
+                        raise EngineFault(self.names[i], "the replicas were closed while it restarted")
+                    if pending is None:
+                        pending = self.actors[i].ensure.remote()
+                    ready, _ = ray.wait([pending], timeout=min(left, self.poll_s))
+                    if not ready:
+                        continue
+                    pending = None
+                    url = ray.get(ready[0])
             except ActorUnavailableError as e:  # restarting (its new server starting): wait for it
-                last = e
+                last, pending = e, None
                 time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
                 continue
             except RayActorError as e:  # died under the call; dead for good after `attempts` of these
-                last, died = e, died + 1
+                last, died, pending = e, died + 1, None
                 if died >= self.attempts:
                     raise EngineFault(self.names[i], f"Ray could not restart the replica's actor ({type(e).__name__}: "
                                       f"{str(e).splitlines()[0]}); raise model.cluster.max_restarts or "
                                       "free resources for it") from e
                 time.sleep(min(1.0 * 2 ** (died - 1), 8.0))
                 continue
-            except GetTimeoutError as e:
-                raise EngineFault(self.names[i], f"replica actor did not answer in {self.call_timeout_s:g} s") from e
             if self.on_event is not None:
                 self.on_event({"event": "replica_rejoined", "endpoint": self.names[i], "url": url, "time": time.time()})
             return url
@@ -165,6 +183,8 @@ class RayReplicas:
         stopping it is ended by its guardian (:mod:`models.guardian`)."""
         import ray
 
+        with self._lock:  # a restart in flight makes no Ray call after this (see _lock)
+            self.closed = True
         pings = {}
         for actor in self.actors:
             with contextlib.suppress(Exception):

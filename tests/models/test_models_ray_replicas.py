@@ -154,6 +154,7 @@ def test_recover_waits_for_a_restarting_actor_and_gives_up_on_a_dead_one(monkeyp
         return a
 
     monkeypatch.setattr(ray, "get", get)
+    monkeypatch.setattr(ray, "wait", lambda refs, timeout=None: (list(refs), []))
     assert replicas.recover(0) == "http://n:2"
     assert [e["event"] for e in events] == ["replica_rejoined"]
 
@@ -161,6 +162,48 @@ def test_recover_waits_for_a_restarting_actor_and_gives_up_on_a_dead_one(monkeyp
     with pytest.raises(EngineFault, match="max_restarts"):
         replicas.recover(0)
     assert len(answers) == 1  # gave up after two deaths
+
+
+def test_a_restart_in_flight_makes_no_ray_call_once_the_replicas_are_closed(monkeypatch):
+    """After ``ray.shutdown`` any Ray call starts a new local Ray (auto-init): a breaker's
+    restart still waiting in its thread when the run ended did (its agents outlived the run)."""
+    import threading
+    import time
+
+    from models.ray_replicas import RayReplicas
+    from search.protocols import EngineFault
+
+    replicas = RayReplicas([_Actor()], [{"endpoint": "http://n:1", "model": "m", "checkpoint": ""}],
+                           call_timeout_s=60.0)
+    replicas.poll_s = 0.05
+    calls: list[str] = []
+
+    def wait(refs, num_returns=1, timeout=None):
+        calls.append("wait")
+        time.sleep(timeout or 0)
+        return [], list(refs)  # the restarted server never comes up
+
+    monkeypatch.setattr(ray, "wait", wait)
+    monkeypatch.setattr(ray, "get", lambda *a, **k: calls.append("get"))
+    monkeypatch.setattr(ray, "kill", lambda *a, **k: calls.append("kill"))
+    outcome: list[BaseException] = []
+
+    def restart() -> None:
+        try:
+            replicas.recover(0)
+        except BaseException as e:  # noqa: BLE001 - the test reads it
+            outcome.append(e)
+
+    thread = threading.Thread(target=restart)
+    thread.start()
+    time.sleep(0.3)
+    assert calls and set(calls) == {"wait"}  # waiting for the actor
+    replicas.close(ready_s=0.01, stop_s=0.01)
+    made = len(calls)
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert len(calls) == made  # nothing after close
+    assert isinstance(outcome[0], EngineFault) and "closed" in str(outcome[0])
 
 
 class _SlowRestart:
