@@ -142,13 +142,7 @@ def ensure_server(
         settings = ServerSettings(checkpoint=Path(checkpoint) if checkpoint is not None else None)
     elif checkpoint is not None:
         settings = settings.model_copy(update={"checkpoint": Path(checkpoint)})
-    wanted: str | None
-    if settings.checkpoint is None:
-        from models.embedded import default_checkpoint_dir
-
-        wanted = str(default_checkpoint_dir())
-    else:
-        wanted = str(Path(settings.checkpoint).expanduser().resolve())
+    wanted = settings.resolved_checkpoint()
     status = server_status()
     if status is not None and status.healthy and status.record.checkpoint == wanted:
         log.info("reusing vLLM server pid %d on %s", status.record.pid, status.record.endpoint)

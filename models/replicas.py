@@ -151,12 +151,7 @@ def ensure_replicas(replicas: int, settings: ServerSettings, *,
     command that asked for one server); else new ones are started, owned by this command
     (restarted when they die, stopped at the end, never recorded).
     """
-    if settings.checkpoint is None:
-        from models.embedded import default_checkpoint_dir
-
-        wanted = str(default_checkpoint_dir())
-    else:
-        wanted = str(Path(settings.checkpoint).expanduser().resolve())
+    wanted = settings.resolved_checkpoint()
     recorded = server_statuses()
     if (recorded and all(st.healthy and st.record.checkpoint == wanted for st in recorded)
             and (replicas == 1 or len(recorded) == replicas)):

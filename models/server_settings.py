@@ -96,6 +96,15 @@ class ServerSettings(BaseModel):
         """The block size the server runs: ``block_size``, or the machine's (:func:`machine_block_size`)."""
         return self.block_size or machine_block_size()
 
+    def resolved_checkpoint(self) -> str:
+        """The checkpoint a server of these settings serves, as its record names it: ``checkpoint``
+        resolved, or the embedded model's directory (not prepared here)."""
+        if self.checkpoint is None:
+            from models.embedded import default_checkpoint_dir
+
+            return str(default_checkpoint_dir())
+        return str(Path(self.checkpoint).expanduser().resolve())
+
     @field_validator("omp_threads_bind")
     @classmethod
     def _check_bind(cls, v: str) -> str:

@@ -72,6 +72,18 @@ def serve(
             first = e.errors()[0]
             raise ConfigError("--" + str(first["loc"][0]).replace("_", "-"), first.get("input"), first["msg"]) from None
         check_placement(replicas, settings, where="serve")
+        live = server_statuses()
+        if live:
+            if (len(live) == replicas and all(st.healthy and st.record.checkpoint == settings.resolved_checkpoint()
+                                              for st in live)):
+                for st in live:
+                    console.print(f"already serving {st.record.model} on {st.record.endpoint} (pid {st.record.pid})")
+                return
+            r = live[0].record
+            fail(f"a recorded server is running: pid {r.pid} on {r.endpoint}, checkpoint {r.checkpoint}"
+                 + (f" ({len(live)} replicas)" if len(live) > 1 else ""),
+                 "stop it first with `ponder serve --stop` (a second one would take over the record and "
+                 "leave it running unrecorded), or serve this one unrecorded from the command that needs it")
         if replicas > 1 and port is not None:
             raise ConfigError("--port", port, "several replicas each take a free port: leave --port unset")
         if replicas == 1:
