@@ -27,18 +27,16 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 
-from models.processes import group_members, parent_pid, pid_running
+from models.processes import escalate, group_members, parent_pid, pid_running, start_watcher, watcher_ready
 
 GRACE_S = 20.0
 """Seconds the group's members get between SIGTERM and SIGKILL."""
 POLL_S = 0.5
 """Seconds between looks at the leader (and at the group while it shuts down)."""
-_STARTED: list[subprocess.Popen[bytes]] = []
 
 
 def start_guardian(owner: int | None, *, grace_s: float | None = None, poll_s: float | None = None) -> int | None:
@@ -56,19 +54,8 @@ def start_guardian(owner: int | None, *, grace_s: float | None = None, poll_s: f
     leader = os.getpid()
     if os.getpgrp() != leader and not owner:
         return None
-    try:
-        guardian = subprocess.Popen(
-            [sys.executable, "-m", "models.guardian", str(leader), str(owner or 0), str(grace_s), str(poll_s)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, close_fds=True)
-    except OSError as err:
-        sys.stderr.write(f"ponder: no guardian for server {leader} ({err}); a killed server may leave its "
-                         "engine processes behind\n")
-        return None
-    assert guardian.stdout is not None
-    with guardian.stdout:
-        guardian.stdout.read(1)  # its signal handlers are set: a SIGTERM to the group now spares it
-    _STARTED.append(guardian)  # held, not collected while it runs
-    return guardian.pid
+    return start_watcher("models.guardian", [str(leader), str(owner or 0), str(grace_s), str(poll_s)],
+                         what=f"a killed server {leader} may leave its engine processes behind")
 
 
 def serving(leader: int, owner: int) -> bool:
@@ -106,7 +93,7 @@ def guard(leader: int, owner: int, *, grace_s: float = GRACE_S, poll_s: float = 
 
 def _end(pids: list[int] | None, left: Callable[[], list[int]], grace_s: float, poll_s: float) -> None:
     """SIGTERM ``pids`` (None: our group), wait up to ``grace_s`` s until ``left()`` is empty,
-    then SIGKILL them."""
+    then SIGKILL them (with ``pids`` None this process goes too)."""
 
     def send(sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -116,13 +103,7 @@ def _end(pids: list[int] | None, left: Callable[[], list[int]], grace_s: float, 
                 for pid in pids:
                     os.kill(pid, sig)
 
-    send(signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while left():
-        if time.monotonic() >= deadline:
-            send(signal.SIGKILL)  # with pids None this process goes too
-            return
-        time.sleep(min(poll_s, 0.2))
+    escalate(send, lambda: bool(left()), grace_s=grace_s, poll_s=min(poll_s, 0.2))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -130,8 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     leader, owner, grace_s, poll_s = (argv if argv is not None else sys.argv[1:])
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the group's SIGTERM is for the server, not us
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.write(1, b"1")  # ready: the launcher goes on
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    watcher_ready()  # the launcher goes on
     guard(int(leader), int(owner), grace_s=float(grace_s), poll_s=float(poll_s))
 
 

@@ -1,4 +1,5 @@
-"""Liveness and termination of OS processes and process groups.
+"""Liveness and termination of OS processes and process groups, and the watcher processes
+that end them when their owner is gone (:mod:`models.guardian`, :mod:`models.ray_local`).
 
 Reads Linux ``/proc`` where it exists (a zombie counts as gone) and falls back to POSIX
 signals elsewhere. Used by :mod:`models.server` for the vLLM servers it starts.
@@ -10,8 +11,10 @@ import contextlib
 import logging
 import os
 import signal
+import subprocess
+import sys
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -117,12 +120,53 @@ def group_running(pgid: int) -> bool:
 
 def terminate_group(pgid: int, *, timeout: float) -> None:
     """SIGTERM the process group ``pgid``; SIGKILL whatever of it outlives ``timeout`` s."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and (pid_running(pgid) or group_running(pgid)):
-        time.sleep(0.2)
-    if pid_running(pgid) or group_running(pgid):
-        log.warning("process group %d ignored SIGTERM for %.0f s; killing it", pgid, timeout)
+
+    def send(sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
+            os.killpg(pgid, sig)
+
+    if escalate(send, lambda: pid_running(pgid) or group_running(pgid), grace_s=timeout):
+        log.warning("process group %d ignored SIGTERM for %.0f s; killed it", pgid, timeout)
+
+
+def escalate(send: Callable[[signal.Signals], None], left: Callable[[], bool], *, grace_s: float,
+             poll_s: float = 0.2) -> bool:
+    """``send(SIGTERM)``, then up to ``grace_s`` s while ``left()``, then ``send(SIGKILL)``.
+    Returns True if it came to SIGKILL."""
+    send(signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while left():
+        if time.monotonic() >= deadline:
+            send(signal.SIGKILL)
+            return True
+        time.sleep(poll_s)
+    return False
+
+
+_WATCHERS: list[subprocess.Popen[bytes]] = []
+
+
+def start_watcher(module: str, args: Sequence[str], *, what: str, new_session: bool = False) -> int | None:
+    """Starts ``python -m MODULE ARGS...``, a watcher that calls :func:`watcher_ready` once it is
+    set (its signal handlers, what it watches noted), and returns its pid then; None if it could
+    not start (said on stderr with ``what``: what its absence may leave behind). The watcher is
+    held here, never collected while it runs; ``new_session``: out of this process's group and
+    session, so a signal to the command's group does not reach it."""
+    try:
+        watcher = subprocess.Popen([sys.executable, "-m", module, *args], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, close_fds=True, start_new_session=new_session)
+    except OSError as err:
+        sys.stderr.write(f"ponder: no {module} watcher ({err}); {what}\n")
+        return None
+    assert watcher.stdout is not None
+    with watcher.stdout:
+        watcher.stdout.read(1)
+    _WATCHERS.append(watcher)
+    return watcher.pid
+
+
+def watcher_ready() -> None:
+    """In a watcher started by :func:`start_watcher`: its starter goes on (one byte), and its
+    stdout is let go."""
+    os.write(1, b"1")
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)

@@ -30,12 +30,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from models import processes
 from models.processes import children_of, cmdline, process_identity
 
 POLL_S = 0.5
@@ -73,22 +73,9 @@ def start_watcher(owner: int, roots: list[int], *, poll_s: float = POLL_S, grace
     them; None when there is nothing to watch or it could not start."""
     if not roots:
         return None
-    try:
-        watcher = subprocess.Popen(
-            [sys.executable, "-m", "models.ray_local", str(owner), str(poll_s), str(grace_s), *map(str, roots)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, close_fds=True, start_new_session=True)
-    except OSError as err:
-        sys.stderr.write(f"ponder: no watcher for the local Ray ({err}); a killed command may leave Ray's "
-                         "agents running for a minute\n")
-        return None
-    assert watcher.stdout is not None
-    with watcher.stdout:
-        watcher.stdout.read(1)  # the roots are noted, its signal handlers set
-    _STARTED.append(watcher)  # held, not collected while it runs
-    return watcher.pid
-
-
-_STARTED: list[subprocess.Popen[bytes]] = []
+    return processes.start_watcher(
+        "models.ray_local", [str(owner), str(poll_s), str(grace_s), *map(str, roots)], new_session=True,
+        what="a killed command may leave Ray's agents running for a minute")
 
 
 def _alive(ident: Identity) -> bool:
@@ -127,13 +114,7 @@ def _end(idents: list[Identity], grace_s: float, poll_s: float) -> None:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(ident[0], sig)
 
-    send(signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while any(_alive(i) for i in idents):
-        if time.monotonic() >= deadline:
-            send(signal.SIGKILL)
-            return
-        time.sleep(min(poll_s, 0.2))
+    processes.escalate(send, lambda: any(_alive(i) for i in idents), grace_s=grace_s, poll_s=min(poll_s, 0.2))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -144,15 +125,11 @@ def main(argv: list[str] | None = None) -> None:
     owner_id = process_identity(int(owner))
     root_ids = [i for i in (process_identity(int(r)) for r in roots) if i is not None]
 
-    def ready() -> None:
-        os.write(1, b"1")  # the caller goes on
-        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
-
     if owner_id is None:  # already gone: end the roots now
-        ready()
+        processes.watcher_ready()
         watch((int(owner), -1.0), root_ids, poll_s=float(poll_s), grace_s=float(grace_s))
         return
-    watch(owner_id, root_ids, poll_s=float(poll_s), grace_s=float(grace_s), ready=ready)
+    watch(owner_id, root_ids, poll_s=float(poll_s), grace_s=float(grace_s), ready=processes.watcher_ready)
 
 
 if __name__ == "__main__":
