@@ -83,7 +83,7 @@ def serve(
             fail(f"a recorded server is running: pid {r.pid} on {r.endpoint}, checkpoint {r.checkpoint}"
                  + (f" ({len(live)} replicas)" if len(live) > 1 else ""),
                  "stop it first with `ponder serve --stop` (a second one would take over the record and "
-                 "leave it running unrecorded), or serve this one unrecorded from the command that needs it")
+                 "leave it running unrecorded), or let the command that needs this checkpoint start its own")
         if replicas > 1 and port is not None:
             raise ConfigError("--port", port, "several replicas each take a free port: leave --port unset")
         if replicas == 1:
