@@ -215,9 +215,9 @@ def parallel(
     block_size: BlockSize = None,
 ) -> None:
     """num_parallel 1 vs adaptive in-tree parallelism (MCTS, step beam): wall, tok/s, share of saturated, accuracy."""
-    from benchmarks.parallel import (arm_lines, arms, beam_config, ceiling_lines, compare_lines, matched_arm,
-                                     mcts_config, read_parallel, recorded_requests, replay_ceiling, saturation_point,
-                                     target_lines)
+    from benchmarks.parallel import (arm_lines, arms, beam_config, compare_lines, matched_arm, mcts_config,
+                                     read_parallel, saturation_point, target_lines)
+    from benchmarks.replay import ceiling_lines, recorded_requests, replay_ceiling
     from benchmarks.search_runs import bench_endpoint, machine_note, measure_run, override, timeline_lines
     from benchmarks.server import bench_server_async, format_rows
     from models.client import VLLMClient, served_model

@@ -141,7 +141,7 @@ async def test_the_fake_bench_runs_both_arms_against_one_fake_replica(tmp_path, 
 async def test_the_replay_sends_the_recorded_requests_again_within_the_sequences_and_measures_the_server(tmp_path,
                                                                                                        monkeypatch):
     from benchmarks.fake_server import Replica, start_fake
-    from benchmarks.parallel import ceiling_lines, recorded_requests, replay_ceiling
+    from benchmarks.replay import ceiling_lines, recorded_requests, replay_ceiling
     from models.client import VLLMClient
     from models.server import ServerSettings, terminate
 
