@@ -201,8 +201,10 @@ def mix_prm_datasets(sources: Sequence[Path], out: Path, *, soft: bool = False, 
                                "question": str(row.get("question") or "")})
             kept += 1
         by_source[name] = by_source.get(name, 0) + kept
+    from datasets import Value
+
     feats = features("prm", soft=soft)
-    feats["question"] = feats["problem_id"]  # a string: the exact question where known (planted rows), else ""
+    feats["question"] = Value("string")  # the exact question where known (planted rows), else ""
     save_dataset(to_dataset(mixed, feats), Path(out))
     flat = [float(y) for r in mixed.rows for y in r["labels"]]
     summary = {"path": str(out), "rows": len(mixed.rows), "by_source": by_source, "heldout_dropped": dropped,
