@@ -83,6 +83,22 @@ class Meter:
         """Whether any budget limit is reached."""
         return self.budget.reached(self.usage, self.elapsed() if self.budget.max_wall_seconds is not None else 0.0)
 
+    def would_reach(self, pending_calls: int) -> bool:
+        """Whether the token limit is reached once ``pending_calls`` more policy calls (those in
+        flight and the one about to start) each generate the mean of the calls finished so far.
+
+        What a call that is optional checks before it starts (an extra simulation granted by an
+        under-filled engine): :meth:`exhausted` counts only finished calls, so calls started
+        side by side near the limit overshoot it by up to their number times a call's output;
+        optional ones are held back by the projection instead. With no token limit, or no
+        finished call to take a mean from, it is :meth:`exhausted`.
+        """
+        limit = self.budget.max_generated_tokens
+        if limit is None or self.usage.calls == 0:
+            return self.exhausted()
+        mean = self.usage.generated_tokens / self.usage.calls
+        return self.exhausted() or self.usage.generated_tokens + pending_calls * mean >= limit
+
     def reserve(self) -> bool:
         """Counts one policy request before it is sent, so that concurrent callers sharing
         the meter cannot overshoot ``max_calls``; False (nothing counted) when the budget is

@@ -244,6 +244,10 @@ class Parallelism:
         waits: Times a simulation waited for a node another one was expanding (not adaptive).
         no_free_leaf: Times an adaptive tree had room for another simulation but every live
             leaf was being expanded, so it waited for an expansion to end.
+        held_by_budget: Times an adaptive tree had room for an extra simulation but started
+            none because the calls in flight and it, at the tree's mean tokens a call, would
+            reach its token budget (``Meter.would_reach``): extra simulations never overshoot
+            a token cap that the floor alone would not.
     """
 
     adaptive: bool
@@ -254,6 +258,7 @@ class Parallelism:
     extra: int = 0
     waits: int = 0
     no_free_leaf: int = 0
+    held_by_budget: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return {**dataclasses.asdict(self), "mean_in_flight": round(self.mean_in_flight, 3)}
@@ -326,6 +331,9 @@ async def run_simulations(ctx: SearchContext, fns: LoopFns, num_simulations: int
         assert occupancy is not None
         while more() and len(running) < bound:
             floor = len(running) < num_parallel
+            if not floor and ctx.meter.would_reach(len(running) + 1):
+                record.held_by_budget += 1
+                return "stop"  # an extra simulation would overshoot the token budget; the floor goes on
             with ctx.bookkeeping():
                 path = _free_path(ctx.tree, fns, state)
             if path is None:

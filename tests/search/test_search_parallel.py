@@ -6,9 +6,11 @@ import asyncio
 import pytest
 
 from search.algorithms import MctsConfig, RestMctsConfig, parse_algorithm_config, run_search
+from search.budget import Budget, Meter
 from search.occupancy import Occupancy
-from search.protocols import ConfigError, EngineFault, Problem
+from search.protocols import ConfigError, EngineFault, Problem, Usage
 from search.scheduler import BoundedPolicy, solve_all
+from search.steps import StepFormat
 from search_fakes import Cand, ScriptedPolicy, ScriptedRewardModel, make_ctx
 
 
@@ -105,6 +107,34 @@ async def test_adaptive_off_keeps_num_parallel_and_the_same_tree():
         assert result.extra["parallel"]["max_in_flight"] == 1
     # adaptive on an engine that is never under-filled runs exactly what num_parallel runs
     assert trees[0] == trees[1]
+
+
+def even(steps):
+    """Three distinct 5-token steps per node, never an answer: every call generates 15 tokens."""
+    return [Cand(f"s{len(steps) % 10}{k}.\n\n", -0.1 * (k + 1)) for k in range(3)]
+
+
+async def test_extra_simulations_never_overshoot_a_token_budget_the_floor_would_not():
+    capped = MctsConfig(num_simulations=40, num_children=3, value="prior", num_parallel=1,
+                        adaptive_parallel=True, max_parallel=4)
+    engine = ScriptedPolicy(even, None, latency=0.01)
+    pipe = BoundedPolicy(engine, max_in_flight=64, target_in_flight=64)
+    ctx = make_ctx(even, policy=pipe, budget=Budget(max_generated_tokens=100), steps=StepFormat(max_depth=30))
+    result = await run_search(ctx, capped)
+    par = result.extra["parallel"]
+    # it still widens, but not into the budget: the floor alone stops at 105 (7 calls of 15)
+    assert par["extra"] > 0 and par["held_by_budget"] > 0
+    assert 100 <= ctx.meter.usage.generated_tokens <= 100 + 15
+    assert no_virtual_loss(ctx.tree) and pipe.occupancy.load == 0
+
+
+def test_the_meter_projects_calls_in_flight_at_its_mean_tokens_a_call():
+    meter = Meter(Budget(max_generated_tokens=100))
+    assert not meter.would_reach(50)  # no finished call: no mean to project
+    meter.add(Usage(generated_tokens=30, calls=1))
+    assert not meter.would_reach(2)  # 30 + 2 x 30 = 90
+    assert meter.would_reach(3)  # 30 + 3 x 30 = 120
+    assert not Meter(Budget()).would_reach(1000)
 
 
 async def test_grants_only_while_the_run_is_under_filled_and_trees_widen_as_they_finish():
