@@ -17,6 +17,10 @@ SEQUENCES = "vllm:request_prompt_tokens_count"
 """Finished sequences: vLLM counts each of a request's ``n`` samples."""
 RUNNING = "vllm:num_requests_running"
 WAITING = "vllm:num_requests_waiting"
+KV_USAGE = "vllm:kv_cache_usage_perc"
+"""The share of the server's KV-cache blocks in use, 0-1 (a gauge)."""
+PREEMPTIONS = "vllm:num_preemptions_total"
+"""Sequences the server preempted (their KV blocks freed, their tokens computed again later)."""
 
 
 def counter_delta(before: Mapping[str, float], after: Mapping[str, float], name: str) -> float:
@@ -43,6 +47,10 @@ class Sample:
     """Generated tokens since the run started."""
     running: float
     waiting: float
+    kv_usage: float = 0.0
+    """Share of the KV cache in use (0-1)."""
+    preemptions: float = 0.0
+    """Preemptions since the run started."""
 
 
 def window_rate(samples: Sequence[Sample], lo: float = 0.1, hi: float = 0.9) -> float | None:
@@ -84,9 +92,10 @@ def queued_rate(samples: Sequence[Sample]) -> float | None:
     return tokens / seconds if seconds > 0 else None
 
 
-def timeline(samples: Sequence[Sample], every_s: float = 5.0) -> list[tuple[float, float, float, float]]:
-    """``(start s, generated tok/s, max running, max waiting)`` per ``every_s``-second bucket."""
-    rows: list[tuple[float, float, float, float]] = []
+def timeline(samples: Sequence[Sample], every_s: float = 5.0) -> list[tuple[float, float, float, float, float, float]]:
+    """``(start s, generated tok/s, max running, max waiting, max KV-cache usage, preemptions)``
+    per ``every_s``-second bucket."""
+    rows: list[tuple[float, float, float, float, float, float]] = []
     if not samples:
         return rows
     edge, first = every_s, samples[0]
@@ -96,7 +105,8 @@ def timeline(samples: Sequence[Sample], every_s: float = 5.0) -> list[tuple[floa
         if s.t >= edge or s is samples[-1]:
             a, b = bucket[0], bucket[-1]
             rate = (b.generated - a.generated) / (b.t - a.t) if b.t > a.t else 0.0
-            rows.append((a.t, rate, max(x.running for x in bucket), max(x.waiting for x in bucket)))
+            rows.append((a.t, rate, max(x.running for x in bucket), max(x.waiting for x in bucket),
+                         max(x.kv_usage for x in bucket), b.preemptions - a.preemptions))
             bucket, edge = [s], edge + every_s * (1 + int((s.t - edge) // every_s))
     return rows
 

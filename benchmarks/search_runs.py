@@ -18,8 +18,9 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from benchmarks.metrics import (GENERATED, PROMPT, RUNNING, SEQUENCES, WAITING, Sample, cache_hit_rate, counter_delta,
-                                fmt, normalised_wall_ratio, queued_rate, ratio, timeline, window_rate)
+from benchmarks.metrics import (GENERATED, KV_USAGE, PREEMPTIONS, PROMPT, RUNNING, SEQUENCES, WAITING, Sample,
+                                cache_hit_rate, counter_delta, fmt, normalised_wall_ratio, queued_rate, ratio,
+                                timeline, window_rate)
 from benchmarks.server import PREFIX_HITS, BenchRow, format_rows, parse_metrics
 from models.client import VLLMClient
 from models.managed import ensure_server
@@ -185,13 +186,18 @@ class RunMeasure:
         return max((s.running + s.waiting for s in self.samples), default=0.0)
 
 
+def _sample(t: float, base: Mapping[str, float], m: Mapping[str, float]) -> Sample:
+    """One poll of ``/metrics`` (``m``), counters since ``base``."""
+    return Sample(t, counter_delta(base, m, GENERATED), m.get(RUNNING, 0.0), m.get(WAITING, 0.0),
+                  m.get(KV_USAGE, 0.0), counter_delta(base, m, PREEMPTIONS))
+
+
 async def _poll(client: VLLMClient, base: Mapping[str, float], start: float,
                 samples: list[Sample], interval_s: float) -> None:
     while True:
         with contextlib.suppress(ModelServerError):
             m = await snapshot(client)
-            samples.append(Sample(time.perf_counter() - start, counter_delta(base, m, GENERATED),
-                                  m.get(RUNNING, 0.0), m.get(WAITING, 0.0)))
+            samples.append(_sample(time.perf_counter() - start, base, m))
         await asyncio.sleep(interval_s)
 
 
@@ -227,7 +233,7 @@ async def measure_run(cfg: RunConfig, tasks: TaskSet, client: VLLMClient, label:
         reset = await reset_prefix_cache(client)
         before = await snapshot(client)
         start = time.perf_counter()
-        samples = [Sample(0.0, 0.0, before.get(RUNNING, 0.0), before.get(WAITING, 0.0))]
+        samples = [_sample(0.0, before, before)]
         poller = asyncio.create_task(_poll(client, before, start, samples, interval_s))
         cpu0, call0 = time.process_time(), time.perf_counter()
         try:
@@ -241,8 +247,7 @@ async def measure_run(cfg: RunConfig, tasks: TaskSet, client: VLLMClient, label:
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
         after = await snapshot(client)
-        samples.append(Sample(time.perf_counter() - start, counter_delta(before, after, GENERATED),
-                              after.get(RUNNING, 0.0), after.get(WAITING, 0.0)))
+        samples.append(_sample(time.perf_counter() - start, before, after))
         if on_progress is not None:
             on_progress(f"run {name}: done in {outcome.wall_seconds:.1f} s")
         if inspect is not None:
@@ -270,15 +275,19 @@ def run_lines(m: RunMeasure) -> list[str]:
         f"  prefix-cache hit rate: /metrics {fmt(m.hit_rate_metrics, '.1%')}, "
         f"usage (policy) {fmt(m.hit_rate_usage, '.1%')}; cache emptied before the run: "
         f"{'yes' if m.cache_reset else 'NO (server not in dev mode: earlier runs may inflate hits)'}",
-        f"  peak in flight: policy gate {m.peak_in_flight}, server running+waiting {m.peak_server_requests:.0f}",
+        f"  peak in flight: policy gate {m.peak_in_flight}, server running+waiting {m.peak_server_requests:.0f}; "
+        f"KV cache peak {max((x.kv_usage for x in m.samples), default=0.0):.0%} used, "
+        f"{counter_delta(m.before, m.after, PREEMPTIONS):.0f} preemptions",
         f"  bookkeeping share {fmt(m.bookkeeping_share, '.3%')}; client process CPU "
         f"{m.client_cpu_seconds:.1f}s = {fmt(m.client_cpu_seconds / m.wall_seconds if m.wall_seconds else None, '.1%')} of wall",
     ]
 
 
 def timeline_lines(m: RunMeasure, every_s: float) -> list[str]:
-    out = [f"  timeline (every {every_s:.0f} s): start s, server gen tok/s, max running, max waiting"]
-    out += [f"    {t:6.0f} {rate:8.1f} {run:6.0f} {wait:6.0f}" for t, rate, run, wait in timeline(m.samples, every_s)]
+    out = [f"  timeline (every {every_s:.0f} s): start s, server gen tok/s, max running, max waiting, "
+           "max KV cache used, preemptions"]
+    out += [f"    {t:6.0f} {rate:8.1f} {run:6.0f} {wait:6.0f} {kv:5.0%} {pre:5.0f}"
+            for t, rate, run, wait, kv, pre in timeline(m.samples, every_s)]
     return out
 
 

@@ -132,9 +132,10 @@ def test_accuracy_table_and_plot(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_timeline_buckets_rates_and_peaks():
-    samples = [Sample(0, 0, 1, 0), Sample(2, 20, 4, 9), Sample(5, 50, 3, 1), Sample(7, 70, 2, 0), Sample(10, 80, 0, 0)]
-    assert timeline(samples, 5.0) == [(0, 10.0, 4, 9), (5, 6.0, 3, 1)]
+def test_timeline_buckets_rates_peaks_kv_usage_and_preemptions():
+    samples = [Sample(0, 0, 1, 0), Sample(2, 20, 4, 9, 0.5, 2), Sample(5, 50, 3, 1, 0.9, 7), Sample(7, 70, 2, 0, 1.0, 9),
+               Sample(10, 80, 0, 0, 0.2, 9)]
+    assert timeline(samples, 5.0) == [(0, 10.0, 4, 9, 0.9, 7), (5, 6.0, 3, 1, 1.0, 2)]
     assert timeline([]) == []
 
 
