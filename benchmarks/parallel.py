@@ -22,9 +22,10 @@ the fixed run, a third run, *matched*, repeats it with each problem's generated
 tokens capped (``budget.max_generated_tokens``) at the cap under which the adaptive run's own
 per-problem tokens, each cut there, sum to the fixed run's total (``matching_cap``); its
 accuracy is compared with the fixed run's, paired by problem. A cap is checked before each
-request, so a search with several requests in flight may pass it by those requests (an MCTS
-tree's extra simulations are held back when the calls in flight, at the tree's mean tokens a
-call, would reach it: ``held_by_budget`` in its trace; the floor's are not), and a cut
+request, so a search with several requests in flight may pass it by those requests (the work
+adaptive parallelism adds -- MCTS simulations, beam nodes, best-first pops -- is held back when
+the requests in flight, at the search's mean tokens a request, would reach it: ``held_by_budget``
+in its trace; the floor's requests are not), and a cut
 search is not the uncut one stopped early: the totals are printed beside the comparison, which
 says when they still differ by more than 10 %.
 

@@ -42,7 +42,9 @@ class BeamOutcome:
         scores: Score in [0, 1] of every scored candidate, by id.
         parallel: Nodes expanded at once per level: ``adaptive``, ``floor`` (width),
             ``bound`` (max_width), ``max_in_flight``, ``mean_in_flight`` (over levels),
-            ``extra`` (nodes expanded on a grant).
+            ``extra`` (nodes expanded on a grant), ``held_by_budget`` (levels where a grant
+            stopped because the level's requests, at the search's mean tokens a request,
+            would reach its token budget: ``Meter.would_reach``).
     """
 
     finished: list[int] = dataclasses.field(default_factory=list)
@@ -90,7 +92,7 @@ async def beam_search(
     extra: list[int] = []  # below-beam candidates expanded this level on a grant
     leases: list[Lease | None] = []
     levels: list[int] = []
-    granted = 0
+    granted = held = 0
 
     async def expand(node_id: int, lease: Lease | None) -> list[int]:
         if lease is not None:
@@ -136,6 +138,9 @@ async def beam_search(
                     node = tree.nodes[c]
                     if len(out.active) + len(extra) >= bound or node.terminal or node.error is not None:
                         continue
+                    if ctx.meter.would_reach(len(out.active) + len(extra) + 1):
+                        held += 1  # an extra node would overshoot the token budget; the beam's own go on
+                        break
                     if (lease := occupancy.grant(num_children)) is None:
                         break
                     extra.append(c)
@@ -148,5 +153,6 @@ async def beam_search(
             lease.settle()
     out.parallel = {"adaptive": occupancy is not None, "floor": width, "bound": bound,
                     "max_in_flight": max(levels, default=0),
-                    "mean_in_flight": round(sum(levels) / len(levels), 3) if levels else 0.0, "extra": granted}
+                    "mean_in_flight": round(sum(levels) / len(levels), 3) if levels else 0.0, "extra": granted,
+                    "held_by_budget": held}
     return out

@@ -76,7 +76,7 @@ async def best_first_search(ctx: SearchContext, config: BestFirstConfig) -> Sear
     occupancy = ctx.occupancy if config.adaptive_parallel and config.max_parallel > config.num_parallel else None
     bound = config.max_parallel if occupancy is not None else config.num_parallel
     rounds: list[int] = []
-    granted = 0
+    granted = held = 0
 
     async def expand(node_id: int, lease: Lease | None) -> list[int]:
         if lease is not None:
@@ -98,7 +98,12 @@ async def best_first_search(ctx: SearchContext, config: BestFirstConfig) -> Sear
             leases: list[Lease | None] = [None] * len(batch)
             if occupancy is not None:
                 leases = [occupancy.reserve(width) for _ in batch]
-                while len(batch) < bound and frontier.can_pop() and (lease := occupancy.grant(width)) is not None:
+                while len(batch) < bound and frontier.can_pop():
+                    if ctx.meter.would_reach(len(batch) + 1):  # extra pops never overshoot the token budget
+                        held += 1
+                        break
+                    if (lease := occupancy.grant(width)) is None:
+                        break
                     batch += frontier.pop(1)
                     leases.append(lease)
                     granted += 1
@@ -126,6 +131,7 @@ async def best_first_search(ctx: SearchContext, config: BestFirstConfig) -> Sear
             chosen = best_node(list(priority)[1:], priority.__getitem__)
     parallel = {"adaptive": occupancy is not None, "floor": config.num_parallel, "bound": bound,
                 "max_in_flight": max(rounds, default=0),
-                "mean_in_flight": round(sum(rounds) / len(rounds), 3) if rounds else 0.0, "extra": granted}
+                "mean_in_flight": round(sum(rounds) / len(rounds), 3) if rounds else 0.0, "extra": granted,
+                "held_by_budget": held}
     return ctx.result(config.algorithm, chosen, expansion_order=frontier.expansion_order, found=found,
                       parallel=parallel)

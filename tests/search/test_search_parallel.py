@@ -110,7 +110,7 @@ async def test_adaptive_off_keeps_num_parallel_and_the_same_tree():
 
 
 def even(steps):
-    """Three distinct 5-token steps per node, never an answer: every call generates 15 tokens."""
+    """Three distinct 6-token steps per node, never an answer: a request of n samples generates 6n tokens."""
     return [Cand(f"s{len(steps) % 10}{k}.\n\n", -0.1 * (k + 1)) for k in range(3)]
 
 
@@ -122,9 +122,9 @@ async def test_extra_simulations_never_overshoot_a_token_budget_the_floor_would_
     ctx = make_ctx(even, policy=pipe, budget=Budget(max_generated_tokens=100), steps=StepFormat(max_depth=30))
     result = await run_search(ctx, capped)
     par = result.extra["parallel"]
-    # it still widens, but not into the budget: the floor alone stops at 105 (7 calls of 15)
+    # it still widens, but not into the budget: the floor alone stops at 108 (6 calls of 18)
     assert par["extra"] > 0 and par["held_by_budget"] > 0
-    assert 100 <= ctx.meter.usage.generated_tokens <= 100 + 15
+    assert 100 <= ctx.meter.usage.generated_tokens <= 100 + 18
     assert no_virtual_loss(ctx.tree) and pipe.occupancy.load == 0
 
 
@@ -311,6 +311,22 @@ async def test_beam_expands_below_beam_candidates_only_when_under_filled_and_wit
     assert trees[0] == trees[1]
 
 
+async def test_beam_extra_nodes_never_overshoot_a_token_budget_the_beam_would_not():
+    from search.algorithms import StepBeamConfig
+
+    engine = ScriptedPolicy(even, None, latency=0.005)
+    pipe = BoundedPolicy(engine, 64, target_in_flight=64)
+    ctx = make_ctx(even, policy=pipe, budget=Budget(max_generated_tokens=150), steps=StepFormat(max_depth=30))
+    result = await run_search(ctx, StepBeamConfig(**BEAM, adaptive_parallel=True, max_width=5))
+    par = result.extra["parallel"]
+    # 6 tokens a step: the root's request (6 samples) 36; level 2 takes one extra node while the
+    # projection (36 a request so far) stays below 150: 3 requests, 90; then the beam's own 2 a level
+    # (126, 162). With no projection, levels of 5 requests: 126, then 216.
+    assert par["extra"] == 1 and par["held_by_budget"] >= 1
+    assert ctx.meter.usage.generated_tokens == 162
+    assert pipe.occupancy.load == 0
+
+
 async def test_beam_leases_are_settled_on_an_engine_fault():
     from search.algorithms import StepBeamConfig
 
@@ -477,3 +493,17 @@ async def test_best_first_pops_more_only_when_under_filled_and_within_max_parall
     assert pipe.occupancy.load == 0 and engine.in_flight == 0
     with pytest.raises(ConfigError, match="max_parallel"):
         parse_algorithm_config({"algorithm": "best_first", "num_parallel": 4, "max_parallel": 2})
+
+
+async def test_best_first_extra_pops_never_overshoot_a_token_budget_the_floor_would_not():
+    from search.algorithms import BestFirstConfig
+
+    pipe = BoundedPolicy(ScriptedPolicy(even, None, latency=0.005), 64, target_in_flight=64)
+    ctx = make_ctx(even, policy=pipe, budget=Budget(max_generated_tokens=100), steps=StepFormat(max_depth=30))
+    config = BestFirstConfig(expansion_width=3, max_expansions=40, adaptive_parallel=True, max_parallel=3)
+    result = await run_search(ctx, config)
+    par = result.extra["parallel"]
+    # 18 tokens a request: the root 18, a round of 3 (to 72), then one a round (90, 108);
+    # with no projection the third round would pop 3 too (126)
+    assert par["extra"] == 2 and par["held_by_budget"] >= 1
+    assert ctx.meter.usage.generated_tokens == 108 and pipe.occupancy.load == 0
