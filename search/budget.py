@@ -50,6 +50,7 @@ class Meter:
             meanwhile. None: never paused.
         usage: Policy and reward-model compute (tokens, calls).
         model_wait_seconds: Summed (possibly overlapping) latency of model calls, seconds.
+        in_flight: Policy calls sent and not yet answered (``SearchContext.propose``).
         tool_calls: Calls to an external tool (a proof assistant's tactic runs).
         tool_seconds: Seconds those calls took, summed.
     """
@@ -58,6 +59,7 @@ class Meter:
     pause_clock: Callable[[], float] | None = None
     usage: Usage = dataclasses.field(default_factory=Usage, init=False)
     model_wait_seconds: float = dataclasses.field(default=0.0, init=False)
+    in_flight: int = dataclasses.field(default=0, init=False)
     tool_calls: int = dataclasses.field(default=0, init=False)
     tool_seconds: float = dataclasses.field(default=0.0, init=False)
     started_at: float = dataclasses.field(default_factory=time.perf_counter, init=False)
@@ -83,9 +85,10 @@ class Meter:
         """Whether any budget limit is reached."""
         return self.budget.reached(self.usage, self.elapsed() if self.budget.max_wall_seconds is not None else 0.0)
 
-    def would_reach(self, pending_calls: int) -> bool:
-        """Whether the token limit is reached once ``pending_calls`` more policy calls (those in
-        flight and the one about to start) each generate the mean of the calls finished so far.
+    def would_reach(self, unsent_calls: int) -> bool:
+        """Whether the token limit is reached once the policy calls in flight (``in_flight``,
+        every caller's) and ``unsent_calls`` more (decided but not yet sent, the one about to
+        start included) each generate the mean of the calls finished so far.
 
         What a call that is optional checks before it starts (an extra simulation granted by an
         under-filled engine): :meth:`exhausted` counts only finished calls, so calls started
@@ -97,7 +100,7 @@ class Meter:
         if limit is None or self.usage.calls == 0:
             return self.exhausted()
         mean = self.usage.generated_tokens / self.usage.calls
-        return self.exhausted() or self.usage.generated_tokens + pending_calls * mean >= limit
+        return self.exhausted() or self.usage.generated_tokens + (self.in_flight + unsent_calls) * mean >= limit
 
     def reserve(self) -> bool:
         """Counts one policy request before it is sent, so that concurrent callers sharing

@@ -137,9 +137,11 @@ class SearchContext:
     async def propose(self, prefix: Sequence[int], sampling: Sampling) -> Generation:
         """Calls the policy and meters the call (at least one call is counted)."""
         start = time.perf_counter()
+        self.meter.in_flight += 1
         try:
             generation = await self.policy.propose(prefix, sampling)
         finally:
+            self.meter.in_flight -= 1
             self.meter.model_wait_seconds += time.perf_counter() - start
         self.meter.add(generation.usage)
         return generation

@@ -245,8 +245,8 @@ class Parallelism:
         no_free_leaf: Times an adaptive tree had room for another simulation but every live
             leaf was being expanded, so it waited for an expansion to end.
         held_by_budget: Times an adaptive tree had room for an extra simulation but started
-            none because the calls in flight and it, at the tree's mean tokens a call, would
-            reach its token budget (``Meter.would_reach``): extra simulations never overshoot
+            none because the calls in flight, those just started and it, at the search's mean
+            tokens a call, would reach its token budget (``Meter.would_reach``): extra simulations never overshoot
             a token cap that the floor alone would not.
     """
 
@@ -329,9 +329,10 @@ async def run_simulations(ctx: SearchContext, fns: LoopFns, num_simulations: int
     def start_adaptive() -> Literal["full", "busy", "stop"]:
         """Starts simulations on free leaves while there is room; says why it stopped."""
         assert occupancy is not None
+        unsent = 0  # simulations started by this call: none has reached the policy yet
         while more() and len(running) < bound:
             floor = len(running) < num_parallel
-            if not floor and ctx.meter.would_reach(len(running) + 1):
+            if not floor and ctx.meter.would_reach(unsent + 1):
                 record.held_by_budget += 1
                 return "stop"  # an extra simulation would overshoot the token budget; the floor goes on
             with ctx.bookkeeping():
@@ -354,6 +355,7 @@ async def run_simulations(ctx: SearchContext, fns: LoopFns, num_simulations: int
             claims.append(claim := _Expansion(ctx.tree, state, path, lease))
             tick()
             running.add(asyncio.ensure_future(simulate(lease, claim)))
+            unsent += 1
             record.max_in_flight = max(record.max_in_flight, len(running))
         return "stop"
 

@@ -81,5 +81,6 @@ def subtrees_parallel(records: list[dict[str, Any]]) -> dict[str, Any]:
         "max_in_flight": max((r["max_in_flight"] for r in records), default=0),
         "mean_in_flight": round(sum(r["mean_in_flight"] for r in records) / len(records), 3) if records else 0.0,
         "extra": sum(r["extra"] for r in records),
+        "held_by_budget": sum(r.get("held_by_budget", 0) for r in records),
         "subtrees": records,
     }

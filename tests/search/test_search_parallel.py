@@ -128,13 +128,31 @@ async def test_extra_simulations_never_overshoot_a_token_budget_the_floor_would_
     assert no_virtual_loss(ctx.tree) and pipe.occupancy.load == 0
 
 
-def test_the_meter_projects_calls_in_flight_at_its_mean_tokens_a_call():
+def test_the_meter_projects_calls_in_flight_and_unsent_at_its_mean_tokens_a_call():
     meter = Meter(Budget(max_generated_tokens=100))
     assert not meter.would_reach(50)  # no finished call: no mean to project
     meter.add(Usage(generated_tokens=30, calls=1))
     assert not meter.would_reach(2)  # 30 + 2 x 30 = 90
     assert meter.would_reach(3)  # 30 + 3 x 30 = 120
+    meter.in_flight = 1  # another caller's request (a concurrent DVTS subtree) counts too
+    assert meter.would_reach(2)
     assert not Meter(Budget()).would_reach(1000)
+
+
+async def test_the_context_counts_its_policy_calls_in_flight_on_its_meter():
+    seen = []
+
+    class Watching(ScriptedPolicy):
+        async def propose(self, prefix, sampling):
+            seen.append(ctx.meter.in_flight)
+            return await super().propose(prefix, sampling)
+
+    ctx = make_ctx(even, policy=Watching(even, None, latency=0.01))
+    await asyncio.gather(ctx.expand(0, 3), ctx.expand(0, 3))
+    assert sorted(seen) == [1, 2] and ctx.meter.in_flight == 0
+    failing = make_ctx(even, policy=ScriptedPolicy(even, None, fail_on=lambda steps: True))
+    await failing.expand(0, 3)  # a node-level failure
+    assert failing.meter.in_flight == 0
 
 
 async def test_grants_only_while_the_run_is_under_filled_and_trees_widen_as_they_finish():
